@@ -1,0 +1,1 @@
+"""Payments service: double-entry ledger, balances, deposits, bonuses, earnings, withdrawals."""

@@ -1,0 +1,1 @@
+"""Tasks service: projects, tasks, assignments, review, results, the worker queue and timers."""

@@ -1,0 +1,1 @@
+"""Workers service: accounts and API keys, worker profiles, qualifications, tests, blocks."""

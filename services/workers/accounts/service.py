@@ -1,0 +1,82 @@
+"""Account rules: sign-up issues the first key; keys are shown once and stored as hashes."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.workers.accounts import repository
+from services.workers.accounts.schemas import (
+    AccountCreate,
+    AccountCreated,
+    AccountRead,
+    ApiKeyCreated,
+    ApiKeyRead,
+)
+from shared.auth import generate_api_key
+from shared.errors import Conflict, NotFound
+from shared.ids import new_id
+from shared.pagination import PageParams
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+
+
+async def _issue_key(session: AsyncSession, account_id: str, name: str | None) -> ApiKeyCreated:
+    key, prefix, key_hash = generate_api_key()
+    row = await repository.insert_api_key(
+        session,
+        {
+            "id": new_id(),
+            "account_id": account_id,
+            "prefix": prefix,
+            "key_hash": key_hash,
+            "name": name,
+        },
+    )
+    return ApiKeyCreated(**row._mapping, api_key=key)
+
+
+async def create_account(session: AsyncSession, *, data: AccountCreate) -> AccountCreated:
+    row = await repository.insert_account(
+        session,
+        {
+            "id": new_id(),
+            "kind": data.kind,
+            "name": data.name,
+            "email": str(data.email),
+            "country": data.country,
+            "languages": data.languages,
+        },
+    )
+    if row is None:
+        raise EmailTaken(f"A {data.kind} account with this email already exists.")
+    key = await _issue_key(session, row.id, "default")
+    return AccountCreated(account=AccountRead(**row._mapping), api_key=key.api_key)
+
+
+async def get_account(session: AsyncSession, *, account_id: str) -> AccountRead:
+    row = await repository.get_account(session, account_id)
+    if row is None:
+        raise NotFound("Account not found.")
+    return AccountRead(**row._mapping)
+
+
+async def create_api_key(
+    session: AsyncSession, *, account_id: str, name: str | None
+) -> ApiKeyCreated:
+    return await _issue_key(session, account_id, name)
+
+
+async def list_api_keys(
+    session: AsyncSession, *, account_id: str, page: PageParams
+) -> tuple[list[ApiKeyRead], str | None]:
+    before = str(page.cursor[0]) if page.cursor else None
+    rows = await repository.list_api_keys(session, account_id, before_id=before, limit=page.fetch)
+    items, next_cursor = page.page(rows, lambda r: [r.id])
+    return [ApiKeyRead(**r._mapping) for r in items], next_cursor
+
+
+async def revoke_api_key(session: AsyncSession, *, account_id: str, key_id: str) -> None:
+    if not await repository.revoke_api_key(session, account_id, key_id):
+        raise NotFound("API key not found.")

@@ -1,0 +1,104 @@
+"""Who is calling: API keys for the public API, a shared token for `/internal/*`.
+
+Every service authenticates a key with one indexed lookup on the shared `api_keys` table, in the
+request's own transaction, so a revoked key stops working on every service at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import text
+
+from shared.db import SessionDep
+from shared.errors import Forbidden, Unauthorized
+
+AccountKind = Literal["requester", "worker"]
+KEY_PREFIX = "mk_"
+_bearer = HTTPBearer(auto_error=False, description="An API key from POST /v1/accounts")
+_internal_header = APIKeyHeader(name="X-Internal-Token", auto_error=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    account_id: str
+    kind: AccountKind
+    key_id: str
+
+
+def generate_api_key() -> tuple[str, str, bytes]:
+    """A new key: (the key shown once, its visible prefix, its hash for storage)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)  # 256 random bits
+    return key, key[: len(KEY_PREFIX) + 8], hash_api_key(key)
+
+
+def hash_api_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+_LOOKUP = text(
+    """
+    SELECT k.id, k.account_id, a.kind,
+           (k.last_used_at IS NULL OR k.last_used_at < now() - interval '60 seconds') AS stale
+    FROM api_keys k JOIN accounts a ON a.id = k.account_id
+    WHERE k.key_hash = :h AND k.revoked_at IS NULL
+    """
+)
+# Touch last_used_at at most once a minute, and never wait for a row another request holds.
+_TOUCH = text(
+    """
+    UPDATE api_keys SET last_used_at = now()
+    WHERE id = (SELECT id FROM api_keys WHERE id = :id FOR UPDATE SKIP LOCKED)
+    """
+)
+
+
+async def get_caller(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <api_key>'.")
+    key = credentials.credentials
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        raise Unauthorized("Unknown or revoked API key.")
+    row = (await session.execute(_LOOKUP, {"h": hash_api_key(key)})).first()
+    if row is None:
+        raise Unauthorized("Unknown or revoked API key.")
+    if row.stale:
+        await session.execute(_TOUCH, {"id": row.id})
+    return Caller(account_id=row.account_id, kind=row.kind, key_id=row.id)
+
+
+def require_kind(kind: AccountKind):
+    async def _require(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+        if caller.kind != kind:
+            raise Forbidden(f"This endpoint is for {kind} accounts.", code="wrong_role")
+        return caller
+
+    return _require
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+RequesterDep = Annotated[Caller, Depends(require_kind("requester"))]
+WorkerDep = Annotated[Caller, Depends(require_kind("worker"))]
+
+
+async def require_internal(
+    request: Request,
+    token: Annotated[str | None, Depends(_internal_header)],
+) -> None:
+    expected = request.app.state.settings.internal_token.get_secret_value()
+    # Constant-time comparison: the token must not leak through response timing.
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("Missing or wrong internal token.", code="internal_token_required")
+
+
+InternalDep = Depends(require_internal)
+"""Put on internal routers: `APIRouter(prefix="/internal", dependencies=[InternalDep])`."""

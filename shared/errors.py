@@ -1,0 +1,234 @@
+"""One error hierarchy for every service, rendered as RFC 9457 problem+json.
+
+Services raise `AppError` subclasses; a single set of handlers (installed by
+`install_error_handlers`) turns them, FastAPI's validation errors, unknown routes and
+unexpected exceptions into the same shape, so clients branch on a stable `code`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.jsonutil import dumps
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("errors")
+
+
+class ProblemItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """The body of every error response (documented in each route's `responses=`)."""
+
+    type: str = Field(examples=["about:blank"])
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[ProblemItem] | None = None
+
+
+class AppError(Exception):
+    """Base of every error a service raises on purpose; carries HTTP status and stable code."""
+
+    status: int = 500
+    code: str = "internal_error"
+    title: str = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        errors: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        self.detail = detail or self.title
+        if code is not None:
+            self.code = code
+        self.extra = extra or {}
+        self.headers = headers or {}
+        self.errors = list(errors) if errors is not None else None
+        super().__init__(self.detail)
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if self.errors is not None:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(AppError):
+    status, code, title = 400, "bad_request", "Bad Request"
+
+
+class MalformedJSON(BadRequest):
+    code = "malformed_json"
+
+
+class Unauthorized(AppError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kw)
+
+
+class InsufficientFunds(AppError):
+    status, code, title = 402, "insufficient_funds", "Insufficient Funds"
+
+
+class Forbidden(AppError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "not_found", "Not Found"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class InvalidState(Conflict):
+    code = "invalid_state"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "payload_too_large", "Payload Too Large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported Media Type"
+
+
+class ValidationFailed(AppError):
+    status, code, title = 422, "validation_error", "Unprocessable Content"
+
+
+class RateLimited(AppError):
+    status, code, title = 429, "rate_limited", "Too Many Requests"
+
+
+class DependencyUnavailable(AppError):
+    status, code, title = 503, "dependency_unavailable", "Service Unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(retry_after)})
+        super().__init__(detail, **kw)
+
+
+_STATUS_CLASS: dict[int, type[AppError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        InsufficientFunds,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        RateLimited,
+        DependencyUnavailable,
+    )
+}
+
+
+def error_for_status(
+    status: int, code: str, detail: str, extra: dict[str, Any] | None = None
+) -> AppError:
+    """Rebuild an error received from a peer service, keeping its status and code."""
+    cls = _STATUS_CLASS.get(status, AppError)
+    err = cls(detail, code=code, extra=extra)
+    if cls is AppError:
+        err.status = status
+    return err
+
+
+def problem_response(err: AppError) -> Response:
+    return Response(
+        content=dumps(err.body()),
+        status_code=err.status,
+        media_type=PROBLEM_JSON,
+        headers=err.headers,
+    )
+
+
+def error_responses(*errors: type[AppError] | int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry for a route: each status it can answer with, as a Problem body."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for e in errors:
+        status = e if isinstance(e, int) else e.status
+        title = _STATUS_CLASS[status].title if status in _STATUS_CLASS else str(status)
+        out[status] = {
+            "model": Problem,
+            "description": title,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    return out
+
+
+def _validation_items(exc: RequestValidationError) -> Iterable[dict[str, Any]]:
+    for e in exc.errors():
+        yield {
+            "loc": [str(x) if not isinstance(x, int) else x for x in e.get("loc", ())],
+            "msg": str(e.get("msg", "invalid")),
+        }
+
+
+async def _app_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return problem_response(exc)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        return problem_response(MalformedJSON("The request body is not valid JSON."))
+    items = list(_validation_items(exc))
+    detail = "; ".join(f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in items[:5])
+    return problem_response(ValidationFailed(detail or "Invalid request.", errors=items))
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    err = AppError(str(exc.detail), code=codes.get(exc.status_code, f"http_{exc.status_code}"))
+    err.status = exc.status_code
+    err.title = str(exc.detail)
+    if exc.headers:
+        err.headers = dict(exc.headers)
+    return problem_response(err)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(AppError("An unexpected error occurred."))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)

@@ -1,0 +1,132 @@
+"""Projects, tasks and assignments (owner: tasks service).
+
+Read by the workers service (worker stats, system qualifications) and the payments service
+(earnings by day/project, hours worked), so the columns named here are a cross-service contract.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, created_at_column
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requester_id: Mapped[str] = mapped_column(String(64), ForeignKey("accounts.id"), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="draft")
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    instructions: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    keywords: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    task_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    labels: Mapped[list[str] | None] = mapped_column(JSONB)
+    multi_label: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    answer_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    reward_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fee_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    assignments_per_task: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    assignment_duration_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    lifetime_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    auto_approve_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    estimated_seconds_per_assignment: Mapped[int | None] = mapped_column(Integer)
+    qualification_requirements: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default="[]"
+    )
+    min_gold_accuracy: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'published', 'paused', 'closed')", name="status"),
+        CheckConstraint("reward_cents >= 0 AND fee_cents >= 0", name="money_nonnegative"),
+        Index("ix_projects_requester_id_id", "requester_id", "id"),
+        Index("ix_projects_published", "id", postgresql_where=text("status = 'published'")),
+    )
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), ForeignKey("projects.id"), nullable=False)
+    requester_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    external_id: Mapped[str | None] = mapped_column(Text)
+    input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    gold_answer: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Each task keeps its own number of assignments (MTurk's MaxAssignments per HIT),
+    # defaulting to the project's assignments_per_task when created.
+    max_assignments: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open")
+    created_at: Mapped[datetime] = created_at_column()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'completed', 'expired')", name="status"),
+        CheckConstraint("max_assignments BETWEEN 1 AND 100", name="max_assignments"),
+        Index("ix_tasks_project_id_id", "project_id", "id"),
+    )
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(64), ForeignKey("tasks.id"), nullable=False)
+    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    requester_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    worker_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="accepted")
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    feedback: Mapped[str | None] = mapped_column(Text)
+    reward_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fee_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    accepted_at: Mapped[datetime] = created_at_column()
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    auto_approve_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('accepted', 'submitted', 'approved', 'rejected', 'returned', 'expired')",
+            name="status",
+        ),
+        # One worker never holds two assignments of one task, whatever happened to the first.
+        UniqueConstraint("task_id", "worker_id", name="uq_assignments_task_id_worker_id"),
+        Index("ix_assignments_worker_id_id", "worker_id", "id"),
+        Index("ix_assignments_project_id_status", "project_id", "status"),
+        Index(
+            "ix_assignments_deadline_accepted",
+            "deadline",
+            postgresql_where=text("status = 'accepted'"),
+        ),
+        Index(
+            "ix_assignments_auto_approve_submitted",
+            "auto_approve_at",
+            postgresql_where=text("status = 'submitted'"),
+        ),
+    )

@@ -1,0 +1,41 @@
+"""Settings base class: each service subclasses it with its own env prefix (TASKS_, ...)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "changethis", "password", "token"}
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs; secrets have no defaults so a misconfigured deploy fails loudly."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str = Field(description="postgresql://user:pass@host:port/db")
+    internal_token: SecretStr = Field(min_length=16, description="shared secret for /internal/*")
+
+    tasks_url: str = "http://127.0.0.1:8001"
+    workers_url: str = "http://127.0.0.1:8002"
+    payments_url: str = "http://127.0.0.1:8003"
+
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    @field_validator("internal_token")
+    @classmethod
+    def _refuse_placeholder(cls, v: SecretStr) -> SecretStr:
+        if v.get_secret_value().strip().lower() in _PLACEHOLDERS:
+            raise ValueError("internal_token is a placeholder; set a real secret")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, v: str) -> str:
+        if not v.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise ValueError("database_url must be a postgresql:// URL")
+        return v

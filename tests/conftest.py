@@ -1,0 +1,227 @@
+"""Test harness: a real Postgres, a throwaway database per run, real services over real HTTP.
+
+- `database_url`: the embedded Postgres (or $DATABASE_URL's server) with a fresh database, migrated
+  once with alembic, dropped at the end.
+- `live_services`: the three services as separate uvicorn processes on free ports, so calls between
+  services cross real HTTP.
+- `tasks_client`, `workers_client`, `payments_client`: httpx clients on the in-process apps
+  (ASGITransport, lifespan entered) whose peers are the live processes.
+Tests build their own accounts, so they share the database without stepping on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INTERNAL_TOKEN = "test-internal-token-" + uuid.uuid4().hex
+SERVICES = ("tasks", "workers", "payments")
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a Postgres server (maintenance database): $DATABASE_URL's, or an embedded one."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from devtools.embedded_pg import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(ROOT / ".data" / "test-postgres", fast=True)
+    yield pg.start()
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: str) -> Iterator[str]:
+    name = f"test_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(with_database(postgres_server, "postgres"))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = with_database(postgres_server, name)
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def service_env(database_url: str, urls: dict[str, str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for svc in SERVICES:
+        p = svc.upper() + "_"
+        env[p + "DATABASE_URL"] = database_url
+        env[p + "INTERNAL_TOKEN"] = INTERNAL_TOKEN
+        env[p + "LOG_LEVEL"] = "WARNING"
+        for peer in SERVICES:
+            env[p + peer.upper() + "_URL"] = urls[peer]
+    return env
+
+
+class LiveServices:
+    """The three services as real processes; fault tests may kill and restart one."""
+
+    def __init__(self, database_url: str, log_dir: Path) -> None:
+        self.ports = {svc: free_port() for svc in SERVICES}
+        self.urls = {svc: f"http://127.0.0.1:{port}" for svc, port in self.ports.items()}
+        self.env = {**os.environ, **service_env(database_url, self.urls)}
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, svc: str) -> None:
+        log = open(self.log_dir / f"{svc}.log", "ab")
+        self.procs[svc] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                f"services.{svc}.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports[svc]),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_healthy(self, svc: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[svc].poll() is not None:
+                raise RuntimeError(f"{svc} exited:\n{(self.log_dir / f'{svc}.log').read_text()}")
+            try:
+                if httpx.get(self.urls[svc] + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"{svc} did not become healthy:\n{(self.log_dir / f'{svc}.log').read_text()}"
+        )
+
+    def stop(self, svc: str, *, kill: bool = False) -> None:
+        proc = self.procs.pop(svc, None)
+        if proc is None:
+            return
+        proc.kill() if kill else proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_services(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServices]:
+    live = LiveServices(database_url, tmp_path_factory.mktemp("service-logs"))
+    for svc in SERVICES:
+        live.start(svc)
+    try:
+        for svc in SERVICES:
+            live.wait_healthy(svc)
+        yield live
+    finally:
+        for svc in list(live.procs):
+            live.stop(svc)
+
+
+def make_settings(svc: str, database_url: str, urls: dict[str, str]):
+    import importlib
+
+    module = importlib.import_module(f"services.{svc}.settings")
+    return module.Settings(
+        database_url=database_url,
+        internal_token=INTERNAL_TOKEN,
+        tasks_url=urls["tasks"],
+        workers_url=urls["workers"],
+        payments_url=urls["payments"],
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+async def apps(database_url: str, live_services: LiveServices) -> AsyncIterator[dict]:
+    """The three apps in-process (lifespan entered), talking to the live peers over HTTP."""
+    import importlib
+
+    async with AsyncExitStack() as stack:
+        out = {}
+        for svc in SERVICES:
+            app = importlib.import_module(f"services.{svc}.app").create_app(
+                make_settings(svc, database_url, live_services.urls)
+            )
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            out[svc] = app
+        yield out
+
+
+def _client(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture(scope="session")
+async def tasks_client(apps: dict) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(apps["tasks"]) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def workers_client(apps: dict) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(apps["workers"]) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def payments_client(apps: dict) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(apps["payments"]) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A raw asyncpg pool for assertions on what the database holds."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=5)
+    yield pool
+    await pool.close()

@@ -1,0 +1,94 @@
+"""The kit across services: health, internal calls over real HTTP, sessions, problem+json."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import text
+
+from shared.db import driver_connection
+from shared.errors import NotFound
+from tests.conftest import INTERNAL_TOKEN, LiveServices
+from tests.factories import create_worker
+
+
+async def test_every_service_is_healthy_and_ready(live_services: LiveServices) -> None:
+    async with httpx.AsyncClient() as client:
+        for svc, url in live_services.urls.items():
+            assert (await client.get(url + "/healthz")).json() == {"status": "ok"}, svc
+            assert (await client.get(url + "/readyz")).json() == {"status": "ready"}, svc
+            spec = (await client.get(url + "/openapi.json")).json()
+            assert spec["info"]["title"].lower().find(svc) >= 0
+            assert (await client.get(url + "/docs")).status_code == 200
+
+
+async def test_internal_call_crosses_real_http_with_the_token(
+    apps: dict, workers_client: httpx.AsyncClient, live_services: LiveServices
+) -> None:
+    worker = await create_worker(workers_client)
+    # the tasks service's client for its workers peer points at the live workers process
+    peer = apps["tasks"].state.peers["workers"]
+    assert peer.base_url == live_services.urls["workers"]
+    account = await peer.get(f"/internal/accounts/{worker.id}")
+    assert account["id"] == worker.id and account["kind"] == "worker"
+
+    url = f"{live_services.urls['workers']}/internal/accounts/{worker.id}"
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(url)).status_code == 401
+        wrong = await client.get(url, headers={"X-Internal-Token": "x" * len(INTERNAL_TOKEN)})
+        assert wrong.status_code == 401 and wrong.json()["code"] == "internal_token_required"
+        # an API key is never enough for /internal/*
+        as_key = await client.get(url, headers=worker.headers)
+        assert as_key.status_code == 401
+        ok = await client.get(url, headers={"X-Internal-Token": INTERNAL_TOKEN})
+        assert ok.status_code == 200
+
+
+async def test_peer_errors_keep_status_and_code(apps: dict) -> None:
+    peer = apps["payments"].state.peers["workers"]
+    try:
+        await peer.get("/internal/accounts/NOPE")
+    except NotFound as err:
+        assert err.code == "not_found"
+    else:
+        raise AssertionError("expected NotFound")
+
+
+async def test_request_id_is_echoed_and_generated(workers_client: httpx.AsyncClient) -> None:
+    resp = await workers_client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert resp.headers["x-request-id"] == "abc-123"
+    generated = (await workers_client.get("/healthz")).headers["x-request-id"]
+    assert len(generated) == 26
+
+
+async def test_unknown_route_is_problem_json(tasks_client: httpx.AsyncClient) -> None:
+    resp = await tasks_client.get("/v1/nothing-here")
+    assert resp.status_code == 404
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert resp.json()["code"] == "not_found"
+
+
+async def test_driver_connection_runs_inside_the_request_transaction(apps: dict, db) -> None:
+    """Raw asyncpg statements on hot paths must roll back with the session."""
+    sessionmaker = apps["tasks"].state.sessionmaker
+    marker = "rollback-probe"
+    async with sessionmaker() as session:
+        conn = await driver_connection(session)
+        await conn.execute(
+            "INSERT INTO accounts (id, kind, name, email) VALUES ($1, 'worker', 'x', $2)",
+            marker,
+            f"{marker}@example.com",
+        )
+        assert await conn.fetchval("SELECT count(*) FROM accounts WHERE id = $1", marker) == 1
+        await session.rollback()
+    assert await db.fetchval("SELECT count(*) FROM accounts WHERE id = $1", marker) == 0
+    # and commits with it
+    async with sessionmaker() as session:
+        await session.execute(text("SELECT 1"))
+        conn = await driver_connection(session)
+        await conn.execute(
+            "INSERT INTO accounts (id, kind, name, email) VALUES ($1, 'worker', 'x', $2)",
+            marker,
+            f"{marker}@example.com",
+        )
+        await session.commit()
+    assert await db.fetchval("DELETE FROM accounts WHERE id = $1 RETURNING 1", marker) == 1
