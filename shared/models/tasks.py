@@ -79,6 +79,9 @@ class Task(Base):
     # Each task keeps its own number of assignments (MTurk's MaxAssignments per HIT),
     # defaulting to the project's assignments_per_task when created.
     max_assignments: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Slots a worker can claim right now: max_assignments minus live (accepted, submitted) and
+    # approved assignments. Accept decrements it; return, expiry and rejection give the slot back.
+    open_slots: Mapped[int] = mapped_column(Integer, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open")
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -86,6 +89,7 @@ class Task(Base):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'completed', 'expired')", name="status"),
         CheckConstraint("max_assignments BETWEEN 1 AND 100", name="max_assignments"),
+        CheckConstraint("open_slots BETWEEN 0 AND max_assignments", name="open_slots"),
         Index("ix_tasks_project_id_id", "project_id", "id"),
     )
 

@@ -1,4 +1,4 @@
-"""tasks service: slots, queue indexes, gold stats, outbox
+"""tasks service: work queue, review, gold stats, outbox
 
 Revision ID: 0003
 Revises: 0002
