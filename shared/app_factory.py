@@ -18,6 +18,7 @@ from shared.errors import (
 )
 from shared.http import InternalClient, make_http_client
 from shared.logging import RequestContextMiddleware, configure_logging
+from shared.ratelimit import RateLimiter
 from shared.settings import ServiceSettings
 
 
@@ -155,6 +156,8 @@ def build_app(
         lifespan=lifespan_all,
     )
     app.state.settings = settings
+    app.state.key_rate_limiter = RateLimiter(settings.rate_limit_per_key)
+    app.state.signup_rate_limiter = RateLimiter(settings.rate_limit_signup)
     app.state.service = service
     install_error_handlers(app)
     app.include_router(health_router())

@@ -60,6 +60,7 @@ _TOUCH = text(
 
 
 async def get_caller(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
@@ -71,6 +72,7 @@ async def get_caller(
     row = (await session.execute(_LOOKUP, {"h": hash_api_key(key)})).first()
     if row is None:
         raise Unauthorized("Unknown or revoked API key.")
+    request.app.state.key_rate_limiter.check(row.id)
     if row.stale:
         await session.execute(_TOUCH, {"id": row.id})
     return Caller(account_id=row.account_id, kind=row.kind, key_id=row.id)
@@ -101,4 +103,13 @@ async def require_internal(
 
 
 InternalDep = Depends(require_internal)
+
+
+async def limit_by_client_address(request: Request) -> None:
+    """For unauthenticated endpoints that create things (sign-up)."""
+    address = request.client.host if request.client else "unknown"
+    request.app.state.signup_rate_limiter.check(address)
+
+
+SignupRateLimitDep = Depends(limit_by_client_address)
 """Put on internal routers: `APIRouter(prefix="/internal", dependencies=[InternalDep])`."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.ratelimit import validate_rate
+
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "changethis", "password", "token"}
 
 
@@ -25,6 +27,14 @@ class ServiceSettings(BaseSettings):
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Rate limits in `limits` notation ("3000/minute", "50/second"); see shared/ratelimit.py.
+    rate_limit_per_key: str = "3000/minute"
+    rate_limit_signup: str = "120/minute"
+
+    @field_validator("rate_limit_per_key", "rate_limit_signup")
+    @classmethod
+    def _valid_rate(cls, v: str) -> str:
+        return validate_rate(v)
 
     @field_validator("internal_token")
     @classmethod

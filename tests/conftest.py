@@ -88,6 +88,10 @@ def service_env(database_url: str, urls: dict[str, str]) -> dict[str, str]:
         env[p + "DATABASE_URL"] = database_url
         env[p + "INTERNAL_TOKEN"] = INTERNAL_TOKEN
         env[p + "LOG_LEVEL"] = "WARNING"
+        # The suite signs up thousands of accounts from one address; tests of the limits
+        # themselves build apps with low limits.
+        env[p + "RATE_LIMIT_SIGNUP"] = "100000/minute"
+        env[p + "RATE_LIMIT_PER_KEY"] = "100000/minute"
         for peer in SERVICES:
             env[p + peer.upper() + "_URL"] = urls[peer]
     return env
@@ -178,6 +182,8 @@ def make_settings(svc: str, database_url: str, urls: dict[str, str]):
         workers_url=urls["workers"],
         payments_url=urls["payments"],
         log_level="WARNING",
+        rate_limit_signup="100000/minute",
+        rate_limit_per_key="100000/minute",
     )
 
 

@@ -17,9 +17,16 @@ from services.workers.accounts.schemas import (
     ApiKeyCreated,
     ApiKeyRead,
 )
-from shared.auth import CallerDep
+from shared.auth import CallerDep, SignupRateLimitDep
 from shared.db import SessionDep
-from shared.errors import Conflict, NotFound, Unauthorized, ValidationFailed, error_responses
+from shared.errors import (
+    Conflict,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+    error_responses,
+)
 from shared.pagination import Page, PageDep
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -29,7 +36,8 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=AccountCreated,
-    responses=error_responses(Conflict, ValidationFailed),
+    responses=error_responses(Conflict, ValidationFailed, RateLimited),
+    dependencies=[SignupRateLimitDep],
     summary="Sign up as a requester or a worker; the first API key is returned once",
 )
 async def create_account(body: AccountCreate, session: SessionDep) -> AccountCreated:
