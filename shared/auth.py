@@ -84,6 +84,7 @@ def require_kind(kind: AccountKind):
             raise Forbidden(f"This endpoint is for {kind} accounts.", code="wrong_role")
         return caller
 
+    _require.required_kind = kind  # type: ignore[attr-defined]  # read by the route-table tests
     return _require
 
 

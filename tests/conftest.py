@@ -70,13 +70,15 @@ def database_url(postgres_server: str) -> Iterator[str]:
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     url = with_database(postgres_server, name)
-    subprocess.run(
+    migrated = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": url},
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if migrated.returncode != 0:
+        pytest.exit(f"alembic upgrade head failed:\n{migrated.stderr[-4000:]}", returncode=1)
     yield url
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

@@ -1,0 +1,68 @@
+"""Walks the route tables of the three apps, so security tests cover new routes automatically."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from shared.auth import get_caller, require_internal
+
+_PARAM = re.compile(r"\{([^}:]+)(:[^}]+)?\}")
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    service: str
+    method: str
+    path: str
+    route: APIRoute
+    auth: str  # "none" | "any" | "requester" | "worker" | "internal"
+
+    def url(self, value: str = "NOPE00000000000000000000AB") -> str:
+        return _PARAM.sub(value, self.path)
+
+
+def _auth_of(dependant: Dependant) -> str:
+    found = "none"
+    stack = [dependant]
+    while stack:
+        dep = stack.pop()
+        call = dep.call
+        kind = getattr(call, "required_kind", None)
+        if kind:
+            return kind
+        if call is require_internal:
+            return "internal"
+        if call is get_caller:
+            found = "any"
+        stack.extend(dep.dependencies)
+    return found
+
+
+def api_routes(app: FastAPI) -> Iterator[tuple[str, APIRoute]]:
+    """(effective path, route) for every API route, through included routers."""
+    try:  # FastAPI >= 0.16x includes routers lazily
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI
+        for route in app.routes:
+            if isinstance(route, APIRoute):
+                yield route.path, route
+        return
+    for ctx in iter_route_contexts(app.routes):
+        route = ctx.original_route
+        if isinstance(route, APIRoute):
+            yield ctx.path or route.path, route
+
+
+def iter_routes(apps: dict[str, FastAPI]) -> Iterator[RouteInfo]:
+    for service, app in apps.items():
+        for path, route in api_routes(app):
+            if not path.startswith(("/v1/", "/internal/")):
+                continue
+            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                yield RouteInfo(service, method, path, route, _auth_of(route.dependant))
