@@ -1,0 +1,579 @@
+"""The whole marketplace story, played against the running services through the public HTTP API.
+
+`python3 manage.py demo` (after `python3 manage.py run` in another terminal). Only public
+endpoints are used, plus `GET /internal/ledger/check` with the internal token for the final audit.
+The figures printed are returned as a `DemoReport`, which tests/e2e/test_demo.py checks to the cent.
+
+The story: a requester signs up and deposits money, creates a qualification type with a scored
+test, and publishes an image-classification project (50 tasks, 3 answers each) that requires it.
+Three workers sign up: one fails the test and is refused work, two pass and label. The requester
+approves most work, rejects one answer with feedback, and pays a bonus. The failed worker retakes
+the test once the retry delay has passed, passes, and takes work — including the reopened slot.
+A worker withdraws, results come down with a consensus label per image, and the requester closes
+the project, which releases the money of slots nobody filled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+LABELS = ["cat", "dog", "bird"]
+TASKS = 50
+ANSWERS_PER_TASK = 3
+REWARD = "0.05"
+DEPOSIT = "50.00"
+BONUS = "0.50"
+WITHDRAWAL = "1.00"
+RETRY_DELAY_SECONDS = 2
+
+QUESTIONS = [
+    {
+        "id": "q1",
+        "prompt": "Which label fits a photo of a kitten asleep on a sofa?",
+        "kind": "single_choice",
+        "options": [
+            {"id": "a", "text": "cat"},
+            {"id": "b", "text": "dog"},
+            {"id": "c", "text": "bird"},
+        ],
+    },
+    {
+        "id": "q2",
+        "prompt": "Which labels describe animals with feathers? (all that apply)",
+        "kind": "multiple_choice",
+        "options": [
+            {"id": "a", "text": "sparrow"},
+            {"id": "b", "text": "puppy"},
+            {"id": "c", "text": "parrot"},
+        ],
+    },
+    {"id": "q3", "prompt": "How many labels does this project use?", "kind": "number"},
+]
+ANSWER_KEY = {
+    "answers": {
+        "q1": {"correct": ["a"], "score": 1},
+        "q2": {"correct": ["a", "c"], "score": 1},
+        "q3": {"correct": 3, "score": 1},
+    },
+    "mapping": "percentage",
+}
+GOOD_ANSWERS = {"q1": "a", "q2": ["a", "c"], "q3": 3}
+BAD_ANSWERS = {"q1": "b", "q2": ["b"], "q3": 2}
+
+
+def cents(money: str) -> int:
+    """Dollar string -> integer cents (for checking sums exactly)."""
+    return int(Decimal(money) * 100)
+
+
+def dollars(value: int) -> str:
+    return f"{value // 100}.{value % 100:02d}"
+
+
+@dataclass
+class Person:
+    name: str
+    kind: str
+    id: str = ""
+    key: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@dataclass
+class DemoReport:
+    """Everything the demo printed, for the end-to-end test to check."""
+
+    requester_balance: dict[str, str] = field(default_factory=dict)
+    worker_balances: dict[str, dict[str, str]] = field(default_factory=dict)
+    earnings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    approval_rates: dict[str, Any] = field(default_factory=dict)
+    assignments_by_worker: dict[str, dict[str, int]] = field(default_factory=dict)
+    qualified: dict[str, bool] = field(default_factory=dict)
+    refused_code: str | None = None
+    rejected_assignment: str = ""
+    reopened_task: str = ""
+    reopened_task_filled_by: str | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    mean_agreement: float | None = None
+    platform_fees_cents: int = 0
+    project: dict[str, Any] = field(default_factory=dict)
+    ledger_check: dict[str, Any] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+class Api:
+    def __init__(self, urls: dict[str, str], internal_token: str | None) -> None:
+        self.urls = urls
+        self.internal_token = internal_token
+        self.client = httpx.AsyncClient(timeout=30)
+
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        who: Person | None = None,
+        *,
+        expect: int | tuple[int, ...] = (200, 201),
+        **kw: Any,
+    ) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if who is not None:
+            headers.update(who.headers)
+        resp = await self.client.request(method, self.urls[service] + path, headers=headers, **kw)
+        expected = (expect,) if isinstance(expect, int) else expect
+        if resp.status_code not in expected:
+            raise DemoError(f"{method} {path} -> {resp.status_code}: {resp.text[:500]}")
+        return resp
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+async def _sign_up(api: Api, person: Person, run_tag: str, **extra: Any) -> None:
+    resp = await api.call(
+        "workers",
+        "POST",
+        "/v1/accounts",
+        json={
+            "kind": person.kind,
+            "name": person.name,
+            "email": f"{person.name.lower()}-{run_tag}@demo.example",
+            **extra,
+        },
+    )
+    body = resp.json()
+    person.id, person.key = body["account"]["id"], body["api_key"]
+
+
+async def _take_test(api: Api, worker: Person, type_id: str, answers: dict[str, Any]) -> dict:
+    attempt = (
+        await api.call("workers", "POST", f"/v1/qualification-types/{type_id}/attempts", worker)
+    ).json()
+    resp = await api.call(
+        "workers",
+        "POST",
+        f"/v1/qualification-attempts/{attempt['attempt_id']}/submit",
+        worker,
+        json={"answers": answers},
+    )
+    return resp.json()
+
+
+async def _label_until_done(
+    api: Api,
+    worker: Person,
+    project_id: str,
+    truth: dict[str, str],
+    accuracy: float,
+    rng: random.Random,
+    *,
+    stop_at_task: str | None = None,
+) -> list[str]:
+    """Accept and answer until no work is left (or the given task was answered)."""
+    done: list[str] = []
+    while True:
+        resp = await api.call(
+            "tasks", "POST", f"/v1/work/projects/{project_id}/accept", worker, expect=(201, 404)
+        )
+        if resp.status_code == 404:
+            return done
+        work = resp.json()
+        right = truth[work["input"]["image_url"]]
+        label = right if rng.random() < accuracy else rng.choice([x for x in LABELS if x != right])
+        await asyncio.sleep(0.01)  # a (very) fast human
+        await api.call(
+            "tasks",
+            "POST",
+            f"/v1/assignments/{work['assignment_id']}/submit",
+            worker,
+            json={"answer": {"label": label}},
+        )
+        done.append(work["task_id"])
+        if stop_at_task is not None and work["task_id"] == stop_at_task:
+            return done
+
+
+async def _all_pages(api: Api, service: str, path: str, who: Person, **params: Any) -> list[dict]:
+    items: list[dict] = []
+    cursor = None
+    while True:
+        query = {"limit": 200, **params, **({"cursor": cursor} if cursor else {})}
+        page = (await api.call(service, "GET", path, who, params=query)).json()
+        items += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items
+
+
+async def _wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise DemoError(f"timed out waiting for {what}") from None
+
+
+async def run_demo(
+    urls: dict[str, str], internal_token: str | None, say: Callable[[str], None] = print
+) -> DemoReport:
+    api = Api(urls, internal_token)
+    rng = random.Random(7)
+    report = DemoReport()
+    tag = uuid.uuid4().hex[:8]
+    try:
+        requester = Person("Acme", "requester")
+        alice, bob, carol = (Person(n, "worker") for n in ("Alice", "Bob", "Carol"))
+        await _sign_up(api, requester, tag, country="US")
+        for w, country in ((alice, "DE"), (bob, "KE"), (carol, "PH")):
+            await _sign_up(api, w, tag, country=country, languages=["en"])
+        say(f"1. {requester.name} (requester) and workers Alice, Bob, Carol signed up")
+
+        await api.call(
+            "payments",
+            "POST",
+            "/v1/deposits",
+            requester,
+            json={"amount": DEPOSIT},
+            headers={"Idempotency-Key": f"demo-deposit-{tag}"},
+        )
+        say(f"2. {requester.name} deposited ${DEPOSIT}")
+
+        qtype = (
+            await api.call(
+                "workers",
+                "POST",
+                "/v1/qualification-types",
+                requester,
+                json={
+                    "name": f"Animal photo labeling test {tag}",
+                    "description": "Three questions about animals and the project's labels.",
+                    "keywords": ["images", "animals"],
+                    "test": {"questions": QUESTIONS, "duration_seconds": 600},
+                    "answer_key": ANSWER_KEY,
+                    "retry_delay_seconds": RETRY_DELAY_SECONDS,
+                    "status": "active",
+                },
+            )
+        ).json()
+        say(f"3. Qualification type '{qtype['name']}' with a scored 3-question test created")
+
+        truth = {f"https://images.example/{i:03d}.jpg": rng.choice(LABELS) for i in range(TASKS)}
+        project = (
+            await api.call(
+                "tasks",
+                "POST",
+                "/v1/projects",
+                requester,
+                json={
+                    "title": "Which animal is in the photo?",
+                    "description": "Label each photo as cat, dog or bird.",
+                    "instructions": "# Guidelines\nPick the animal that fills most of the photo.",
+                    "keywords": ["image", "classification", "animals"],
+                    "task_type": "classification",
+                    "labels": LABELS,
+                    "reward": REWARD,
+                    "assignments_per_task": ANSWERS_PER_TASK,
+                    "assignment_duration_seconds": 600,
+                    "lifetime_seconds": 86400,
+                    "auto_approve_seconds": 86400,
+                    "estimated_seconds_per_assignment": 15,
+                    "qualification_requirements": [
+                        {
+                            "qualification_type_id": qtype["id"],
+                            "comparator": "gte",
+                            "values": [80],
+                            "guard": "accept",
+                        }
+                    ],
+                },
+            )
+        ).json()
+        pid = project["id"]
+        report.ids.update(
+            project=pid,
+            requester=requester.id,
+            alice=alice.id,
+            bob=bob.id,
+            carol=carol.id,
+            qualification_type=qtype["id"],
+        )
+        uploaded = await api.call(
+            "tasks",
+            "POST",
+            f"/v1/projects/{pid}/tasks",
+            requester,
+            json={
+                "tasks": [
+                    {"input": {"image_url": u}, "external_id": u.rsplit("/", 1)[1]} for u in truth
+                ]
+            },
+        )
+        task_url = dict(zip(uploaded.json()["task_ids"], truth, strict=True))
+        await api.call("tasks", "POST", f"/v1/projects/{pid}/publish", requester)
+        balance = (await api.call("payments", "GET", "/v1/balance", requester)).json()
+        say(
+            f"4. Project published: {TASKS} photos x {ANSWERS_PER_TASK} answers at ${REWARD} "
+            f"(fee ${project['fee_per_assignment']} each); reserved ${balance['reserved']}"
+        )
+
+        for w, answers in ((alice, GOOD_ANSWERS), (bob, GOOD_ANSWERS), (carol, BAD_ANSWERS)):
+            result = await _take_test(api, w, qtype["id"], answers)
+            report.qualified[w.name] = result.get("status") == "granted" and result["score"] >= 80
+            say(f"5. {w.name} took the test: {result.get('status')}, score {result.get('score')}")
+        refused = await api.call(
+            "tasks", "POST", f"/v1/work/projects/{pid}/accept", carol, expect=403
+        )
+        report.refused_code = refused.json()["code"]
+        say(f"6. Carol tried to take work: refused ({report.refused_code})")
+
+        done_alice = await _label_until_done(api, alice, pid, truth, 0.95, rng)
+        done_bob = await _label_until_done(api, bob, pid, truth, 0.85, rng)
+        say(f"7. Alice labeled {len(done_alice)} photos, Bob {len(done_bob)}")
+
+        submitted = await _all_pages(
+            api, "tasks", f"/v1/projects/{pid}/assignments", requester, status="submitted"
+        )
+        # Reject one of Bob's answers, preferably one that disagrees with the ground truth.
+        bobs = [a for a in submitted if a["worker_id"] == bob.id]
+        wrong = [a for a in bobs if a["answer"]["label"] != truth[task_url[a["task_id"]]]]
+        rejected = wrong[0] if wrong else bobs[-1]
+        report.rejected_assignment = rejected["id"]
+        report.reopened_task = rejected["task_id"]
+        review = await api.call(
+            "tasks",
+            "POST",
+            "/v1/assignments/review",
+            requester,
+            json={
+                "approve": [{"id": a["id"]} for a in submitted if a["id"] != rejected["id"]],
+                "reject": [
+                    {
+                        "id": rejected["id"],
+                        "feedback": "The photo shows a different animal; please look again.",
+                    }
+                ],
+            },
+        )
+        outcomes = review.json()["results"]
+        failed = [r for r in outcomes if r["status"] != "ok"]
+        if failed:
+            raise DemoError(f"review failed for {failed[:3]}")
+        say(
+            f"8. {requester.name} approved {len(outcomes) - 1} answers and rejected one of Bob's "
+            "with feedback (its slot reopens)"
+        )
+
+        await api.call(
+            "payments",
+            "POST",
+            "/v1/bonuses",
+            requester,
+            json={
+                "assignment_id": next(a["id"] for a in submitted if a["worker_id"] == alice.id),
+                "amount": BONUS,
+                "reason": "Consistently careful labels, thank you!",
+            },
+            headers={"Idempotency-Key": f"demo-bonus-{tag}"},
+        )
+        say(f"9. {requester.name} paid Alice a ${BONUS} bonus")
+
+        await asyncio.sleep(RETRY_DELAY_SECONDS + 0.2)
+        result = await _take_test(api, carol, qtype["id"], GOOD_ANSWERS)
+        report.qualified["Carol (retake)"] = result.get("status") == "granted"
+        done_carol = await _label_until_done(
+            api, carol, pid, truth, 0.9, rng, stop_at_task=report.reopened_task
+        )
+        if report.reopened_task in done_carol:
+            report.reopened_task_filled_by = "Carol"
+        say(
+            f"10. Carol retook the test ({result.get('status')}, score {result.get('score')}) and "
+            f"labeled {len(done_carol)} photos, including the reopened one: "
+            f"{report.reopened_task in done_carol}"
+        )
+        carol_work = await _all_pages(
+            api, "tasks", f"/v1/projects/{pid}/assignments", requester, status="submitted"
+        )
+        if carol_work:
+            await api.call(
+                "tasks",
+                "POST",
+                "/v1/assignments/review",
+                requester,
+                json={"approve": [{"id": a["id"]} for a in carol_work], "reject": []},
+            )
+
+        async def payouts_settled() -> bool:
+            if not internal_token:
+                await asyncio.sleep(2)
+                return True
+            stats = (
+                await api.call(
+                    "tasks",
+                    "GET",
+                    "/internal/outbox/stats",
+                    headers={"X-Internal-Token": internal_token},
+                )
+            ).json()
+            return stats.get("pending", 0) == 0
+
+        await _wait_until(payouts_settled, "payouts to reach the workers")
+
+        await api.call(
+            "payments",
+            "POST",
+            "/v1/withdrawals",
+            alice,
+            json={"amount": WITHDRAWAL},
+            headers={"Idempotency-Key": f"demo-withdrawal-{tag}"},
+        )
+
+        async def withdrawal_paid() -> bool:
+            items = (await api.call("payments", "GET", "/v1/withdrawals", alice)).json()["items"]
+            return bool(items) and items[0]["status"] == "paid"
+
+        await _wait_until(withdrawal_paid, "the withdrawal to be paid")
+        say(f"11. Alice withdrew ${WITHDRAWAL} (paid by the test payout provider)")
+
+        results = (
+            await api.call(
+                "tasks", "GET", f"/v1/projects/{pid}/results", requester, params={"format": "json"}
+            )
+        ).json()
+        report.results = results
+        agreements = [
+            r["aggregate"]["agreement"] for r in results if r["aggregate"]["agreement"] is not None
+        ]
+        report.mean_agreement = round(sum(agreements) / len(agreements), 3) if agreements else None
+        correct = sum(
+            1
+            for r in results
+            if r["aggregate"]["answer"]
+            and r["aggregate"]["answer"].get("label") == truth[r["input"]["image_url"]]
+        )
+        say(
+            f"12. Results downloaded: {len(results)} photos, consensus matches the truth on "
+            f"{correct}, mean agreement {report.mean_agreement}"
+        )
+
+        await api.call("tasks", "POST", f"/v1/projects/{pid}/close", requester)
+
+        async def released() -> bool:
+            bal = (await api.call("payments", "GET", "/v1/balance", requester)).json()
+            return cents(bal["reserved"]) == 0
+
+        await _wait_until(released, "the unused reservation to be released")
+        say("13. Project closed; money for slots nobody filled went back to the requester")
+
+        # ---- the summary --------------------------------------------------------------
+        report.project = (await api.call("tasks", "GET", f"/v1/projects/{pid}", requester)).json()
+        report.requester_balance = (
+            await api.call("payments", "GET", "/v1/balance", requester)
+        ).json()
+        for w in (alice, bob, carol):
+            report.worker_balances[w.name] = (
+                await api.call("payments", "GET", "/v1/balance", w)
+            ).json()
+            report.earnings[w.name] = (await api.call("payments", "GET", "/v1/earnings", w)).json()
+            report.approval_rates[w.name] = (
+                await api.call("workers", "GET", f"/v1/workers/{w.id}", requester)
+            ).json()
+            mine = await _all_pages(api, "tasks", "/v1/workers/me/assignments", w)
+            counts: dict[str, int] = {}
+            for a in mine:
+                counts[a["status"]] = counts.get(a["status"], 0) + 1
+            report.assignments_by_worker[w.name] = counts
+        fee = cents(project["fee_per_assignment"])
+        approved_total = sum(c.get("approved", 0) for c in report.assignments_by_worker.values())
+        bonus_fee = max(1, (cents(BONUS) * 20 + 50) // 100)
+        report.platform_fees_cents = approved_total * fee + bonus_fee
+        if internal_token:
+            report.ledger_check = (
+                await api.call(
+                    "payments",
+                    "GET",
+                    "/internal/ledger/check",
+                    headers={"X-Internal-Token": internal_token},
+                )
+            ).json()
+        _print_summary(report, say)
+        return report
+    finally:
+        await api.close()
+
+
+def _print_summary(r: DemoReport, say: Callable[[str], None]) -> None:
+    b = r.requester_balance
+    say("")
+    say("=== Summary ===")
+    say(
+        f"Requester: available ${b['available']}, reserved ${b['reserved']}, spent ${b['spent']} "
+        f"(deposited ${DEPOSIT})"
+    )
+    say(f"Platform fees earned: ${dollars(r.platform_fees_cents)}")
+    say(
+        f"{'worker':8} {'approved':>8} {'rejected':>8} {'available':>10} {'withdrawn':>10} "
+        f"{'earned':>8} {'hours':>7} {'$/hour':>8} {'approval':>8}"
+    )
+    for name, bal in r.worker_balances.items():
+        counts = r.assignments_by_worker[name]
+        e = r.earnings[name]
+        rate = r.approval_rates[name].get("approval_rate")
+        say(
+            f"{name:8} {counts.get('approved', 0):>8} {counts.get('rejected', 0):>8} "
+            f"{bal['available']:>10} {bal['withdrawn']:>10} {e['total']:>8} "
+            f"{e['hours_worked']!s:>7} {e['hourly_rate']!s:>8} {rate!s:>7}%"
+        )
+    say(f"Consensus: {len(r.results)} photos, mean agreement {r.mean_agreement}")
+    if r.ledger_check:
+        c = r.ledger_check
+        say(
+            f"Ledger check: ok={c.get('ok')} debits={c.get('total_debits')} "
+            f"credits={c.get('total_credits')} negative={c.get('accounts_negative')} "
+            f"reserved_mismatch={c.get('reserved_mismatch')}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    host = os.environ.get("HOST", "127.0.0.1")
+    for svc, port in (("tasks", 8001), ("workers", 8002), ("payments", 8003)):
+        default = f"http://{host}:{os.environ.get(svc.upper() + '_PORT', port)}"
+        parser.add_argument(f"--{svc}-url", default=default)
+    parser.add_argument("--internal-token", default=os.environ.get("INTERNAL_TOKEN"))
+    args = parser.parse_args(argv)
+    token = args.internal_token
+    token_file = Path(__file__).resolve().parent.parent / ".data" / "internal_token"
+    if not token and token_file.exists():
+        token = token_file.read_text().strip()
+    urls = {"tasks": args.tasks_url, "workers": args.workers_url, "payments": args.payments_url}
+    try:
+        asyncio.run(run_demo(urls, token))
+    except (DemoError, httpx.HTTPError) as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
