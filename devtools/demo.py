@@ -225,9 +225,9 @@ async def _all_pages(api: Api, service: str, path: str, who: Person, **params: A
             return items
 
 
-async def _wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
+async def _wait_until(check: Callable[[], Any], what: str, seconds: float = 30.0) -> None:
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             while not await check():
                 await asyncio.sleep(0.2)
     except TimeoutError:
