@@ -1,0 +1,316 @@
+"""The `manage.py` commands; runs inside the project venv (manage.py guarantees that).
+
+    run      embedded Postgres (unless DATABASE_URL is set) + migrations + the three services
+    test     pytest with the given arguments (tests start their own embedded Postgres)
+    migrate  alembic upgrade head against the same database `run` would use
+    psql     an interactive psql on that database
+
+Environment: DATABASE_URL, PG_PORT, HOST, TASKS_PORT, WORKERS_PORT, PAYMENTS_PORT, INTERNAL_TOKEN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devtools.embedded_pg import EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".data"
+DB_NAME = "marketplace"
+SERVICES: dict[str, int] = {"tasks": 8001, "workers": 8002, "payments": 8003}
+"""Service name -> default port; env `<NAME>_PORT` overrides (docs/architecture.md)."""
+
+HEALTH_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """A long-running process `run` supervises next to the services.
+
+    `argv` are arguments to the venv's python (e.g. ["-m", "services.tasks.timers"]); it gets the
+    same environment as the services. With `health_url`, `run` waits for it to answer 200.
+    """
+
+    name: str
+    argv: list[str]
+    health_url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+EXTRA_PROCESSES: list[ProcessSpec] = []
+"""Extra processes for `run` (the timer runner goes here once it exists)."""
+
+
+# --------------------------------------------------------------------------- database choice
+
+
+@dataclass
+class Database:
+    """The database `run`/`migrate`/`psql` use, and whether we must stop Postgres afterwards."""
+
+    url: str
+    embedded: EmbeddedPostgres | None = None
+    started_here: bool = False
+
+    def close(self) -> None:
+        if self.embedded is not None and self.started_here:
+            print("stopping embedded Postgres", file=sys.stderr, flush=True)
+            self.embedded.stop()
+
+
+def open_database() -> Database:
+    """DATABASE_URL when set; else the embedded server in .data/postgres with DB `marketplace`."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return Database(url=url)
+    from devtools.embedded_pg import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(DATA / "postgres", port=int(os.environ.get("PG_PORT") or 0))
+    was_running = pg.is_running()
+    pg.start()
+    if pg.create_database(DB_NAME):
+        print(f"created database {DB_NAME}", file=sys.stderr)
+    return Database(url=pg.dsn(DB_NAME), embedded=pg, started_here=not was_running)
+
+
+def alembic_argv() -> list[str]:
+    """`alembic upgrade head`, with -c when the ini lives in migrations/ instead of the root."""
+    argv = [sys.executable, "-m", "alembic"]
+    if not (ROOT / "alembic.ini").exists() and (ROOT / "migrations" / "alembic.ini").exists():
+        argv += ["-c", str(ROOT / "migrations" / "alembic.ini")]
+    return [*argv, "upgrade", "head"]
+
+
+def migrate(url: str) -> int:
+    env = {**os.environ, "DATABASE_URL": url}
+    return subprocess.run(alembic_argv(), cwd=ROOT, env=env, check=False).returncode
+
+
+# --------------------------------------------------------------------------- run
+
+
+def internal_token() -> str:
+    """INTERNAL_TOKEN, else one generated on first run and kept in .data/ (stable across runs)."""
+    token = os.environ.get("INTERNAL_TOKEN")
+    if token:
+        return token
+    path = DATA / "internal_token"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
+
+
+def service_ports() -> dict[str, int]:
+    return {
+        name: int(os.environ.get(f"{name.upper()}_PORT") or default)
+        for name, default in SERVICES.items()
+    }
+
+
+def service_env(db_url: str, host: str, ports: dict[str, int]) -> dict[str, str]:
+    """The environment for every process: each service's prefixed settings (and the rest)."""
+    peer_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    urls = {name: f"http://{peer_host}:{port}" for name, port in ports.items()}
+    env = dict(os.environ)
+    for prefix in (name.upper() for name in SERVICES):
+        env[f"{prefix}_DATABASE_URL"] = db_url
+        env[f"{prefix}_INTERNAL_TOKEN"] = internal_token()
+        for peer, url in urls.items():
+            env[f"{prefix}_{peer.upper()}_URL"] = url
+    return env
+
+
+def service_specs(host: str, ports: dict[str, int]) -> list[ProcessSpec]:
+    peer_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    specs = [
+        ProcessSpec(
+            name=name,
+            argv=[
+                "-m",
+                "uvicorn",
+                "--factory",
+                f"services.{name}.app:create_app",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            health_url=f"http://{peer_host}:{port}/healthz",
+        )
+        for name, port in ports.items()
+    ]
+    return [*specs, *EXTRA_PROCESSES]
+
+
+class Stop(Exception):
+    """Raised by our SIGINT/SIGTERM handler so `run` unwinds through every `finally`.
+
+    Installed explicitly: a shell starts background jobs with SIGINT ignored, and Python then
+    would not turn Ctrl-C into KeyboardInterrupt.
+    """
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def supervised(
+    specs: list[ProcessSpec], env: dict[str, str]
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Start every process; on exit SIGTERM them all, wait STOP_TIMEOUT, then SIGKILL.
+
+    Each child gets its own session so a terminal Ctrl-C reaches only us, and shutdown order
+    and timing stay ours (no double signals).
+    """
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        for spec in specs:
+            procs[spec.name] = subprocess.Popen(
+                [sys.executable, *spec.argv],
+                cwd=ROOT,
+                env={**env, **spec.env},
+                start_new_session=True,
+            )
+        yield procs
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for name, proc in procs.items():
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in {STOP_TIMEOUT:.0f}s: SIGKILL", file=sys.stderr)
+                proc.kill()
+                proc.wait()
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        return False
+
+
+def _dead(procs: dict[str, subprocess.Popen[bytes]]) -> str | None:
+    for name, proc in procs.items():
+        if proc.poll() is not None:
+            return f"{name} exited with code {proc.returncode}"
+    return None
+
+
+def wait_healthy(specs: list[ProcessSpec], procs: dict[str, subprocess.Popen[bytes]]) -> str | None:
+    """Wait for each health URL; returns an error message if a process dies or time runs out."""
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    pending = [spec for spec in specs if spec.health_url]
+    while pending:
+        if problem := _dead(procs):
+            return problem
+        pending = [spec for spec in pending if not _healthy(spec.health_url or "")]
+        if pending and time.monotonic() > deadline:
+            return f"not healthy after {HEALTH_TIMEOUT:.0f}s: {', '.join(s.name for s in pending)}"
+        if pending:
+            time.sleep(0.2)
+    return None
+
+
+def cmd_run(_args: list[str]) -> int:
+    host = os.environ.get("HOST") or "127.0.0.1"
+    ports = service_ports()
+    db = open_database()
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if (code := migrate(db.url)) != 0:
+            print(f"migrations failed (exit {code})", file=sys.stderr)
+            return code
+        specs = service_specs(host, ports)
+        with supervised(specs, service_env(db.url, host, ports)) as procs:
+            if problem := wait_healthy(specs, procs):
+                print(f"startup failed: {problem}", file=sys.stderr)
+                return 1
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            print("\nready:", flush=True)
+            for name, port in ports.items():
+                print(f"  {name:<9} http://{shown}:{port}   docs http://{shown}:{port}/docs")
+            print(f"  database  {db.url}\n(Ctrl-C to stop)", flush=True)
+            while not (problem := _dead(procs)):
+                time.sleep(0.5)
+            print(f"stopping everything: {problem}", file=sys.stderr)
+            return 1
+    except (KeyboardInterrupt, Stop):
+        print("\nshutting down", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        db.close()
+
+
+# --------------------------------------------------------------------------- other commands
+
+
+def cmd_test(args: list[str]) -> int:
+    """pytest in the venv; tests/conftest.py starts its own Postgres when DATABASE_URL is unset."""
+    os.chdir(ROOT)
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *args])
+    return 1  # unreachable: execv replaces this process
+
+
+def cmd_migrate(_args: list[str]) -> int:
+    db = open_database()
+    try:
+        return migrate(db.url)
+    finally:
+        db.close()
+
+
+def cmd_psql(args: list[str]) -> int:
+    from devtools.embedded_pg import bin_dir
+
+    db = open_database()
+    try:
+        argv = [str(bin_dir() / "psql"), db.url, *args]
+        with contextlib.suppress(KeyboardInterrupt):
+            return subprocess.run(argv, check=False).returncode
+        return 130
+    finally:
+        db.close()
+
+
+COMMANDS = {"run": cmd_run, "test": cmd_test, "migrate": cmd_migrate, "psql": cmd_psql}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        print(f"usage: python3 manage.py {{{','.join(COMMANDS)}}} [args...]", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
+    return COMMANDS[argv[0]](argv[1:])
