@@ -4,6 +4,8 @@
     test     pytest with the given arguments (tests start their own embedded Postgres)
     migrate  alembic upgrade head against the same database `run` would use
     psql     an interactive psql on that database
+    demo     the whole marketplace story over the public HTTP API (needs `run` going)
+    bench    the benchmark suite on its own embedded Postgres (bench/RESULTS.md)
 
 Environment: DATABASE_URL, PG_PORT, HOST, TASKS_PORT, WORKERS_PORT, PAYMENTS_PORT, INTERNAL_TOKEN.
 """
@@ -305,7 +307,28 @@ def cmd_psql(args: list[str]) -> int:
         db.close()
 
 
-COMMANDS = {"run": cmd_run, "test": cmd_test, "migrate": cmd_migrate, "psql": cmd_psql}
+def cmd_demo(args: list[str]) -> int:
+    """Play the whole story against the running services (start them with `run` first)."""
+    from devtools.demo import main as demo_main
+
+    return demo_main(args)
+
+
+def cmd_bench(args: list[str]) -> int:
+    """Start a private stack on an embedded Postgres and print the benchmark figures."""
+    from bench.run import main as bench_main
+
+    return bench_main(args)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "test": cmd_test,
+    "migrate": cmd_migrate,
+    "psql": cmd_psql,
+    "demo": cmd_demo,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: list[str]) -> int:
