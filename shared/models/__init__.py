@@ -5,6 +5,7 @@ one owner that writes it. Importing this package registers every table on `Base.
 which alembic's env uses.
 """
 
+from shared.models import payments as _payments  # noqa: F401  (registers the ledger tables)
 from shared.models.accounts import Account, ApiKey
 from shared.models.base import Base, metadata
 from shared.models.idempotency import IdempotencyKey

@@ -1,0 +1,37 @@
+"""`GET /v1/balance` and `GET /v1/transactions` (contract: "Money"), for either role."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.payments.balances import service
+from services.payments.balances.schemas import RequesterBalance, TransactionEntry, WorkerBalance
+from shared.auth import CallerDep
+from shared.db import SessionDep
+from shared.errors import Unauthorized, ValidationFailed, error_responses
+from shared.pagination import Page, PageDep
+
+router = APIRouter(prefix="/v1", tags=["money"])
+
+
+@router.get(
+    "/balance",
+    response_model=RequesterBalance | WorkerBalance,
+    responses=error_responses(Unauthorized),
+    summary="Requester: {available, reserved, spent}; worker: {pending, available, withdrawn}",
+)
+async def get_balance(caller: CallerDep, session: SessionDep) -> RequesterBalance | WorkerBalance:
+    return await service.get_balance(session, caller=caller)
+
+
+@router.get(
+    "/transactions",
+    response_model=Page[TransactionEntry],
+    responses=error_responses(Unauthorized, ValidationFailed),
+    summary="The caller's ledger entries, newest first",
+)
+async def list_transactions(
+    caller: CallerDep, session: SessionDep, page: PageDep
+) -> Page[TransactionEntry]:
+    items, next_cursor = await service.list_transactions(session, caller=caller, page=page)
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,23 @@
+"""`GET /internal/ledger/check`: the contract's invariants, recomputed from the entries."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.payments.ledger import service
+from services.payments.ledger.schemas import LedgerCheck
+from shared.auth import InternalDep
+from shared.db import SessionDep
+from shared.errors import Unauthorized, error_responses
+
+router = APIRouter(prefix="/internal/ledger", tags=["internal"], dependencies=[InternalDep])
+
+
+@router.get(
+    "/check",
+    response_model=LedgerCheck,
+    responses=error_responses(Unauthorized),
+    summary="Recompute every ledger invariant from the entries (one consistent snapshot)",
+)
+async def check_ledger(session: SessionDep) -> LedgerCheck:
+    return await service.check(session)

@@ -1,0 +1,85 @@
+"""Internal money calls of the tasks service (docs/internal-api.md), X-Internal-Token required.
+
+201 when the call acted; a repeated `key` with the same body answers the first result with 200
+(header `Idempotent-Replayed: true`) and moves nothing; with a different body 409
+`idempotency_key_reused`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from services.payments.deps import SettingsDep
+from services.payments.reservations import service
+from services.payments.reservations.schemas import (
+    LedgerTransactionRead,
+    PayoutCreate,
+    ReleaseCreate,
+    ReservationCreate,
+)
+from shared.auth import InternalDep
+from shared.db import SessionDep
+from shared.errors import (
+    Conflict,
+    InsufficientFunds,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    error_responses,
+)
+
+router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalDep])
+
+
+def _mark(response: Response, replayed: bool) -> None:
+    response.status_code = status.HTTP_200_OK if replayed else status.HTTP_201_CREATED
+    response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
+
+
+@router.post(
+    "/reservations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LedgerTransactionRead,
+    responses=error_responses(
+        Unauthorized, InsufficientFunds, NotFound, Conflict, ValidationFailed
+    ),
+    summary="Requester available -> reserved, held for the project",
+)
+async def create_reservation(
+    body: ReservationCreate, session: SessionDep, response: Response
+) -> LedgerTransactionRead:
+    result, replayed = await service.reserve(session, data=body)
+    _mark(response, replayed)
+    return result
+
+
+@router.post(
+    "/payouts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LedgerTransactionRead,
+    responses=error_responses(
+        Unauthorized, InsufficientFunds, NotFound, Conflict, ValidationFailed
+    ),
+    summary="Pay an approved assignment: reward to the worker, fee to the platform",
+)
+async def create_payout(
+    body: PayoutCreate, session: SessionDep, settings: SettingsDep, response: Response
+) -> LedgerTransactionRead:
+    result, replayed = await service.pay(session, data=body, settings=settings)
+    _mark(response, replayed)
+    return result
+
+
+@router.post(
+    "/releases",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LedgerTransactionRead,
+    responses=error_responses(Unauthorized, NotFound, Conflict, ValidationFailed),
+    summary="Reserved -> available for slots that will never be paid",
+)
+async def create_release(
+    body: ReleaseCreate, session: SessionDep, response: Response
+) -> LedgerTransactionRead:
+    result, replayed = await service.release(session, data=body)
+    _mark(response, replayed)
+    return result

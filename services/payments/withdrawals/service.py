@@ -1,0 +1,135 @@
+"""Withdrawals: money leaves the worker's `available` when asked (into the platform's
+"payouts in flight" account, so `available` can never be spent twice); the test payout
+provider pays it out to the outside world later, in the background (runner.py)."""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.payments.ledger import service as ledger
+from services.payments.providers import PayoutProvider
+from services.payments.settings import Settings
+from services.payments.withdrawals import repository
+from services.payments.withdrawals.schemas import WithdrawalRead
+from shared.db import driver_connection
+from shared.errors import ValidationFailed
+from shared.ids import new_id
+from shared.money import format_cents
+from shared.pagination import PageParams
+
+
+def _read(row: asyncpg.Record) -> WithdrawalRead:
+    return WithdrawalRead(
+        id=row["id"],
+        amount=row["amount_cents"],
+        status=row["status"],
+        provider_reference=row["provider_reference"],
+        created_at=row["created_at"],
+        paid_at=row["paid_at"],
+    )
+
+
+async def request_withdrawal(
+    session: AsyncSession, *, worker_id: str, amount_cents: int, settings: Settings
+) -> WithdrawalRead:
+    """402 when `available` is short: the database's CHECK decides on the locked balance row,
+    so concurrent withdrawals can never take it below zero."""
+    if amount_cents < settings.min_withdrawal_cents:
+        message = f"must be at least {format_cents(settings.min_withdrawal_cents)}"
+        raise ValidationFailed(
+            f"amount: {message}", errors=[{"loc": ["body", "amount"], "msg": message}]
+        )
+    conn = await driver_connection(session)
+    withdrawal_id = new_id()
+    in_flight = ledger.payouts_in_flight(ledger.pick_shard(settings.platform_account_shards))
+    row, _ = await ledger.record(
+        conn,
+        ledger.NewTransaction(
+            kind="withdrawal",
+            worker_id=worker_id,
+            amount_cents=amount_cents,
+            reference=f"withdrawal:{withdrawal_id}",
+            details={"withdrawal_id": withdrawal_id},
+        ),
+    )
+    await ledger.move(
+        conn,
+        transaction_id=row["id"],
+        kind="withdrawal",
+        legs=[(ledger.worker_available(worker_id), -amount_cents), (in_flight, amount_cents)],
+    )
+    created = await repository.insert_withdrawal(
+        conn,
+        withdrawal_id=withdrawal_id,
+        worker_id=worker_id,
+        amount_cents=amount_cents,
+        in_flight_account_id=in_flight.id,
+        request_transaction_id=row["id"],
+    )
+    return _read(created)
+
+
+async def list_withdrawals(
+    session: AsyncSession, *, worker_id: str, page: PageParams
+) -> tuple[list[WithdrawalRead], str | None]:
+    conn = await driver_connection(session)
+    before = str(page.cursor[0]) if page.cursor else None
+    rows = await repository.list_withdrawals(
+        conn, worker_id=worker_id, before_id=before, limit=page.fetch
+    )
+    items, next_cursor = page.page(rows, lambda r: [r["id"]])
+    return [_read(r) for r in items], next_cursor
+
+
+async def withdrawn_cents(conn: asyncpg.Connection, *, worker_id: str) -> tuple[int, int]:
+    """(all withdrawals, the pending part of them) of a worker, in cents."""
+    row = await repository.total_withdrawn(conn, worker_id=worker_id)
+    return row["total"], row["pending"]
+
+
+async def pay_next_due(
+    session: AsyncSession, *, settings: Settings, provider: PayoutProvider
+) -> bool:
+    """Pay the oldest due withdrawal, if any (False when none is due). The caller commits.
+
+    The `withdrawal-paid:<id>` key makes the ledger refuse a second payment of one withdrawal
+    even if two runners ever got hold of it.
+    """
+    conn = await driver_connection(session)
+    due = await repository.claim_due(conn, delay_seconds=settings.payout_delay_seconds)
+    if due is None:
+        return False
+    reference = await provider.send(
+        worker_id=due["worker_id"], amount_cents=due["amount_cents"], withdrawal_id=due["id"]
+    )
+    row, acting = await ledger.record(
+        conn,
+        ledger.NewTransaction(
+            kind="withdrawal_paid",
+            key=f"withdrawal-paid:{due['id']}",
+            request_hash=ledger.request_hash("withdrawal_paid", {"withdrawal_id": due["id"]}),
+            worker_id=due["worker_id"],
+            amount_cents=due["amount_cents"],
+            reference=f"withdrawal:{due['id']}",
+            details={"withdrawal_id": due["id"], "provider_reference": reference},
+        ),
+    )
+    if acting:
+        in_flight = ledger.AccountRef(due["in_flight_account_id"], "payouts_in_flight")
+        world = ledger.external(ledger.pick_shard(settings.platform_account_shards))
+        await ledger.move(
+            conn,
+            transaction_id=row["id"],
+            kind="withdrawal_paid",
+            legs=[(in_flight, -due["amount_cents"]), (world, due["amount_cents"])],
+        )
+    await repository.mark_paid(
+        conn,
+        withdrawal_id=due["id"],
+        provider_reference=ledger.parse_details(row["details"]).get(
+            "provider_reference", reference
+        ),
+        paid_transaction_id=row["id"],
+    )
+    return True
