@@ -1,0 +1,44 @@
+"""The README's curl walkthrough, run exactly as written against the live services."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from tests.conftest import LiveServices
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def walkthrough_blocks() -> list[str]:
+    text = README.read_text()
+    section = text.split("<!-- walkthrough:start -->", 1)[1].split("<!-- walkthrough:end -->", 1)[0]
+    return re.findall(r"```bash\n(.*?)```", section, re.S)
+
+
+def test_readme_walkthrough_works_as_written(live_services: LiveServices) -> None:
+    blocks = walkthrough_blocks()
+    assert len(blocks) >= 6
+    # Any HTTP error fails the script: curl gets --fail-with-body, the shell -euo pipefail.
+    script = 'set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; echo; }\n'
+    script += "\n".join(blocks)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "TASKS": live_services.urls["tasks"],
+        "WORKERS": live_services.urls["workers"],
+        "PAYMENTS": live_services.urls["payments"],
+    }
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    out = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    balances = [o for o in out if set(o) >= {"available", "withdrawn"}]
+    assert balances and balances[-1]["available"] == "0.60"
+    requester_balance = next(o for o in out if set(o) >= {"available", "reserved", "spent"})
+    assert requester_balance == {"available": "19.52", "reserved": "0.48", "spent": "0.00"}
+    assert any(o.get("status") == "granted" for o in out)
+    withdrawal = out[-1]
+    assert withdrawal["amount"] == "0.60" and withdrawal["status"] in ("pending", "paid")
