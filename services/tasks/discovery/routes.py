@@ -1,5 +1,51 @@
+"""Discovery: the work a worker may see, and one project's preview."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-router = APIRouter(tags=["discovery"])
+from services.tasks.discovery import service
+from services.tasks.discovery.schemas import WorkProject, WorkProjectPreview
+from shared.auth import WorkerDep
+from shared.db import SessionDep
+from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
+from shared.pagination import Page, PageDep
+
+router = APIRouter(prefix="/v1/work/projects", tags=["discovery"])
+
+
+@router.get(
+    "",
+    response_model=Page[WorkProject],
+    responses=error_responses(Unauthorized, Forbidden, ValidationFailed),
+    summary="Published projects with work this worker may take now, newest first",
+)
+async def list_work(
+    request: Request, caller: WorkerDep, session: SessionDep, page: PageDep
+) -> Page[WorkProject]:
+    settings = request.app.state.settings
+    items, next_cursor = await service.list_work(
+        session,
+        worker_id=caller.account_id,
+        page=page,
+        scan_batch=settings.discovery_scan_batch,
+        stats_ttl=settings.discovery_stats_ttl_seconds,
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{project_id}",
+    response_model=WorkProjectPreview,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+    summary="Preview: instructions, answer format and one sample input (preview guard applies)",
+)
+async def preview(
+    project_id: str, request: Request, caller: WorkerDep, session: SessionDep
+) -> WorkProjectPreview:
+    return await service.preview(
+        session,
+        worker_id=caller.account_id,
+        project_id=project_id,
+        stats_ttl=request.app.state.settings.discovery_stats_ttl_seconds,
+    )

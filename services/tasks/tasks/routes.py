@@ -1,5 +1,138 @@
+"""Tasks: bulk upload (JSON, CSV, NDJSON) and the owner's task reads."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import Response
+
+from services.tasks.tasks import service
+from services.tasks.tasks.schemas import TaskIn, TaskRead, TasksCreated, TaskStatus
+from shared.auth import RequesterDep
+from shared.db import SessionDep
+from shared.errors import (
+    BadRequest,
+    Conflict,
+    DependencyUnavailable,
+    Forbidden,
+    InsufficientFunds,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    error_responses,
+)
+from shared.idempotency import IdempotencyDep
+from shared.pagination import Page, PageDep
 
 router = APIRouter(tags=["tasks"])
+
+_CSV_EXAMPLE = 'text,external_id,gold_answer\n"A cat on a mat",row-1,"{""label"": ""cat""}"\n'
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["tasks"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "tasks": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 10_000,
+                            "items": TaskIn.model_json_schema(),
+                        }
+                    },
+                }
+            },
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": _CSV_EXAMPLE,
+                "description": "Header row; an `input` column of JSON, or one column per input "
+                "field; optional gold_answer (JSON), external_id, max_assignments.",
+            },
+            "application/x-ndjson": {
+                "schema": {"type": "string"},
+                "description": "One task object per line, as in the JSON form's `tasks`.",
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/projects/{project_id}/tasks",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TasksCreated,
+    responses=error_responses(
+        BadRequest,
+        Unauthorized,
+        InsufficientFunds,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        DependencyUnavailable,
+    ),
+    openapi_extra=_UPLOAD_BODY,
+    summary="Add up to 10,000 tasks at once; all or nothing",
+)
+async def add_tasks(
+    project_id: str,
+    request: Request,
+    caller: RequesterDep,
+    session: SessionDep,
+    idem: IdempotencyDep,
+) -> Response:
+    body = await request.body()
+    return await idem.run(
+        caller,
+        lambda: service.add_tasks(
+            session,
+            payments=request.app.state.peers["payments"],
+            requester_id=caller.account_id,
+            project_id=project_id,
+            content_type=request.headers.get("content-type"),
+            body=body,
+            max_tasks=request.app.state.settings.upload_max_tasks,
+        ),
+        status_code=201,
+    )
+
+
+@router.get(
+    "/v1/projects/{project_id}/tasks",
+    response_model=Page[TaskRead],
+    responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
+    summary="The project's tasks, newest first, each with its assignments",
+)
+async def list_tasks(
+    project_id: str,
+    caller: RequesterDep,
+    session: SessionDep,
+    page: PageDep,
+    task_status: Annotated[TaskStatus | None, Query(alias="status")] = None,
+) -> Page[TaskRead]:
+    items, next_cursor = await service.list_tasks(
+        session,
+        requester_id=caller.account_id,
+        project_id=project_id,
+        status=task_status,
+        page=page,
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/tasks/{task_id}",
+    response_model=TaskRead,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def get_task(task_id: str, caller: RequesterDep, session: SessionDep) -> TaskRead:
+    return await service.get_task(session, requester_id=caller.account_id, task_id=task_id)

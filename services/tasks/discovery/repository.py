@@ -1,0 +1,163 @@
+"""SQL for the worker's view of published work (raw asyncpg: discovery is read on every visit).
+
+"Claimable" is the queue's rule: project published, task open with an open slot and not expired.
+A task the worker already has an assignment of (whatever became of it) is never offered again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+_CLAIMABLE_FOR_WORKER = """
+    t.status = 'open' AND t.open_slots > 0 AND t.expires_at > now()
+    AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $1)
+"""
+
+_PROJECT_COLUMNS = """
+    p.id, p.requester_id, p.title, p.description, p.instructions, p.keywords, p.task_type,
+    p.labels, p.multi_label, p.answer_schema, p.reward_cents, p.assignment_duration_seconds,
+    p.estimated_seconds_per_assignment, p.qualification_requirements, p.min_gold_accuracy,
+    p.published_at
+"""
+
+_CANDIDATES = f"""
+SELECT {_PROJECT_COLUMNS}
+FROM projects p
+WHERE p.status = 'published' AND ($2::text IS NULL OR p.id < $2)
+  AND EXISTS (SELECT 1 FROM tasks t WHERE t.project_id = p.id AND {_CLAIMABLE_FOR_WORKER})
+ORDER BY p.id DESC
+LIMIT $3
+"""
+
+
+async def published_with_work(
+    conn: asyncpg.Connection, *, worker_id: str, before_id: str | None, limit: int
+) -> list[asyncpg.Record]:
+    """Published projects, newest first, holding at least one task this worker may claim.
+
+    The `ix_projects_published` partial index walks the projects backwards and `ix_tasks_claim`
+    (the queue's partial index of open tasks with a slot) answers each EXISTS.
+    """
+    return await conn.fetch(_CANDIDATES, worker_id, before_id, limit)
+
+
+_PUBLISHED_PROJECT = (
+    f"SELECT {_PROJECT_COLUMNS} FROM projects p WHERE p.id = $1 AND p.status = 'published'"
+)
+
+
+async def published_project(conn: asyncpg.Connection, project_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(_PUBLISHED_PROJECT, project_id)
+
+
+_AVAILABLE_COUNTS = f"""
+SELECT t.project_id, count(*) AS available
+FROM tasks t
+WHERE t.project_id = ANY($2::text[]) AND {_CLAIMABLE_FOR_WORKER}
+GROUP BY t.project_id
+"""
+
+
+async def available_counts(
+    conn: asyncpg.Connection, *, worker_id: str, project_ids: Sequence[str]
+) -> dict[str, int]:
+    rows = await conn.fetch(_AVAILABLE_COUNTS, worker_id, list(project_ids))
+    return {r["project_id"]: r["available"] for r in rows}
+
+
+_SAMPLE_INPUT = f"""
+SELECT t.input::text FROM tasks t
+WHERE t.project_id = $2 AND {_CLAIMABLE_FOR_WORKER}
+ORDER BY t.expires_at LIMIT 1
+"""
+
+
+async def sample_input(conn: asyncpg.Connection, *, worker_id: str, project_id: str) -> str | None:
+    """The raw JSON of one task this worker could take now (the soonest to expire)."""
+    return await conn.fetchval(_SAMPLE_INPUT, worker_id, project_id)
+
+
+_WORKING_TIMES = """
+SELECT project_id, count(*) AS answers,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM submitted_at - accepted_at)) AS median_seconds
+FROM assignments
+WHERE project_id = ANY($1::text[]) AND status IN ('submitted', 'approved')
+  AND submitted_at IS NOT NULL
+GROUP BY project_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingTime:
+    answers: int
+    median_seconds: float
+
+
+async def working_times(
+    conn: asyncpg.Connection, project_ids: Sequence[str]
+) -> dict[str, WorkingTime]:
+    rows = await conn.fetch(_WORKING_TIMES, list(project_ids))
+    return {r["project_id"]: WorkingTime(r["answers"], float(r["median_seconds"])) for r in rows}
+
+
+_REQUESTER_STATS = """
+SELECT p.requester_id,
+       count(*) FILTER (WHERE a.status = 'approved') AS approved,
+       count(*) FILTER (WHERE a.status = 'rejected') AS rejected,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM a.reviewed_at - a.submitted_at))
+           FILTER (WHERE a.reviewed_at IS NOT NULL AND a.submitted_at IS NOT NULL)
+           AS median_review
+FROM projects p
+JOIN assignments a ON a.project_id = p.id AND a.status IN ('approved', 'rejected')
+WHERE p.requester_id = ANY($1::text[])
+GROUP BY p.requester_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewStats:
+    approved: int
+    rejected: int
+    median_review_seconds: float | None
+
+
+async def requester_review_stats(
+    conn: asyncpg.Connection, requester_ids: Sequence[str]
+) -> dict[str, ReviewStats]:
+    rows = await conn.fetch(_REQUESTER_STATS, list(requester_ids))
+    return {
+        r["requester_id"]: ReviewStats(
+            r["approved"],
+            r["rejected"],
+            None if r["median_review"] is None else float(r["median_review"]),
+        )
+        for r in rows
+    }
+
+
+# Kept by the queue side at submit (gold_stats, primary key (project_id, worker_id)).
+_GOLD_RECORD = """
+SELECT project_id, answered, correct FROM gold_stats
+WHERE worker_id = $1 AND project_id = ANY($2::text[])
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class GoldRecord:
+    answered: int
+    correct: int
+
+
+async def gold_records(
+    conn: asyncpg.Connection, *, worker_id: str, project_ids: Sequence[str]
+) -> dict[str, GoldRecord]:
+    """The worker's gold answers per project and how many were right (queue side's counts)."""
+    if not project_ids:
+        return {}
+    rows = await conn.fetch(_GOLD_RECORD, worker_id, list(project_ids))
+    return {r["project_id"]: GoldRecord(r["answered"], r["correct"]) for r in rows}

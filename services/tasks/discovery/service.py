@@ -1,0 +1,251 @@
+"""Discovery rules: which published work a worker may see, and what it is worth per hour.
+
+A project is listed when the worker could accept one of its tasks right now: it has a claimable
+task the worker never had, its `discover` requirements hold and its requester has not blocked the
+worker (`shared.eligibility`, one call per batch of projects), and the worker has not failed its
+gold standard (`min_gold_accuracy`, judged after at least 3 gold answers). Filtering happens per
+batch of candidate projects, so a page costs a handful of queries however many projects exist.
+Requester review stats and measured working times move slowly and are cached for a short while.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.tasks.answers import answer_schema_for
+from services.tasks.discovery import repository
+from services.tasks.discovery.repository import GoldRecord, ReviewStats, WorkingTime
+from services.tasks.discovery.schemas import RequesterStats, WorkProject, WorkProjectPreview
+from services.tasks.gold.service import gold_accuracy_failed
+from shared.db import driver_connection
+from shared.eligibility import ProjectRules, evaluate_eligibility
+from shared.errors import Forbidden, NotFound
+from shared.pagination import PageParams
+
+MIN_MEASURED_ANSWERS = 3
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class NotQualified(Forbidden):
+    code = "not_qualified"
+
+
+class Blocked(Forbidden):
+    code = "blocked"
+
+
+class WorkNotFound(NotFound):
+    code = "not_found"
+
+
+class TtlCache:
+    """Per-process memo of slow-moving aggregates, each entry good for `ttl` seconds."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Any, tuple[float, Any]] = {}
+
+    async def get_many(
+        self,
+        keys: Sequence[K],
+        load: Callable[[list[K]], Any],
+        *,
+        ttl: float,
+        missing: V,
+    ) -> dict[K, V]:
+        now = time.monotonic()
+        out: dict[K, V] = {}
+        stale: list[K] = []
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > now:
+                out[key] = entry[1]
+            else:
+                stale.append(key)
+        if stale:
+            loaded = await load(stale)
+            if len(self._entries) > 50_000:
+                self._entries.clear()
+            for key in stale:
+                value = loaded.get(key, missing)
+                out[key] = value
+                if ttl > 0:
+                    self._entries[key] = (now + ttl, value)
+        return out
+
+
+_working_times = TtlCache()
+_review_stats = TtlCache()
+
+
+def gold_failed(min_gold_accuracy: int | None, record: GoldRecord | None) -> bool:
+    """The queue side's rule (the same one accept applies), on the worker's gold tally."""
+    if record is None:
+        return False
+    return gold_accuracy_failed(
+        min_gold_accuracy=min_gold_accuracy, answered=record.answered, correct=record.correct
+    )
+
+
+def hourly_rate_cents(
+    reward_cents: int, measured: WorkingTime | None, estimated_seconds: int | None
+) -> int | None:
+    """Reward per hour (cents, rounded down) from measured time, else the requester's estimate."""
+    if measured is not None and measured.answers >= MIN_MEASURED_ANSWERS:
+        seconds = max(measured.median_seconds, 1.0)
+    elif estimated_seconds:
+        seconds = float(estimated_seconds)
+    else:
+        return None
+    return int(reward_cents * 3600 // seconds)
+
+
+def requester_stats(stats: ReviewStats | None) -> RequesterStats:
+    if stats is None or stats.approved + stats.rejected == 0:
+        return RequesterStats(approval_rate_given=None, median_review_seconds=None)
+    rate = round(100 * stats.approved / (stats.approved + stats.rejected), 1)
+    median = None if stats.median_review_seconds is None else round(stats.median_review_seconds)
+    return RequesterStats(approval_rate_given=rate, median_review_seconds=median)
+
+
+def _rules(row: asyncpg.Record) -> ProjectRules:
+    return ProjectRules(
+        project_id=row["id"],
+        requester_id=row["requester_id"],
+        requirements=list(row["qualification_requirements"] or []),
+    )
+
+
+async def _visible(
+    conn: asyncpg.Connection, *, worker_id: str, candidates: list[asyncpg.Record]
+) -> list[asyncpg.Record]:
+    """Candidates whose discover guard holds (no block, requirements met) and gold not failed."""
+    eligibility = await evaluate_eligibility(
+        conn, worker_id=worker_id, projects=[_rules(r) for r in candidates]
+    )
+    allowed = [r for r in candidates if eligibility[r["id"]].discover.ok]
+    with_gold_rule = [r["id"] for r in allowed if r["min_gold_accuracy"] is not None]
+    records = await repository.gold_records(conn, worker_id=worker_id, project_ids=with_gold_rule)
+    return [r for r in allowed if not gold_failed(r["min_gold_accuracy"], records.get(r["id"]))]
+
+
+async def _decorate(
+    conn: asyncpg.Connection, *, worker_id: str, rows: list[asyncpg.Record], stats_ttl: float
+) -> list[WorkProject]:
+    ids = [r["id"] for r in rows]
+    available = await repository.available_counts(conn, worker_id=worker_id, project_ids=ids)
+    measured = await _working_times.get_many(
+        ids, lambda keys: repository.working_times(conn, keys), ttl=stats_ttl, missing=None
+    )
+    requesters = sorted({r["requester_id"] for r in rows})
+    reviews = await _review_stats.get_many(
+        requesters,
+        lambda keys: repository.requester_review_stats(conn, keys),
+        ttl=stats_ttl,
+        missing=None,
+    )
+    return [
+        WorkProject(
+            id=r["id"],
+            requester_id=r["requester_id"],
+            title=r["title"],
+            description=r["description"],
+            keywords=list(r["keywords"]),
+            task_type=r["task_type"],
+            reward=r["reward_cents"],
+            available_tasks=available.get(r["id"], 0),
+            assignment_duration_seconds=r["assignment_duration_seconds"],
+            estimated_seconds_per_assignment=r["estimated_seconds_per_assignment"],
+            hourly_rate_estimate=hourly_rate_cents(
+                r["reward_cents"], measured.get(r["id"]), r["estimated_seconds_per_assignment"]
+            ),
+            requester_stats=requester_stats(reviews.get(r["requester_id"])),
+            published_at=r["published_at"],
+        )
+        for r in rows
+    ]
+
+
+async def list_work(
+    session: AsyncSession,
+    *,
+    worker_id: str,
+    page: PageParams,
+    scan_batch: int,
+    stats_ttl: float,
+) -> tuple[list[WorkProject], str | None]:
+    conn = await driver_connection(session)
+    before = str(page.cursor[0]) if page.cursor else None
+    batch = max(scan_batch, page.fetch)
+    found: list[asyncpg.Record] = []
+    while len(found) < page.fetch:
+        candidates = await repository.published_with_work(
+            conn, worker_id=worker_id, before_id=before, limit=batch
+        )
+        if not candidates:
+            break
+        found += await _visible(conn, worker_id=worker_id, candidates=candidates)
+        if len(candidates) < batch:
+            break
+        before = candidates[-1]["id"]
+    kept, next_cursor = page.page(found, lambda r: [r["id"]])
+    items = await _decorate(conn, worker_id=worker_id, rows=kept, stats_ttl=stats_ttl)
+    # A project whose last task went between the two queries is simply dropped from this page.
+    return [item for item in items if item.available_tasks > 0], next_cursor
+
+
+async def preview(
+    session: AsyncSession, *, worker_id: str, project_id: str, stats_ttl: float
+) -> WorkProjectPreview:
+    conn = await driver_connection(session)
+    row = await repository.published_project(conn, project_id)
+    if row is None:
+        raise WorkNotFound("No published project has this id.")
+    eligibility = (await evaluate_eligibility(conn, worker_id=worker_id, projects=[_rules(row)]))[
+        row["id"]
+    ]
+    if eligibility.blocked:
+        raise Blocked("The requester of this project has blocked you.")
+    if not eligibility.preview.ok:
+        unmet = [f.to_dict() for f in eligibility.preview.failures]
+        raise NotQualified(
+            "You do not meet this project's qualification requirements.",
+            errors=[
+                {
+                    "loc": ["qualification_requirements", f["qualification_type_id"]],
+                    "msg": f["reason"],
+                }
+                for f in unmet
+            ],
+            extra={"unmet_requirements": unmet},
+        )
+    [item] = await _decorate(conn, worker_id=worker_id, rows=[row], stats_ttl=stats_ttl)
+    records = await repository.gold_records(conn, worker_id=worker_id, project_ids=[row["id"]])
+    if gold_failed(row["min_gold_accuracy"], records.get(row["id"])):
+        item.available_tasks = 0
+    sample = (
+        await repository.sample_input(conn, worker_id=worker_id, project_id=row["id"])
+        if item.available_tasks
+        else None
+    )
+    return WorkProjectPreview(
+        **{name: getattr(item, name) for name in WorkProject.model_fields},
+        instructions=row["instructions"],
+        labels=row["labels"],
+        multi_label=row["multi_label"],
+        answer_schema=answer_schema_for(
+            task_type=row["task_type"],
+            labels=row["labels"],
+            multi_label=row["multi_label"],
+            answer_schema=row["answer_schema"],
+        ),
+        qualification_requirements=list(row["qualification_requirements"] or []),
+        sample_input=None if sample is None else orjson.loads(sample),
+    )

@@ -1,0 +1,154 @@
+"""Project request and response models (contract: "Projects, tasks, assignments")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from shared.eligibility import QualificationRequirement
+from shared.money import Money, MoneyOut
+
+ProjectStatus = Literal["draft", "published", "paused", "closed"]
+TaskTypeName = Literal["classification", "sentiment", "transcription", "bounding_box", "free_form"]
+
+MAX_REWARD_CENTS = 10_000_000  # 100,000.00: the largest deposit the test provider takes
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+Description = Annotated[str, Field(max_length=10_000)]
+Instructions = Annotated[str, Field(max_length=100_000, description="Markdown guidelines.")]
+AssignmentsPerTask = Annotated[int, Field(ge=1, le=100)]
+AssignmentDuration = Annotated[int, Field(ge=30, le=86_400)]
+Lifetime = Annotated[int, Field(ge=60, le=31_536_000)]
+AutoApprove = Annotated[int, Field(ge=0, le=2_592_000)]
+EstimatedSeconds = Annotated[int, Field(ge=1, le=86_400)]
+GoldAccuracy = Annotated[int, Field(ge=0, le=100)]
+
+
+def _reward_in_range(cents: int) -> int:
+    if cents < 1:
+        raise ValueError("reward must be at least 0.01")
+    if cents > MAX_REWARD_CENTS:
+        raise ValueError("reward must be at most 100000.00")
+    return cents
+
+
+def _unique_labels(labels: list[str] | None) -> list[str] | None:
+    if labels is not None and len(set(labels)) != len(labels):
+        raise ValueError("labels must be unique")
+    return labels
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Description = ""
+    instructions: Instructions = ""
+    keywords: list[Keyword] = Field(default_factory=list, max_length=20)
+    task_type: TaskTypeName
+    labels: list[Label] | None = Field(default=None, min_length=2, max_length=100)
+    multi_label: bool = False
+    answer_schema: dict[str, Any] | None = None
+    reward: Money
+    assignments_per_task: AssignmentsPerTask = 1
+    assignment_duration_seconds: AssignmentDuration
+    lifetime_seconds: Lifetime
+    auto_approve_seconds: AutoApprove = 259_200
+    estimated_seconds_per_assignment: EstimatedSeconds | None = None
+    qualification_requirements: list[QualificationRequirement] = Field(
+        default_factory=list, max_length=10
+    )
+    min_gold_accuracy: GoldAccuracy | None = None
+
+    _reward = field_validator("reward")(_reward_in_range)
+    _labels = field_validator("labels")(_unique_labels)
+
+
+class ProjectUpdate(BaseModel):
+    """Only the fields sent change. In a draft everything may change; once published, only the
+    texts and the rules that move no money (see `EDITABLE_WHEN_LIVE` in the service)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: Description | None = None
+    instructions: Instructions | None = None
+    keywords: list[Keyword] | None = Field(default=None, max_length=20)
+    task_type: TaskTypeName | None = None
+    labels: list[Label] | None = Field(default=None, min_length=2, max_length=100)
+    multi_label: bool | None = None
+    answer_schema: dict[str, Any] | None = None
+    reward: Money | None = None
+    assignments_per_task: AssignmentsPerTask | None = None
+    assignment_duration_seconds: AssignmentDuration | None = None
+    lifetime_seconds: Lifetime | None = None
+    auto_approve_seconds: AutoApprove | None = None
+    estimated_seconds_per_assignment: EstimatedSeconds | None = None
+    qualification_requirements: list[QualificationRequirement] | None = Field(
+        default=None, max_length=10
+    )
+    min_gold_accuracy: GoldAccuracy | None = None
+
+    @field_validator("reward")
+    @classmethod
+    def _reward(cls, v: int | None) -> int | None:
+        return None if v is None else _reward_in_range(v)
+
+    _labels = field_validator("labels")(_unique_labels)
+
+
+class ProjectCounts(BaseModel):
+    tasks: int
+    open_slots: int
+    accepted: int
+    submitted: int
+    approved: int
+    rejected: int
+
+
+class ProjectMoney(BaseModel):
+    reserved: MoneyOut = Field(description="Held for slots not yet paid or released.")
+    spent: MoneyOut = Field(description="Paid for approved assignments (reward + fee).")
+
+
+class ProjectRead(BaseModel):
+    id: str
+    requester_id: str
+    status: ProjectStatus
+    title: str
+    description: str
+    instructions: str
+    keywords: list[str]
+    task_type: TaskTypeName
+    labels: list[str] | None
+    multi_label: bool
+    answer_schema: dict[str, Any] = Field(
+        description="The JSON Schema every answer (and gold answer) must satisfy; derived from "
+        "task_type and labels for the built-in types."
+    )
+    reward: MoneyOut
+    fee_per_assignment: MoneyOut
+    assignments_per_task: int
+    assignment_duration_seconds: int
+    lifetime_seconds: int
+    auto_approve_seconds: int
+    estimated_seconds_per_assignment: int | None
+    qualification_requirements: list[QualificationRequirement]
+    min_gold_accuracy: int | None
+    counts: ProjectCounts
+    money: ProjectMoney
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    closed_at: datetime | None

@@ -1,0 +1,428 @@
+"""Project rules: validation beyond field shapes, the state machine, and the money it moves.
+
+States: draft → published ⇄ paused → closed (closed is final; a draft may be closed too).
+Publishing reserves every slot's reward + fee with the payments service under the key
+`publish:{project_id}`; the reservation is the last step of the request, after every row is
+written, so a 402 or an unreachable payments service rolls the whole change back and a retry can
+never reserve twice (payments answers a repeated key with the first result). Closing hands the
+unused slots' money back through the outbox (`slots.release_unused_slots`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.tasks import slots
+from services.tasks.answers import answer_schema_for, schema_problems, validate_answer
+from services.tasks.projects import repository
+from services.tasks.projects.repository import ProjectLock, ProjectStats
+from services.tasks.projects.schemas import (
+    ProjectCounts,
+    ProjectCreate,
+    ProjectMoney,
+    ProjectRead,
+    ProjectUpdate,
+    QualificationRequirement,
+)
+from shared.db import driver_connection
+from shared.eligibility import SYSTEM_TYPE_IDS
+from shared.errors import InvalidState, NotFound, ValidationFailed
+from shared.fees import fee_cents
+from shared.http import InternalClient
+from shared.ids import new_id
+from shared.pagination import PageParams
+
+# Once money is reserved the reward, the number of slots and the answer format are fixed;
+# texts and rules that move no money stay editable while the project is live.
+EDITABLE_WHEN_LIVE = frozenset(
+    {
+        "title",
+        "description",
+        "instructions",
+        "keywords",
+        "estimated_seconds_per_assignment",
+        "auto_approve_seconds",
+        "assignment_duration_seconds",
+        "qualification_requirements",
+        "min_gold_accuracy",
+    }
+)
+NULLABLE_FIELDS = frozenset(
+    {"labels", "answer_schema", "estimated_seconds_per_assignment", "min_gold_accuracy"}
+)
+_COLUMN_OF = {"reward": "reward_cents"}
+ANSWER_FORMAT_FIELDS = frozenset({"task_type", "labels", "multi_label", "answer_schema"})
+MAX_GOLD_ERRORS = 100
+
+
+class ProjectNotFound(NotFound):
+    code = "not_found"
+
+
+def fee_for(reward_cents: int, *, assignments_per_task: int) -> int:
+    """The platform fee per assignment: the payments side's rule (shared/fees.py), so the fee
+    reserved here is the fee payments charges at payout."""
+    return fee_cents(reward_cents, assignments_per_task=assignments_per_task)
+
+
+def effective_answer_schema(row: Any) -> dict[str, Any]:
+    return answer_schema_for(
+        task_type=row.task_type,
+        labels=row.labels,
+        multi_label=row.multi_label,
+        answer_schema=row.answer_schema,
+    )
+
+
+def to_read(row: Row, stats: ProjectStats) -> ProjectRead:
+    slot_cents = row.reward_cents + row.fee_cents
+    reserved = 0 if row.status == "draft" else stats.open_slots * slot_cents + stats.live_cents
+    return ProjectRead(
+        id=row.id,
+        requester_id=row.requester_id,
+        status=row.status,
+        title=row.title,
+        description=row.description,
+        instructions=row.instructions,
+        keywords=list(row.keywords),
+        task_type=row.task_type,
+        labels=row.labels,
+        multi_label=row.multi_label,
+        answer_schema=effective_answer_schema(row),
+        reward=row.reward_cents,
+        fee_per_assignment=row.fee_cents,
+        assignments_per_task=row.assignments_per_task,
+        assignment_duration_seconds=row.assignment_duration_seconds,
+        lifetime_seconds=row.lifetime_seconds,
+        auto_approve_seconds=row.auto_approve_seconds,
+        estimated_seconds_per_assignment=row.estimated_seconds_per_assignment,
+        qualification_requirements=row.qualification_requirements,
+        min_gold_accuracy=row.min_gold_accuracy,
+        counts=ProjectCounts(
+            tasks=stats.tasks,
+            open_slots=stats.open_slots,
+            accepted=stats.accepted,
+            submitted=stats.submitted,
+            approved=stats.approved,
+            rejected=stats.rejected,
+        ),
+        money=ProjectMoney(reserved=reserved, spent=stats.approved_cents),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        published_at=row.published_at,
+        closed_at=row.closed_at,
+    )
+
+
+def answer_format_errors(
+    *,
+    task_type: str,
+    labels: Sequence[str] | None,
+    multi_label: bool,
+    answer_schema: Any,
+) -> list[dict[str, Any]]:
+    """Cross-field rules of the answer format (field shapes are pydantic's job)."""
+    errors: list[dict[str, Any]] = []
+
+    def bad(field: str, msg: str) -> None:
+        errors.append({"loc": ["body", field], "msg": msg})
+
+    if task_type == "classification" and not labels:
+        bad("labels", "a classification project needs 2-100 labels")
+    if labels is not None and task_type not in ("classification", "bounding_box"):
+        bad("labels", f"labels are for classification and bounding_box, not {task_type}")
+    if multi_label and task_type != "classification":
+        bad("multi_label", "multi_label is only for classification")
+    if task_type == "free_form":
+        if answer_schema is None:
+            bad("answer_schema", "a free_form project needs an answer_schema (a JSON Schema)")
+        else:
+            for msg in schema_problems(answer_schema):
+                bad("answer_schema", msg)
+    elif answer_schema is not None:
+        bad("answer_schema", "answer_schema is only for free_form; built-in types derive theirs")
+    return errors
+
+
+async def requirement_errors(
+    session: AsyncSession, requirements: Sequence[QualificationRequirement]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Referenced types must exist and be active, or be system types (their value rules were
+    checked by the shared model). Returns (errors, the requirements as stored)."""
+    custom_ids = {
+        r.qualification_type_id
+        for r in requirements
+        if r.qualification_type_id not in SYSTEM_TYPE_IDS
+    }
+    active = await repository.active_qualification_type_ids(session, sorted(custom_ids))
+    errors = [
+        {
+            "loc": ["body", "qualification_requirements", i, "qualification_type_id"],
+            "msg": "no active qualification type has this id",
+        }
+        for i, req in enumerate(requirements)
+        if req.qualification_type_id not in SYSTEM_TYPE_IDS
+        and req.qualification_type_id not in active
+    ]
+    return errors, [req.model_dump() for req in requirements]
+
+
+async def create_project(
+    session: AsyncSession, *, requester_id: str, data: ProjectCreate
+) -> ProjectRead:
+    errors = answer_format_errors(
+        task_type=data.task_type,
+        labels=data.labels,
+        multi_label=data.multi_label,
+        answer_schema=data.answer_schema,
+    )
+    requirement_problems, requirements = await requirement_errors(
+        session, data.qualification_requirements
+    )
+    errors += requirement_problems
+    if errors:
+        raise ValidationFailed(_summary(errors), errors=errors)
+    row = await repository.insert_project(
+        session,
+        {
+            "id": new_id(),
+            "requester_id": requester_id,
+            "status": "draft",
+            "title": data.title,
+            "description": data.description,
+            "instructions": data.instructions,
+            "keywords": data.keywords,
+            "task_type": data.task_type,
+            "labels": data.labels,
+            "multi_label": data.multi_label,
+            "answer_schema": data.answer_schema,
+            "reward_cents": data.reward,
+            "fee_cents": fee_for(data.reward, assignments_per_task=data.assignments_per_task),
+            "assignments_per_task": data.assignments_per_task,
+            "assignment_duration_seconds": data.assignment_duration_seconds,
+            "lifetime_seconds": data.lifetime_seconds,
+            "auto_approve_seconds": data.auto_approve_seconds,
+            "estimated_seconds_per_assignment": data.estimated_seconds_per_assignment,
+            "qualification_requirements": requirements,
+            "min_gold_accuracy": data.min_gold_accuracy,
+        },
+    )
+    return to_read(row, ProjectStats())
+
+
+async def list_projects(
+    session: AsyncSession, *, requester_id: str, page: PageParams
+) -> tuple[list[ProjectRead], str | None]:
+    before = str(page.cursor[0]) if page.cursor else None
+    rows = await repository.list_projects(
+        session, requester_id=requester_id, before_id=before, limit=page.fetch
+    )
+    kept, next_cursor = page.page(rows, lambda r: [r.id])
+    stats = await repository.project_stats(session, [r.id for r in kept])
+    return [to_read(r, stats[r.id]) for r in kept], next_cursor
+
+
+async def load_project(
+    session: AsyncSession,
+    *,
+    requester_id: str,
+    project_id: str,
+    lock: ProjectLock | None = None,
+) -> Row:
+    """The caller's project row or 404 (someone else's project is indistinguishable)."""
+    row = await repository.get_project(
+        session, project_id=project_id, requester_id=requester_id, lock=lock
+    )
+    if row is None:
+        raise ProjectNotFound("Project not found.")
+    return row
+
+
+async def read_project(session: AsyncSession, row: Row) -> ProjectRead:
+    stats = await repository.project_stats(session, [row.id])
+    return to_read(row, stats[row.id])
+
+
+async def get_project(session: AsyncSession, *, requester_id: str, project_id: str) -> ProjectRead:
+    row = await load_project(session, requester_id=requester_id, project_id=project_id)
+    return await read_project(session, row)
+
+
+async def update_project(
+    session: AsyncSession, *, requester_id: str, project_id: str, data: ProjectUpdate
+) -> ProjectRead:
+    row = await load_project(
+        session, requester_id=requester_id, project_id=project_id, lock="change"
+    )
+    sent = set(data.model_fields_set)
+    errors = [
+        {"loc": ["body", name], "msg": "may not be null"}
+        for name in sorted(sent)
+        if getattr(data, name) is None and name not in NULLABLE_FIELDS
+    ]
+    if errors:
+        raise ValidationFailed(_summary(errors), errors=errors)
+    if row.status == "closed":
+        raise InvalidState("A closed project cannot be changed.")
+    if row.status != "draft":
+        # Sending a frozen field back unchanged (a client PUT-ing the whole object) is fine.
+        frozen = sorted(
+            name
+            for name in sent - EDITABLE_WHEN_LIVE
+            if getattr(data, name) != row._mapping[_COLUMN_OF.get(name, name)]
+        )
+        if frozen:
+            raise InvalidState(
+                f"A {row.status} project's {', '.join(frozen)} cannot change: money is "
+                "reserved for its slots. Close it and create a new project instead.",
+                errors=[
+                    {"loc": ["body", f], "msg": f"not editable while {row.status}"} for f in frozen
+                ],
+            )
+    values = {_COLUMN_OF.get(name, name): getattr(data, name) for name in sent}
+    merged = {**row._mapping, **values}
+    if sent & ANSWER_FORMAT_FIELDS:
+        errors += answer_format_errors(
+            task_type=merged["task_type"],
+            labels=merged["labels"],
+            multi_label=merged["multi_label"],
+            answer_schema=merged["answer_schema"],
+        )
+    if "qualification_requirements" in sent:
+        problems, values["qualification_requirements"] = await requirement_errors(
+            session, data.qualification_requirements or []
+        )
+        errors += problems
+    if errors:
+        raise ValidationFailed(_summary(errors), errors=errors)
+    if sent & ANSWER_FORMAT_FIELDS:
+        errors = await _gold_answers_still_valid(session, project_id=row.id, merged=merged)
+        if errors:
+            raise ValidationFailed(
+                "The new answer format rejects some gold answers; fix or remove those tasks first.",
+                code="gold_answers_invalid",
+                errors=errors,
+            )
+    if {"reward", "assignments_per_task"} & sent:
+        values["fee_cents"] = fee_for(
+            merged["reward_cents"], assignments_per_task=merged["assignments_per_task"]
+        )
+    if not values:
+        return await read_project(session, row)
+    updated = await repository.update_project(session, project_id=row.id, values=values)
+    return await read_project(session, updated)
+
+
+async def _gold_answers_still_valid(
+    session: AsyncSession, *, project_id: str, merged: dict[str, Any]
+) -> list[dict[str, Any]]:
+    schema = answer_schema_for(
+        task_type=merged["task_type"],
+        labels=merged["labels"],
+        multi_label=merged["multi_label"],
+        answer_schema=merged["answer_schema"],
+    )
+    errors: list[dict[str, Any]] = []
+    for task in await repository.gold_answers(session, project_id=project_id):
+        for problem in validate_answer(schema, task.gold_answer):
+            errors.append(
+                {"loc": ["tasks", task.id, "gold_answer", *problem["loc"]], "msg": problem["msg"]}
+            )
+        if len(errors) >= MAX_GOLD_ERRORS:
+            break
+    return errors
+
+
+async def publish_project(
+    session: AsyncSession, *, payments: InternalClient, requester_id: str, project_id: str
+) -> ProjectRead:
+    row = await load_project(
+        session, requester_id=requester_id, project_id=project_id, lock="change"
+    )
+    if row.status != "draft":
+        raise InvalidState(f"Only a draft can be published; this project is {row.status}.")
+    slots = await repository.total_slots(session, project_id=row.id)
+    await repository.start_task_lifetimes(session, project_id=row.id, lifetime=row.lifetime_seconds)
+    updated = await repository.update_project(
+        session, project_id=row.id, values={"status": "published", "published_at": func.now()}
+    )
+    amount = slots * (row.reward_cents + row.fee_cents)
+    if amount:
+        # Last step: a 402 or 503 here rolls back every row above.
+        await payments.post(
+            "/internal/reservations",
+            json={
+                "key": f"publish:{row.id}",
+                "requester_id": requester_id,
+                "project_id": row.id,
+                "amount_cents": amount,
+            },
+        )
+    return await read_project(session, updated)
+
+
+async def pause_project(
+    session: AsyncSession, *, requester_id: str, project_id: str
+) -> ProjectRead:
+    return await _move(
+        session,
+        requester_id=requester_id,
+        project_id=project_id,
+        source="published",
+        target="paused",
+    )
+
+
+async def resume_project(
+    session: AsyncSession, *, requester_id: str, project_id: str
+) -> ProjectRead:
+    return await _move(
+        session,
+        requester_id=requester_id,
+        project_id=project_id,
+        source="paused",
+        target="published",
+    )
+
+
+async def _move(
+    session: AsyncSession, *, requester_id: str, project_id: str, source: str, target: str
+) -> ProjectRead:
+    row = await load_project(
+        session, requester_id=requester_id, project_id=project_id, lock="change"
+    )
+    if row.status != source:
+        raise InvalidState(
+            f"Only a {source} project can become {target}; this one is {row.status}."
+        )
+    updated = await repository.update_project(session, project_id=row.id, values={"status": target})
+    return await read_project(session, updated)
+
+
+async def close_project(
+    session: AsyncSession, *, requester_id: str, project_id: str
+) -> ProjectRead:
+    """No new accepts; the money of slots nobody holds goes back now (through the outbox), and
+    in-flight assignments either get paid or give their slot's money back when they end."""
+    row = await load_project(
+        session, requester_id=requester_id, project_id=project_id, lock="close"
+    )
+    if row.status == "closed":
+        raise InvalidState("This project is already closed.")
+    if row.status == "draft":
+        await repository.close_draft_slots(session, project_id=row.id)
+    else:
+        conn = await driver_connection(session)
+        await slots.release_unused_slots(conn, project_id=row.id)
+    updated = await repository.update_project(
+        session, project_id=row.id, values={"status": "closed", "closed_at": func.now()}
+    )
+    return await read_project(session, updated)
+
+
+def _summary(errors: Sequence[dict[str, Any]]) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])

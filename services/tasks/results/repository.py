@@ -1,0 +1,34 @@
+"""SQL for the results export: one row per task with its answers, read through a cursor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+
+# Inputs stay JSON text (they go out unchanged); answers come as one JSON array per task.
+_RESULTS = """
+SELECT t.id, t.external_id, t.input::text AS input,
+       coalesce((
+           SELECT json_agg(json_build_object(
+                      'assignment_id', a.id, 'worker_id', a.worker_id,
+                      'answer', a.answer, 'status', a.status) ORDER BY a.id)
+           FROM assignments a
+           WHERE a.task_id = t.id AND a.status IN ('submitted', 'approved', 'rejected')
+       ), '[]')::text AS answers
+FROM tasks t
+WHERE t.project_id = $1
+ORDER BY t.id
+"""
+
+
+async def task_results(
+    conn: asyncpg.Connection, *, project_id: str, prefetch: int
+) -> AsyncIterator[asyncpg.Record]:
+    """Every task of the project in upload order, `prefetch` rows per round trip.
+
+    A server-side cursor, so memory stays flat for 100,000 tasks; it must run inside a
+    transaction (the caller's, read-only and repeatable-read for one consistent snapshot).
+    """
+    async for record in conn.cursor(_RESULTS, project_id, prefetch=prefetch):
+        yield record

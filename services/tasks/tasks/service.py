@@ -1,0 +1,230 @@
+"""Task rules: bulk upload (all-or-nothing, money first on live projects) and the owner's reads.
+
+An upload to a published or paused project reserves its slots' reward + fee with the payments
+service under `add-tasks:{project_id}:{batch_id}` as the request's last step, so a 402 leaves
+no task behind. The project row is locked for the upload, which orders it against publish and
+close: tasks can never slip into a project between its reservation and its release.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.tasks.answers import validate_answer
+from services.tasks.projects.service import effective_answer_schema, load_project
+from services.tasks.tasks import repository
+from services.tasks.tasks.schemas import AssignmentRead, TaskRead, TasksCreated
+from services.tasks.tasks.upload import UploadedTask, parse_upload
+from shared.db import driver_connection
+from shared.errors import InvalidState, NotFound, ValidationFailed
+from shared.http import InternalClient
+from shared.ids import new_id
+from shared.pagination import PageParams
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> 2 characters
+
+
+class TaskNotFound(NotFound):
+    code = "not_found"
+
+
+def sequential_ids(count: int) -> list[str]:
+    """`count` ids in the layout of `shared.ids.new_id` (48-bit ms time + 80 random bits) that
+    also sort in upload order: one random start, then +1 per task.
+
+    The random part's top bit starts clear, so adding up to 10,000 never carries into the time.
+    Encoding only the low 20 bits per id (two table lookups) keeps 10,000 ids near 5 ms.
+    """
+    start = (int(time.time() * 1000) << 80) | (int.from_bytes(os.urandom(10), "big") >> 1)
+    ids: list[str] = []
+    prefix_value = -1
+    prefix = ""
+    for value in range(start, start + count):
+        high = value >> 20
+        if high != prefix_value:
+            prefix_value, prefix = high, _encode(high, 22)
+        low = value & 0xFFFFF
+        ids.append(prefix + _PAIRS[low >> 10] + _PAIRS[low & 0x3FF])
+    return ids
+
+
+def _encode(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        out.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def _gold_problems(schema: dict[str, Any], tasks: list[UploadedTask]) -> list[dict[str, Any]]:
+    problems: list[dict[str, Any]] = []
+    for task in tasks:
+        if task.gold_answer is None:
+            continue
+        for problem in validate_answer(schema, task.gold_answer):
+            path = "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in problem["loc"])
+            problems.append({"loc": task.loc, "msg": f"gold_answer{path}: {problem['msg']}"})
+    return problems
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of one synchronous burst of allocations.
+
+    Parsing 10,000 tasks allocates ~100k acyclic objects (dicts, lists, tuples) that reference
+    counting frees anyway; left on, the collector runs full passes over the whole heap in the
+    middle of it, which measured at up to 200 ms on a 20 ms parse. No await happens inside, so
+    no other request runs while it is off.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _rows_for_copy(
+    project: Row,
+    tasks: list[UploadedTask],
+    *,
+    ids: list[str],
+    expires_at: datetime | None,
+) -> tuple[list[tuple[Any, ...]], int]:
+    """COPY records in `repository.COPY_COLUMNS` order, and the number of slots they open."""
+    default_slots = project.assignments_per_task
+    records = []
+    slots = 0
+    for task_id, task in zip(ids, tasks, strict=True):
+        max_assignments = task.max_assignments or default_slots
+        slots += max_assignments
+        records.append(
+            (
+                task_id,
+                project.id,
+                project.requester_id,
+                task.external_id,
+                orjson.dumps(task.input).decode(),
+                None if task.gold_answer is None else orjson.dumps(task.gold_answer).decode(),
+                max_assignments,
+                max_assignments,
+                "open",
+                expires_at,
+            )
+        )
+    return records, slots
+
+
+async def add_tasks(
+    session: AsyncSession,
+    *,
+    payments: InternalClient,
+    requester_id: str,
+    project_id: str,
+    content_type: str | None,
+    body: bytes,
+    max_tasks: int,
+) -> TasksCreated:
+    project = await load_project(
+        session, requester_id=requester_id, project_id=project_id, lock="change"
+    )
+    if project.status == "closed":
+        raise InvalidState("A closed project takes no new tasks.")
+    live = project.status in ("published", "paused")
+    conn = await driver_connection(session)
+    expires_at = (
+        await repository.expiry_from_now(conn, lifetime_seconds=project.lifetime_seconds)
+        if live
+        else None
+    )
+    with _gc_paused():
+        parsed = parse_upload(content_type, body, max_tasks=max_tasks)
+        schema = effective_answer_schema(project)
+        problems = parsed.problems + _gold_problems(schema, parsed.tasks)
+        if problems:
+            problems.sort(key=lambda p: p["loc"][1] if len(p["loc"]) > 1 else -1)
+            broken_rows = len({tuple(p["loc"]) for p in problems})
+            raise ValidationFailed(
+                f"{broken_rows} row(s) of the upload are invalid; nothing was created.",
+                errors=problems,
+            )
+        ids = sequential_ids(len(parsed.tasks))
+        records, slots = _rows_for_copy(project, parsed.tasks, ids=ids, expires_at=expires_at)
+    await repository.copy_tasks(conn, records)
+    if live:
+        # Last step: a 402 or 503 here rolls the COPY back.
+        await payments.post(
+            "/internal/reservations",
+            json={
+                "key": f"add-tasks:{project.id}:{new_id()}",
+                "requester_id": requester_id,
+                "project_id": project.id,
+                "amount_cents": slots * (project.reward_cents + project.fee_cents),
+            },
+        )
+    return TasksCreated(created=len(ids), task_ids=ids)
+
+
+def _assignment(row: Row) -> AssignmentRead:
+    return AssignmentRead(**row._mapping, reward=row.reward_cents)
+
+
+def _task(row: Row, assignments: list[AssignmentRead]) -> TaskRead:
+    return TaskRead(
+        id=row.id,
+        project_id=row.project_id,
+        external_id=row.external_id,
+        input=row.input,
+        is_gold=row.gold_answer is not None,
+        gold_answer=row.gold_answer,
+        status=row.status,
+        max_assignments=row.max_assignments,
+        open_slots=row.open_slots,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        assignments=assignments,
+    )
+
+
+async def _with_assignments(session: AsyncSession, rows: list[Row]) -> list[TaskRead]:
+    by_task: dict[str, list[AssignmentRead]] = defaultdict(list)
+    for a in await repository.assignments_of_tasks(session, [r.id for r in rows]):
+        by_task[a.task_id].append(_assignment(a))
+    return [_task(r, by_task.get(r.id, [])) for r in rows]
+
+
+async def list_tasks(
+    session: AsyncSession,
+    *,
+    requester_id: str,
+    project_id: str,
+    status: str | None,
+    page: PageParams,
+) -> tuple[list[TaskRead], str | None]:
+    project = await load_project(session, requester_id=requester_id, project_id=project_id)
+    before = str(page.cursor[0]) if page.cursor else None
+    rows = await repository.list_tasks(
+        session, project_id=project.id, status=status, before_id=before, limit=page.fetch
+    )
+    kept, next_cursor = page.page(rows, lambda r: [r.id])
+    return await _with_assignments(session, kept), next_cursor
+
+
+async def get_task(session: AsyncSession, *, requester_id: str, task_id: str) -> TaskRead:
+    row = await repository.get_task(session, task_id=task_id, requester_id=requester_id)
+    if row is None:
+        raise TaskNotFound("Task not found.")
+    return (await _with_assignments(session, [row]))[0]
