@@ -223,15 +223,11 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status = 'accepted'"),
     )
-    op.create_index(
-        "ix_assignments_project_id_status", "assignments", ["project_id", "status"], unique=False
-    )
     op.create_index("ix_assignments_worker_id_id", "assignments", ["worker_id", "id"], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index("ix_assignments_worker_id_id", table_name="assignments")
-    op.drop_index("ix_assignments_project_id_status", table_name="assignments")
     op.drop_index(
         "ix_assignments_deadline_accepted",
         table_name="assignments",

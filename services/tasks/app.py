@@ -8,6 +8,7 @@ from services.tasks.assignments.routes import router as assignments_router
 from services.tasks.discovery.routes import router as discovery_router
 from services.tasks.gold.routes import router as gold_router
 from services.tasks.outbox.routes import router as outbox_router
+from services.tasks.outbox.service import outbox_lifespan
 from services.tasks.projects.routes import router as projects_router
 from services.tasks.results.routes import router as results_router
 from services.tasks.review.routes import router as review_router
@@ -33,4 +34,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gold_router,
             outbox_router,
         ],
+        # Background work of the tasks service: the outbox deliverer (payouts, releases).
+        lifespan=outbox_lifespan,
     )

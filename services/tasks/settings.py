@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -7,3 +8,27 @@ from shared.settings import ServiceSettings
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TASKS_", extra="ignore", frozen=True)
+
+    # --- projects side (engineer P): uploads, discovery, results -------------------------------
+    upload_max_tasks: int = Field(default=10_000, ge=1, le=100_000)
+    # Published projects examined per discovery query while filling one page (blocks,
+    # requirements and gold accuracy are filtered in bulk per batch).
+    discovery_scan_batch: int = Field(default=200, ge=10, le=5_000)
+    # Requester review stats and measured working times shown in discovery are cached this long.
+    discovery_stats_ttl_seconds: float = Field(default=60.0, ge=0, le=3_600)
+    results_batch_rows: int = Field(default=500, ge=10, le=10_000)
+    # --- end projects side ---------------------------------------------------------------------
+
+    # --- queue side (engineer Q): accept, review, outbox ---------------------------------------
+    # The outbox deliverer: how often it looks for due payouts/releases when nobody wakes it,
+    # how many it leases per pass, and the retry backoff (base * 2^(attempt-1), capped).
+    outbox_enabled: bool = True
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    outbox_batch_size: int = Field(default=100, ge=1, le=1_000)
+    outbox_concurrency: int = Field(default=8, ge=1, le=100)
+    outbox_backoff_base_seconds: float = Field(default=1.0, gt=0, le=600)
+    outbox_backoff_cap_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # A leased message is retried by anyone after this long (a deliverer that died mid-call);
+    # longer than one payments call can take.
+    outbox_lease_seconds: float = Field(default=30.0, ge=1, le=3_600)
+    # --- end queue side ------------------------------------------------------------------------

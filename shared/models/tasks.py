@@ -82,6 +82,14 @@ class Task(Base):
     # Slots a worker can claim right now: max_assignments minus live (accepted, submitted) and
     # approved assignments. Accept decrements it; return, expiry and rejection give the slot back.
     open_slots: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Slots consumed by approvals paid from the reservation (row-locked +1, so "completed" is
+    # exact under concurrent approvals). Overrides paid from available do not count.
+    approved_slots: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # A random rank: accept starts its scan at a random rank so concurrent workers spread over
+    # the project's tasks instead of fighting over (and bloating) one queue head.
+    claim_rank: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("floor(random() * 2147483647)::integer")
+    )
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open")
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -90,7 +98,14 @@ class Task(Base):
         CheckConstraint("status IN ('open', 'completed', 'expired')", name="status"),
         CheckConstraint("max_assignments BETWEEN 1 AND 100", name="max_assignments"),
         CheckConstraint("open_slots BETWEEN 0 AND max_assignments", name="open_slots"),
+        CheckConstraint("approved_slots BETWEEN 0 AND max_assignments", name="approved_slots"),
         Index("ix_tasks_project_id_id", "project_id", "id"),
+        Index(
+            "ix_tasks_claim",
+            "project_id",
+            "claim_rank",
+            postgresql_where=text("status = 'open' AND open_slots > 0"),
+        ),
     )
 
 
@@ -122,7 +137,7 @@ class Assignment(Base):
         # One worker never holds two assignments of one task, whatever happened to the first.
         UniqueConstraint("task_id", "worker_id", name="uq_assignments_task_id_worker_id"),
         Index("ix_assignments_worker_id_id", "worker_id", "id"),
-        Index("ix_assignments_project_id_status", "project_id", "status"),
+        Index("ix_assignments_project_id_status_id", "project_id", "status", "id"),
         Index(
             "ix_assignments_deadline_accepted",
             "deadline",

@@ -1,5 +1,150 @@
+"""The work queue (contract: "Projects, tasks, assignments"): accept, submit, return, lists.
+
+Every POST here takes `Idempotency-Key`: a worker app retrying after a timeout gets the first
+answer again (the same assignment, not a second one).
+"""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request, status
+from fastapi.responses import Response
+
+from services.tasks.assignments import service
+from services.tasks.assignments.schemas import (
+    AcceptedAssignment,
+    AssignmentRead,
+    AssignmentStatus,
+    SubmitBody,
+    WorkerAssignmentRead,
+)
+from services.tasks.outbox.service import wake_after_commit
+from shared.auth import RequesterDep, WorkerDep
+from shared.db import SessionDep
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+    error_responses,
+)
+from shared.idempotency import IdempotencyDep
+from shared.pagination import Page, PageDep
 
 router = APIRouter(tags=["assignments"])
+
+StatusFilter = Annotated[
+    AssignmentStatus | None, Query(alias="status", description="Only this status.")
+]
+
+
+@router.post(
+    "/v1/work/projects/{project_id}/accept",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AcceptedAssignment,
+    responses=error_responses(
+        Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed, RateLimited
+    ),
+    summary="Claim the next task of the project this worker has not answered",
+    description="403 `not_qualified` (with `unmet_requirements`), `blocked` or "
+    "`gold_accuracy_too_low`; 404 `no_work_available` (also for a project that is not "
+    "published).",
+)
+async def accept(
+    project_id: str, caller: WorkerDep, session: SessionDep, idem: IdempotencyDep
+) -> Response:
+    return await idem.run(
+        caller,
+        lambda: service.accept(session, worker_id=caller.account_id, project_id=project_id),
+        status_code=status.HTTP_201_CREATED,
+    )
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/submit",
+    response_model=AssignmentRead,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
+    summary="Submit the answer of an accepted assignment (holder only)",
+    description="422 when the answer does not fit the project's answer schema (the assignment "
+    "stays open); 409 `assignment_expired` after the deadline; 409 `invalid_state` otherwise.",
+)
+async def submit(
+    assignment_id: str,
+    body: SubmitBody,
+    caller: WorkerDep,
+    session: SessionDep,
+    idem: IdempotencyDep,
+) -> Response:
+    return await idem.run(
+        caller,
+        lambda: service.submit(
+            session, worker_id=caller.account_id, assignment_id=assignment_id, answer=body.answer
+        ),
+        status_code=status.HTTP_200_OK,
+    )
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/return",
+    response_model=AssignmentRead,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict),
+    summary="Give an accepted task back to the pool at once (holder only)",
+)
+async def return_assignment(
+    assignment_id: str,
+    caller: WorkerDep,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    request: Request,
+    background: BackgroundTasks,
+) -> Response:
+    # In a closed project (or an expired task) the slot's money is released instead.
+    wake_after_commit(request, background)
+    return await idem.run(
+        caller,
+        lambda: service.return_assignment(
+            session, worker_id=caller.account_id, assignment_id=assignment_id
+        ),
+        status_code=status.HTTP_200_OK,
+    )
+
+
+@router.get(
+    "/v1/workers/me/assignments",
+    response_model=Page[WorkerAssignmentRead],
+    responses=error_responses(Unauthorized, Forbidden, ValidationFailed),
+    summary="The worker's own assignments, newest first",
+)
+async def list_my_assignments(
+    caller: WorkerDep, session: SessionDep, page: PageDep, status_filter: StatusFilter = None
+) -> Page[WorkerAssignmentRead]:
+    items, next_cursor = await service.list_for_worker(
+        session, worker_id=caller.account_id, status=status_filter, page=page
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/projects/{project_id}/assignments",
+    response_model=Page[AssignmentRead],
+    responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
+    summary="A project's assignments, newest first (`?status=submitted`: work to review)",
+)
+async def list_project_assignments(
+    project_id: str,
+    caller: RequesterDep,
+    session: SessionDep,
+    page: PageDep,
+    status_filter: StatusFilter = None,
+) -> Page[AssignmentRead]:
+    items, next_cursor = await service.list_for_project(
+        session,
+        requester_id=caller.account_id,
+        project_id=project_id,
+        status=status_filter,
+        page=page,
+    )
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,5 +1,32 @@
+"""Gold accuracy and review counts per worker of a project (owner only)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.tasks.gold import service
+from services.tasks.gold.schemas import ProjectWorkerStats
+from shared.auth import RequesterDep
+from shared.db import SessionDep, driver_connection
+from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
+from shared.pagination import Page, PageDep
+
 router = APIRouter(tags=["gold"])
+
+
+@router.get(
+    "/v1/projects/{project_id}/workers",
+    response_model=Page[ProjectWorkerStats],
+    responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
+    summary="Each worker's gold accuracy and submitted/approved/rejected counts in a project",
+)
+async def list_project_workers(
+    project_id: str, caller: RequesterDep, session: SessionDep, page: PageDep
+) -> Page[ProjectWorkerStats]:
+    items, next_cursor = await service.list_project_workers(
+        await driver_connection(session),
+        requester_id=caller.account_id,
+        project_id=project_id,
+        page=page,
+    )
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,5 +1,23 @@
+"""Operations view of the payments outbox (internal: X-Internal-Token)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-router = APIRouter(tags=["outbox"])
+from services.tasks.outbox import service
+from services.tasks.outbox.schemas import OutboxStats
+from shared.auth import InternalDep
+from shared.db import SessionDep, driver_connection
+from shared.errors import Unauthorized, error_responses
+
+router = APIRouter(prefix="/internal/outbox", tags=["outbox"], dependencies=[InternalDep])
+
+
+@router.get(
+    "/stats",
+    response_model=OutboxStats,
+    responses=error_responses(Unauthorized),
+    summary="Payouts and releases waiting for payments, parked, delivered",
+)
+async def outbox_stats(session: SessionDep) -> OutboxStats:
+    return await service.outbox_stats(await driver_connection(session))

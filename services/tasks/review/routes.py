@@ -1,5 +1,133 @@
+"""Review of submitted work by the project's owner: approve, reject, bulk.
+
+Approvals enqueue payouts; once the response is out (the transaction committed) this process's
+outbox deliverer is woken, so the worker is normally paid within milliseconds.
+"""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks, Request, status
+from fastapi.responses import Response
+
+from services.tasks.assignments.schemas import AssignmentRead
+from services.tasks.outbox.service import wake_after_commit
+from services.tasks.review import service
+from services.tasks.review.schemas import (
+    ApproveBody,
+    BulkReviewBody,
+    BulkReviewResult,
+    RejectBody,
+)
+from shared.auth import RequesterDep
+from shared.db import SessionDep
+from shared.errors import (
+    Conflict,
+    DependencyUnavailable,
+    Forbidden,
+    InsufficientFunds,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    error_responses,
+)
+from shared.idempotency import IdempotencyDep
 
 router = APIRouter(tags=["review"])
+
+
+@router.post(
+    "/v1/assignments/review",
+    response_model=BulkReviewResult,
+    responses=error_responses(Unauthorized, Forbidden, Conflict, ValidationFailed),
+    summary="Approve and reject up to 1,000 assignments; each item succeeds or fails alone",
+)
+async def review_many(
+    body: BulkReviewBody,
+    caller: RequesterDep,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    request: Request,
+    background: BackgroundTasks,
+) -> Response:
+    wake_after_commit(request, background)
+    return await idem.run(
+        caller,
+        lambda: service.review_many(
+            session,
+            payments=request.app.state.peers["payments"],
+            requester_id=caller.account_id,
+            body=body,
+        ),
+        status_code=status.HTTP_200_OK,
+    )
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/approve",
+    response_model=AssignmentRead,
+    responses=error_responses(
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        ValidationFailed,
+        InsufficientFunds,
+        DependencyUnavailable,
+    ),
+    summary="submitted → approved (or rejected → approved within 30 days); pays the worker",
+    description="Approving an already approved assignment answers 200 and pays nothing again. "
+    "Overriding a rejection pays from the available balance: 402 `insufficient_funds` if "
+    "short, 503 if payments is unreachable (nothing changes either way).",
+)
+async def approve(
+    assignment_id: str,
+    caller: RequesterDep,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    request: Request,
+    background: BackgroundTasks,
+    body: ApproveBody | None = None,
+) -> Response:
+    wake_after_commit(request, background)
+    return await idem.run(
+        caller,
+        lambda: service.approve(
+            session,
+            payments=request.app.state.peers["payments"],
+            requester_id=caller.account_id,
+            assignment_id=assignment_id,
+            feedback=body.feedback if body else None,
+        ),
+        status_code=status.HTTP_200_OK,
+    )
+
+
+@router.post(
+    "/v1/assignments/{assignment_id}/reject",
+    response_model=AssignmentRead,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
+    summary="submitted → rejected; the slot reopens for another worker",
+    description="`feedback` (at least 10 characters) tells the worker why. Rejecting an "
+    "already rejected assignment answers 200 and changes nothing.",
+)
+async def reject(
+    assignment_id: str,
+    body: RejectBody,
+    caller: RequesterDep,
+    session: SessionDep,
+    idem: IdempotencyDep,
+    request: Request,
+    background: BackgroundTasks,
+) -> Response:
+    # A rejection in a closed project or of an expired task releases the slot's money.
+    wake_after_commit(request, background)
+    return await idem.run(
+        caller,
+        lambda: service.reject(
+            session,
+            requester_id=caller.account_id,
+            assignment_id=assignment_id,
+            feedback=body.feedback,
+        ),
+        status_code=status.HTTP_200_OK,
+    )

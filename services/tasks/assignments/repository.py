@@ -1,0 +1,249 @@
+"""SQL for the work queue: claiming a slot, submitting, returning, expiring, listing.
+
+Raw asyncpg on the request's connection (shared.db.driver_connection): accept and submit are the
+hot paths, a few indexed statements each.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+# The public shape of an assignment, for RETURNING and SELECT alike (table alias `a`).
+ASSIGNMENT_COLUMNS = """
+    a.id, a.task_id, a.project_id, a.worker_id, a.status, a.answer, a.feedback,
+    a.reward_cents, a.accepted_at, a.deadline, a.submitted_at, a.reviewed_at, a.auto_approve_at
+"""
+
+# The project as accept needs it, the worker's gold tally in it, and a transaction-scoped lock
+# on (project, worker): concurrent accepts of ONE worker in ONE project queue up here, so the
+# claim statement that follows (a new snapshot) always sees that worker's latest assignment and
+# never picks a task the worker already holds.
+_PROJECT_FOR_ACCEPT = """
+SELECT p.id, p.requester_id, p.status, p.reward_cents, p.fee_cents,
+       p.assignment_duration_seconds, p.qualification_requirements, p.min_gold_accuracy,
+       g.answered AS gold_answered, g.correct AS gold_correct,
+       pg_advisory_xact_lock(hashtextextended(p.id || '/' || $2, 0)) AS worker_lock
+FROM projects p
+LEFT JOIN gold_stats g ON g.project_id = p.id AND g.worker_id = $2
+WHERE p.id = $1
+"""
+
+
+async def project_for_accept(
+    conn: asyncpg.Connection, *, project_id: str, worker_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_PROJECT_FOR_ACCEPT, project_id, worker_id)
+
+
+# Claim one slot of one task and create the assignment, in one statement.
+# - `ix_tasks_claim (project_id, claim_rank) WHERE status = 'open' AND open_slots > 0` serves
+#   the scan, from a random rank: workers spread over the project's tasks instead of queueing
+#   on one head row, and dead index entries left by earlier claims are spread thin.
+# - Tasks this worker already had are skipped with one probe of uq_assignments_task_id_worker_id
+#   per candidate. `OFFSET 0` keeps the planner from turning it into an anti-join that reads
+#   all of the worker's assignments (every project, ever) on each claim.
+# - The project must still be published in this statement's snapshot (pause/close since).
+# - The decrement runs on the locked row, re-checked after any wait (open_slots > 0), and the
+#   open_slots CHECK (>= 0) backs it: a task never has more live-or-approved assignments than
+#   max_assignments.
+_CLAIM = """
+WITH picked AS (
+    SELECT t.id FROM tasks t
+    WHERE t.project_id = $1 AND t.claim_rank >= $3
+      AND t.status = 'open' AND t.open_slots > 0 AND t.expires_at > now()
+      AND NOT EXISTS (
+          SELECT 1 FROM assignments x WHERE x.task_id = t.id AND x.worker_id = $2 OFFSET 0
+      )
+      AND EXISTS (SELECT 1 FROM projects p WHERE p.id = $1 AND p.status = 'published')
+    ORDER BY t.claim_rank
+    LIMIT 1
+    FOR UPDATE OF t {wait}
+), claimed AS (
+    UPDATE tasks t SET open_slots = t.open_slots - 1
+    FROM picked WHERE t.id = picked.id
+    RETURNING t.id, t.input
+), created AS (
+    INSERT INTO assignments AS a (id, task_id, project_id, requester_id, worker_id, status,
+                                  reward_cents, fee_cents, accepted_at, deadline)
+    SELECT $4, claimed.id, $1, $5, $2, 'accepted', $6, $7, now(),
+           now() + make_interval(secs => $8)
+    FROM claimed
+    RETURNING a.id, a.task_id, a.accepted_at, a.deadline
+)
+SELECT created.id, created.task_id, created.accepted_at, created.deadline, claimed.input
+FROM created JOIN claimed ON claimed.id = created.task_id
+"""
+_CLAIM_SKIP_LOCKED = _CLAIM.format(wait="SKIP LOCKED")
+_CLAIM_WAITING = _CLAIM.format(wait="")
+
+
+async def claim_slot(
+    conn: asyncpg.Connection,
+    *,
+    project_id: str,
+    worker_id: str,
+    requester_id: str,
+    assignment_id: str,
+    from_rank: int,
+    reward_cents: int,
+    fee_cents: int,
+    duration_seconds: int,
+    skip_locked: bool,
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        _CLAIM_SKIP_LOCKED if skip_locked else _CLAIM_WAITING,
+        project_id,
+        worker_id,
+        from_rank,
+        assignment_id,
+        requester_id,
+        reward_cents,
+        fee_cents,
+        duration_seconds,
+    )
+
+
+# The holder's assignment, locked, with what submit needs from its project and task.
+_FOR_SUBMIT = f"""
+SELECT {ASSIGNMENT_COLUMNS}, a.deadline <= now() AS overdue,
+       p.task_type, p.labels, p.multi_label, p.answer_schema, p.auto_approve_seconds,
+       t.gold_answer
+FROM assignments a
+JOIN projects p ON p.id = a.project_id
+JOIN tasks t ON t.id = a.task_id
+WHERE a.id = $1 AND a.worker_id = $2
+FOR UPDATE OF a
+"""
+
+
+async def get_for_submit(
+    conn: asyncpg.Connection, *, assignment_id: str, worker_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_FOR_SUBMIT, assignment_id, worker_id)
+
+
+_SUBMIT = f"""
+UPDATE assignments a
+SET status = 'submitted', answer = $2::jsonb, submitted_at = now(),
+    auto_approve_at = now() + make_interval(secs => $3)
+WHERE a.id = $1 AND a.status = 'accepted'
+RETURNING {ASSIGNMENT_COLUMNS}
+"""
+
+
+async def submit(
+    conn: asyncpg.Connection, *, assignment_id: str, answer_json: str, auto_approve_seconds: int
+) -> asyncpg.Record:
+    return await conn.fetchrow(_SUBMIT, assignment_id, answer_json, auto_approve_seconds)
+
+
+_RETURN = f"""
+UPDATE assignments a SET status = 'returned', ended_at = now()
+WHERE a.id = $1 AND a.worker_id = $2 AND a.status = 'accepted'
+RETURNING {ASSIGNMENT_COLUMNS}
+"""
+
+
+async def return_assignment(
+    conn: asyncpg.Connection, *, assignment_id: str, worker_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_RETURN, assignment_id, worker_id)
+
+
+async def get_status_for_worker(
+    conn: asyncpg.Connection, *, assignment_id: str, worker_id: str
+) -> str | None:
+    return await conn.fetchval(
+        "SELECT status FROM assignments WHERE id = $1 AND worker_id = $2",
+        assignment_id,
+        worker_id,
+    )
+
+
+# Overdue accepted assignments, oldest deadline first, skipping rows a submit or return holds
+# right now (it decides them); ix_assignments_deadline_accepted serves the scan.
+_EXPIRE_OVERDUE = """
+WITH overdue AS (
+    SELECT id FROM assignments
+    WHERE status = 'accepted' AND deadline <= now()
+    ORDER BY deadline
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE assignments a SET status = 'expired', ended_at = now()
+FROM overdue WHERE a.id = overdue.id
+RETURNING a.id, a.task_id, a.project_id
+"""
+
+
+async def expire_overdue(conn: asyncpg.Connection, *, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(_EXPIRE_OVERDUE, limit)
+
+
+_WORKER_COLUMNS = f"{ASSIGNMENT_COLUMNS}, p.title AS project_title"
+_LIST_FOR_WORKER = f"""
+SELECT {_WORKER_COLUMNS}
+FROM assignments a JOIN projects p ON p.id = a.project_id
+WHERE a.worker_id = $1 {{status}} {{before}}
+ORDER BY a.id DESC
+LIMIT $2
+"""
+
+
+async def list_for_worker(
+    conn: asyncpg.Connection,
+    *,
+    worker_id: str,
+    status: str | None,
+    before_id: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Newest first along ix_assignments_worker_id_id (a worker's own history is human-sized)."""
+    args: list[object] = [worker_id, limit]
+    status_sql = before_sql = ""
+    if status is not None:
+        args.append(status)
+        status_sql = f"AND a.status = ${len(args)}"
+    if before_id is not None:
+        args.append(before_id)
+        before_sql = f"AND a.id < ${len(args)}"
+    sql = _LIST_FOR_WORKER.format(status=status_sql, before=before_sql)
+    return await conn.fetch(sql, *args)
+
+
+async def project_owned_by(conn: asyncpg.Connection, *, project_id: str, requester_id: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM projects WHERE id = $1 AND requester_id = $2", project_id, requester_id
+    )
+    return bool(found)
+
+
+# One index range per status on ix_assignments_project_id_status_id, merged: newest first over
+# any set of statuses without sorting the project's whole history.
+_LIST_FOR_PROJECT = f"""
+SELECT {ASSIGNMENT_COLUMNS}
+FROM unnest($2::text[]) AS s(status)
+CROSS JOIN LATERAL (
+    SELECT * FROM assignments x
+    WHERE x.project_id = $1 AND x.status = s.status {{before}}
+    ORDER BY x.id DESC
+    LIMIT $3
+) a
+ORDER BY a.id DESC
+LIMIT $3
+"""
+_LIST_FOR_PROJECT_FIRST = _LIST_FOR_PROJECT.format(before="")
+_LIST_FOR_PROJECT_NEXT = _LIST_FOR_PROJECT.format(before="AND x.id < $4")
+
+
+async def list_for_project(
+    conn: asyncpg.Connection,
+    *,
+    project_id: str,
+    statuses: list[str],
+    before_id: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    if before_id is None:
+        return await conn.fetch(_LIST_FOR_PROJECT_FIRST, project_id, statuses, limit)
+    return await conn.fetch(_LIST_FOR_PROJECT_NEXT, project_id, statuses, limit, before_id)

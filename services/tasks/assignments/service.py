@@ -1,0 +1,296 @@
+"""The worker's side of the queue: accept a slot, submit an answer, give it back; expiry.
+
+Accept is the hot path. Its guarantees and how they hold under concurrency:
+- one worker never gets two assignments of one task: the unique (task_id, worker_id), and a
+  (project, worker) advisory lock so one worker's concurrent accepts see each other's result;
+- never more than max_assignments live-or-approved per task: the claim decrements
+  `open_slots` on the locked task row (CHECK open_slots >= 0);
+- never "no work" while a slot this worker may take exists: SKIP LOCKED passes can skip a row
+  another transaction holds for an instant (FACTS.md: ~1 in 1,000), so before answering no work
+  a last pass waits for those locks and re-checks the rows.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.tasks.answers import answer_schema_for, validate_answer
+from services.tasks.assignments import repository
+from services.tasks.assignments.schemas import (
+    AcceptedAssignment,
+    AssignmentRead,
+    AssignmentStatus,
+    WorkerAssignmentRead,
+)
+from services.tasks.gold import service as gold
+from services.tasks.slots import SlotReturn, give_back_slot, give_back_slots
+from shared.db import driver_connection
+from shared.eligibility import ProjectRules, evaluate_eligibility
+from shared.errors import Conflict, Forbidden, InvalidState, NotFound, ValidationFailed
+from shared.ids import new_id
+from shared.jsonutil import dumps
+from shared.pagination import PageParams
+
+MAX_CLAIM_RANK = 2_147_483_647
+ALL_STATUSES: list[str] = ["accepted", "submitted", "approved", "rejected", "returned", "expired"]
+
+
+class NoWorkAvailable(NotFound):
+    code = "no_work_available"
+
+
+class AssignmentNotFound(NotFound):
+    code = "not_found"
+
+
+class ProjectNotFound(NotFound):
+    code = "not_found"
+
+
+class NotQualified(Forbidden):
+    code = "not_qualified"
+
+
+class Blocked(Forbidden):
+    code = "blocked"
+
+
+class GoldAccuracyTooLow(Forbidden):
+    code = "gold_accuracy_too_low"
+
+
+class AssignmentExpired(Conflict):
+    code = "assignment_expired"
+
+
+def _assignment_fields(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "task_id": row["task_id"],
+        "project_id": row["project_id"],
+        "worker_id": row["worker_id"],
+        "status": row["status"],
+        "answer": row["answer"],
+        "feedback": row["feedback"],
+        "reward": row["reward_cents"],
+        "accepted_at": row["accepted_at"],
+        "deadline": row["deadline"],
+        "submitted_at": row["submitted_at"],
+        "reviewed_at": row["reviewed_at"],
+        "auto_approve_at": row["auto_approve_at"],
+    }
+
+
+def assignment_read(row: asyncpg.Record) -> AssignmentRead:
+    """An assignment row selected with repository.ASSIGNMENT_COLUMNS, as the API shows it."""
+    return AssignmentRead(**_assignment_fields(row))
+
+
+async def accept(session: AsyncSession, *, worker_id: str, project_id: str) -> AcceptedAssignment:
+    conn = await driver_connection(session)
+    project = await repository.project_for_accept(conn, project_id=project_id, worker_id=worker_id)
+    if project is None or project["status"] != "published":
+        raise NoWorkAvailable("This project has no work available.")
+    await _check_eligibility(conn, worker_id=worker_id, project=project)
+    if gold.gold_accuracy_failed(
+        min_gold_accuracy=project["min_gold_accuracy"],
+        answered=project["gold_answered"],
+        correct=project["gold_correct"],
+    ):
+        raise GoldAccuracyTooLow(
+            f"Your accuracy on this project's gold tasks is below its minimum of "
+            f"{project['min_gold_accuracy']}%.",
+            extra={
+                "min_gold_accuracy": project["min_gold_accuracy"],
+                "gold_answered": project["gold_answered"],
+                "gold_correct": project["gold_correct"],
+            },
+        )
+    claim: dict[str, Any] = {
+        "project_id": project_id,
+        "worker_id": worker_id,
+        "requester_id": project["requester_id"],
+        "assignment_id": new_id(),
+        "reward_cents": project["reward_cents"],
+        "fee_cents": project["fee_cents"],
+        "duration_seconds": project["assignment_duration_seconds"],
+    }
+    start = random.randint(0, MAX_CLAIM_RANK)
+    # From a random rank; then from rank 0 (wrapping around); then the same, waiting for rows
+    # other transactions hold instead of skipping them.
+    passes = [(start, True), *([(0, True)] if start else []), (0, False)]
+    for from_rank, skip_locked in passes:
+        row = await repository.claim_slot(
+            conn, **claim, from_rank=from_rank, skip_locked=skip_locked
+        )
+        if row is not None:
+            return AcceptedAssignment(
+                assignment_id=row["id"],
+                task_id=row["task_id"],
+                project_id=project_id,
+                input=row["input"],
+                reward=project["reward_cents"],
+                accepted_at=row["accepted_at"],
+                deadline=row["deadline"],
+            )
+    raise NoWorkAvailable("No task of this project is left for you right now.")
+
+
+async def _check_eligibility(
+    conn: asyncpg.Connection, *, worker_id: str, project: asyncpg.Record
+) -> None:
+    rules = ProjectRules(
+        project_id=project["id"],
+        requester_id=project["requester_id"],
+        requirements=list(project["qualification_requirements"] or []),
+    )
+    verdict = (await evaluate_eligibility(conn, worker_id=worker_id, projects=[rules]))[
+        project["id"]
+    ]
+    if verdict.blocked:
+        raise Blocked("The requester of this project has blocked you.")
+    if not verdict.accept.ok:
+        unmet = [failure.to_dict() for failure in verdict.accept.failures]
+        reasons = "; ".join(f"{u['qualification_type_id']}: {u['reason']}" for u in unmet)
+        raise NotQualified(
+            f"You do not meet this project's requirements: {reasons}.",
+            extra={"unmet_requirements": unmet},
+        )
+
+
+async def submit(
+    session: AsyncSession, *, worker_id: str, assignment_id: str, answer: Any
+) -> AssignmentRead:
+    conn = await driver_connection(session)
+    row = await repository.get_for_submit(conn, assignment_id=assignment_id, worker_id=worker_id)
+    if row is None:
+        raise AssignmentNotFound("Assignment not found.")
+    if row["status"] == "expired" or (row["status"] == "accepted" and row["overdue"]):
+        raise AssignmentExpired(
+            "The deadline of this assignment has passed; its answer can no longer be taken."
+        )
+    if row["status"] != "accepted":
+        raise InvalidState(
+            f"Only an accepted assignment can be submitted; this one is {row['status']}."
+        )
+    schema = answer_schema_for(
+        task_type=row["task_type"],
+        labels=row["labels"],
+        multi_label=row["multi_label"],
+        answer_schema=row["answer_schema"],
+    )
+    problems = validate_answer(schema, answer)
+    if problems:
+        errors = [{"loc": ["body", "answer", *p["loc"]], "msg": p["msg"]} for p in problems]
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
+        raise ValidationFailed(f"The answer does not fit this project: {detail}", errors=errors)
+    updated = await repository.submit(
+        conn,
+        assignment_id=assignment_id,
+        answer_json=dumps(answer).decode(),
+        auto_approve_seconds=row["auto_approve_seconds"],
+    )
+    await gold.record_submission(
+        conn,
+        project_id=row["project_id"],
+        worker_id=worker_id,
+        task_type=row["task_type"],
+        answer=answer,
+        gold_answer=row["gold_answer"],
+    )
+    return assignment_read(updated)
+
+
+async def return_assignment(
+    session: AsyncSession, *, worker_id: str, assignment_id: str
+) -> AssignmentRead:
+    """The holder gives the task back: the slot reopens at once (even past the deadline: the
+    holder is done with it, so there is no reason to keep it locked until the timer runs)."""
+    conn = await driver_connection(session)
+    row = await repository.return_assignment(conn, assignment_id=assignment_id, worker_id=worker_id)
+    if row is None:
+        status = await repository.get_status_for_worker(
+            conn, assignment_id=assignment_id, worker_id=worker_id
+        )
+        if status is None:
+            raise AssignmentNotFound("Assignment not found.")
+        if status == "expired":
+            raise AssignmentExpired("The deadline of this assignment has passed.")
+        raise InvalidState(f"Only an accepted assignment can be returned; this one is {status}.")
+    await give_back_slot(
+        conn,
+        task_id=row["task_id"],
+        project_id=row["project_id"],
+        reason_key=f"release:slot:{row['id']}",
+    )
+    return assignment_read(row)
+
+
+async def expire_overdue_assignments(conn: asyncpg.Connection, limit: int) -> int:
+    """For the deadline timer: accepted assignments past their deadline become `expired` and
+    their slots come back (or their money is released). Returns how many expired.
+
+    Run it in a transaction of its own; rows a concurrent submit or return holds are left for
+    the next run.
+    """
+    rows = await repository.expire_overdue(conn, limit=limit)
+    await give_back_slots(
+        conn,
+        [
+            SlotReturn(
+                task_id=r["task_id"],
+                project_id=r["project_id"],
+                release_key=f"release:slot:{r['id']}",
+            )
+            for r in rows
+        ],
+    )
+    return len(rows)
+
+
+async def list_for_worker(
+    session: AsyncSession,
+    *,
+    worker_id: str,
+    status: AssignmentStatus | None,
+    page: PageParams,
+) -> tuple[list[WorkerAssignmentRead], str | None]:
+    conn = await driver_connection(session)
+    before = str(page.cursor[0]) if page.cursor else None
+    rows = await repository.list_for_worker(
+        conn, worker_id=worker_id, status=status, before_id=before, limit=page.fetch
+    )
+    kept, next_cursor = page.page(rows, lambda r: [r["id"]])
+    return [
+        WorkerAssignmentRead(**_assignment_fields(r), project_title=r["project_title"])
+        for r in kept
+    ], next_cursor
+
+
+async def list_for_project(
+    session: AsyncSession,
+    *,
+    requester_id: str,
+    project_id: str,
+    status: AssignmentStatus | None,
+    page: PageParams,
+) -> tuple[list[AssignmentRead], str | None]:
+    conn = await driver_connection(session)
+    if not await repository.project_owned_by(
+        conn, project_id=project_id, requester_id=requester_id
+    ):
+        raise ProjectNotFound("Project not found.")
+    before = str(page.cursor[0]) if page.cursor else None
+    rows = await repository.list_for_project(
+        conn,
+        project_id=project_id,
+        statuses=[status] if status else ALL_STATUSES,
+        before_id=before,
+        limit=page.fetch,
+    )
+    kept, next_cursor = page.page(rows, lambda r: [r["id"]])
+    return [assignment_read(r) for r in kept], next_cursor

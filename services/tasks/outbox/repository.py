@@ -1,0 +1,97 @@
+"""SQL for the payments outbox (raw asyncpg: enqueue runs inside approve/reject transactions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+_INSERT = """
+INSERT INTO outbox (kind, key, payload)
+SELECT m.kind, m.key, m.payload::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[]) AS m(kind, key, payload)
+ON CONFLICT (key) DO NOTHING
+"""
+
+
+async def insert_messages(
+    conn: asyncpg.Connection, *, kinds: Sequence[str], keys: Sequence[str], payloads: Sequence[str]
+) -> None:
+    """Insert messages; a key already present is the same business event and is kept as is."""
+    await conn.execute(_INSERT, list(kinds), list(keys), list(payloads))
+
+
+# Lease due messages: whoever leases a message owns its delivery until the lease runs out, so
+# several deliverers (replicas) never send the same message at the same time, and a deliverer
+# that dies mid-call only delays the message by one lease.
+_LEASE_DUE = """
+UPDATE outbox o
+SET next_attempt_at = now() + make_interval(secs => $2), attempts = o.attempts + 1
+FROM (
+    SELECT id FROM outbox
+    WHERE delivered_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE o.id = due.id
+RETURNING o.id, o.kind, o.key, o.payload, o.attempts
+"""
+
+
+async def lease_due(
+    conn: asyncpg.Connection, *, limit: int, lease_seconds: float
+) -> list[asyncpg.Record]:
+    return await conn.fetch(_LEASE_DUE, limit, lease_seconds)
+
+
+async def mark_delivered(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = ANY($1::bigint[])",
+        list(ids),
+    )
+
+
+async def schedule_retry(
+    conn: asyncpg.Connection, *, message_id: int, delay_seconds: float, error: str
+) -> None:
+    await conn.execute(
+        "UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3"
+        " WHERE id = $1 AND delivered_at IS NULL",
+        message_id,
+        delay_seconds,
+        error,
+    )
+
+
+async def park(conn: asyncpg.Connection, *, message_id: int, error: str) -> None:
+    await conn.execute(
+        "UPDATE outbox SET parked_at = now(), last_error = $2"
+        " WHERE id = $1 AND delivered_at IS NULL",
+        message_id,
+        error,
+    )
+
+
+_STATS = """
+SELECT
+    count(*) FILTER (WHERE delivered_at IS NULL AND parked_at IS NULL) AS pending,
+    count(*) FILTER (
+        WHERE delivered_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
+    ) AS due,
+    count(*) FILTER (WHERE delivered_at IS NULL AND parked_at IS NULL AND attempts > 0)
+        AS retrying,
+    count(*) FILTER (WHERE parked_at IS NOT NULL AND delivered_at IS NULL) AS parked,
+    count(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered,
+    coalesce(
+        extract(epoch FROM now() - min(created_at) FILTER (
+            WHERE delivered_at IS NULL AND parked_at IS NULL
+        )),
+        0
+    )::float8 AS oldest_pending_seconds
+FROM outbox
+"""
+
+
+async def stats(conn: asyncpg.Connection) -> asyncpg.Record:
+    return await conn.fetchrow(_STATS)

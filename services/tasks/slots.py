@@ -1,0 +1,237 @@
+"""Where a task's slot goes when an assignment ends without pay, and the money that follows it.
+
+Money is reserved per slot (reward + fee) when tasks go live. A slot is either open (claimable,
+money held), held by a live assignment (money held), consumed by an approval (money paid), or
+released (money back to the requester's available balance). These helpers keep that true:
+
+- `give_back_slot(s)`: an assignment was returned, expired or rejected. The slot reopens for
+  another worker with its money still held, unless nobody can claim it any more (project closed,
+  task expired or completed): then its money is released through the outbox.
+- `consume_slots`: approvals paid from the reservation use their slots up; a task whose slots
+  are all approved is `completed`.
+- `release_unused_slots`: closing a project releases every open slot's money at once; in-flight
+  assignments end later through `give_back_slot` (released) or approval (paid).
+- `release_expired_task`: the lifetime timer ends a task and releases its open slots' money.
+
+Locks are taken in one global order (assignments, then projects, then tasks by id, then stats)
+so bulk review, timers and close never deadlock each other. Giving a slot back share-locks its
+project row (`FOR KEY SHARE`), which close's `FOR UPDATE` excludes: a slot is reopened either
+before close counts the open slots (and close releases it) or after close committed (and it is
+released here) — never reopened in a closed project with its money stuck.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.tasks.outbox.service import Message, enqueue, enqueue_many
+
+
+@dataclass(frozen=True, slots=True)
+class SlotReturn:
+    """One slot coming back; `release_key` is the outbox key used if its money is released."""
+
+    task_id: str
+    project_id: str
+    release_key: str
+
+
+async def give_back_slot(
+    conn: asyncpg.Connection, *, task_id: str, project_id: str, reason_key: str
+) -> None:
+    """Reopen the slot of an assignment that ended unpaid, or release its money.
+
+    `reason_key` is the payments key if the money is released; make it unique per assignment,
+    e.g. `release:slot:{assignment_id}`.
+    """
+    await give_back_slots(
+        conn, [SlotReturn(task_id=task_id, project_id=project_id, release_key=reason_key)]
+    )
+
+
+_LOCK_PROJECTS = """
+SELECT id, requester_id, status, reward_cents + fee_cents AS slot_cents
+FROM projects WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE
+"""
+_LOCK_TASKS = "SELECT id FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+_REOPEN = """
+UPDATE tasks t SET open_slots = t.open_slots + w.n
+FROM unnest($1::text[], $2::int[]) AS w(task_id, n)
+WHERE t.id = w.task_id AND t.project_id = ANY($3::text[])
+  AND t.status = 'open' AND (t.expires_at IS NULL OR t.expires_at > now())
+RETURNING t.id
+"""
+_CONSUME = """
+UPDATE tasks t
+SET approved_slots = t.approved_slots + c.n,
+    status = CASE
+        WHEN t.status = 'open' AND t.approved_slots + c.n >= t.max_assignments THEN 'completed'
+        ELSE t.status
+    END
+FROM unnest($1::text[], $2::int[]) AS c(task_id, n)
+WHERE t.id = c.task_id
+"""
+
+
+async def lock_for_slot_changes(
+    conn: asyncpg.Connection, *, project_ids: Sequence[str], task_ids: Sequence[str]
+) -> dict[str, asyncpg.Record]:
+    """Take the locks of a batch of slot changes up front, in the global order: projects
+    (`FOR KEY SHARE`, by id), then tasks (`FOR UPDATE`, by id). Returns the projects by id.
+
+    A transaction that both gives slots back and consumes them (bulk review) calls this once
+    with every project and task involved; a single task needs no ordering.
+    """
+    projects = {
+        row["id"]: row for row in await conn.fetch(_LOCK_PROJECTS, sorted(set(project_ids)))
+    }
+    unique_tasks = sorted(set(task_ids))
+    if len(unique_tasks) > 1:
+        await conn.execute(_LOCK_TASKS, unique_tasks)
+    return projects
+
+
+async def consume_slots(
+    conn: asyncpg.Connection, task_ids: Sequence[str], *, locked: bool = False
+) -> None:
+    """Approved assignments (one entry per approval, paid from the reservation) use up their
+    slots for good; a task whose slots are all approved is `completed`.
+
+    Row-locked increments, so concurrent approvals of one task's assignments complete it
+    exactly once whatever their order. `locked`: the caller already holds the task rows
+    (`lock_for_slot_changes`).
+    """
+    if not task_ids:
+        return
+    per_task = Counter(task_ids)
+    ordered = sorted(per_task)
+    if len(ordered) > 1 and not locked:
+        await conn.execute(_LOCK_TASKS, ordered)
+    await conn.execute(_CONSUME, ordered, [per_task[t] for t in ordered])
+
+
+async def give_back_slots(
+    conn: asyncpg.Connection,
+    returns: Sequence[SlotReturn],
+    *,
+    locked_projects: dict[str, asyncpg.Record] | None = None,
+) -> int:
+    """`give_back_slot` for many assignments at once (bulk reject, expiry); returns cents
+    released. `locked_projects`: what `lock_for_slot_changes` returned, when the caller already
+    took the locks of a larger batch."""
+    if not returns:
+        return 0
+    projects = locked_projects
+    if projects is None:
+        projects = await lock_for_slot_changes(
+            conn,
+            project_ids=[r.project_id for r in returns],
+            task_ids=[r.task_id for r in returns],
+        )
+    per_task = Counter(r.task_id for r in returns)
+    task_ids = sorted(per_task)
+    live_projects = [pid for pid, row in projects.items() if row["status"] != "closed"]
+    reopened = {
+        row["id"]
+        for row in await conn.fetch(
+            _REOPEN, task_ids, [per_task[t] for t in task_ids], live_projects
+        )
+    }
+    releases = []
+    for r in returns:
+        if r.task_id in reopened:
+            continue
+        project = projects[r.project_id]
+        releases.append(
+            Message(
+                kind="release",
+                key=r.release_key,
+                payload={
+                    "requester_id": project["requester_id"],
+                    "project_id": r.project_id,
+                    "amount_cents": project["slot_cents"],
+                },
+            )
+        )
+    await enqueue_many(conn, releases)
+    return sum(m.payload["amount_cents"] for m in releases)
+
+
+_ZERO_OPEN_SLOTS = """
+WITH freed AS (
+    SELECT id, open_slots FROM tasks
+    WHERE project_id = $1 AND open_slots > 0
+    ORDER BY id
+    FOR UPDATE
+), zeroed AS (
+    UPDATE tasks t SET open_slots = 0 FROM freed WHERE t.id = freed.id
+    RETURNING freed.open_slots
+)
+SELECT p.requester_id, p.reward_cents + p.fee_cents AS slot_cents,
+       (SELECT coalesce(sum(open_slots), 0) FROM zeroed)::bigint AS slots
+FROM projects p WHERE p.id = $1
+"""
+
+
+async def release_unused_slots(conn: asyncpg.Connection, *, project_id: str) -> int:
+    """Close: no slot of the project is claimable any more; one release for all of their money.
+
+    Call it with the project row locked `FOR UPDATE` and only for a project whose slots were
+    reserved (published or paused). Returns the cents released.
+    """
+    row = await conn.fetchrow(_ZERO_OPEN_SLOTS, project_id)
+    if row is None or row["slots"] == 0:
+        return 0
+    amount = int(row["slots"]) * row["slot_cents"]
+    if amount:
+        await enqueue(
+            conn,
+            kind="release",
+            key=f"release:close:{project_id}",
+            payload={
+                "requester_id": row["requester_id"],
+                "project_id": project_id,
+                "amount_cents": amount,
+            },
+        )
+    return amount
+
+
+_EXPIRE_TASK = """
+WITH old AS (
+    SELECT id, project_id, open_slots FROM tasks
+    WHERE id = $1 AND status = 'open' AND expires_at <= now()
+    FOR UPDATE
+), expired AS (
+    UPDATE tasks t SET status = 'expired', open_slots = 0 FROM old WHERE t.id = old.id
+    RETURNING old.project_id, old.open_slots
+)
+SELECT e.project_id, e.open_slots, p.requester_id, p.reward_cents + p.fee_cents AS slot_cents
+FROM expired e JOIN projects p ON p.id = e.project_id
+"""
+
+
+async def release_expired_task(conn: asyncpg.Connection, *, task_id: str) -> int:
+    """The lifetime timer: an open task past `expires_at` stops being offered and its open
+    slots' money goes back; live assignments end later like in a closed project. Returns the
+    cents released (0 if the task was not open and past its lifetime)."""
+    row = await conn.fetchrow(_EXPIRE_TASK, task_id)
+    if row is None:
+        return 0
+    amount = row["open_slots"] * row["slot_cents"]
+    if amount:
+        await enqueue(
+            conn,
+            kind="release",
+            key=f"release:task:{task_id}",
+            payload={
+                "requester_id": row["requester_id"],
+                "project_id": row["project_id"],
+                "amount_cents": amount,
+            },
+        )
+    return amount

@@ -1,0 +1,102 @@
+"""services/tasks/slots.py: where a slot and its money go when work ends unpaid, under races."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from services.tasks.slots import release_expired_task
+from shared.db import driver_connection
+from tests.services.tasks.factories import (
+    accepted,
+    assert_ledger_ok,
+    balance,
+    cat_tasks,
+    held,
+    open_slots,
+    published_project,
+    wait_delivered,
+    workers,
+)
+
+
+async def settle_outbox(db, apps: dict, project_id: str) -> None:
+    keys = [
+        r["key"]
+        for r in await db.fetch(
+            "SELECT key FROM outbox WHERE payload->>'project_id' = $1", project_id
+        )
+    ]
+    await wait_delivered(db, keys, apps)
+
+
+async def test_returns_racing_close_release_every_cent_once(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(30)
+    )
+    crowd = await workers(workers_client, 20)
+    work = [await accepted(tasks_client, w, project.id) for w in crowd]
+
+    async def give_back(worker, assignment) -> int:
+        resp = await tasks_client.post(
+            f"/v1/assignments/{assignment['assignment_id']}/return", headers=worker.headers
+        )
+        return resp.status_code
+
+    close = tasks_client.post(f"/v1/projects/{project.id}/close", headers=project.requester.headers)
+    results = await asyncio.gather(
+        close, *(give_back(w, a) for w, a in zip(crowd, work, strict=True))
+    )
+    assert results[0].status_code == 200, results[0].text
+    assert results[1:] == [200] * 20
+    assert await open_slots(db, project.id) == 0
+    await settle_outbox(db, apps, project.id)
+    assert await held(db, project.id) == 0
+    money = await balance(payments_client, project.requester)
+    assert money["reserved"] == 0 and money["available"] == 30 * project.slot_cents
+    await assert_ledger_ok(payments_client)
+
+
+async def test_an_expired_task_releases_its_open_slots_and_later_its_live_ones(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(2), assignments_per_task=3
+    )
+    crowd = await workers(workers_client, 2)
+    first = await accepted(tasks_client, crowd[0], project.id)
+    task_id = first["task_id"]
+    sessionmaker = apps["tasks"].state.sessionmaker
+
+    async with sessionmaker() as session:  # not past its lifetime yet: nothing happens
+        assert await release_expired_task(await driver_connection(session), task_id=task_id) == 0
+        await session.commit()
+    await db.execute(
+        "UPDATE tasks SET expires_at = now() - interval '1 second' WHERE id = $1", task_id
+    )
+
+    # Before the timer runs, a slot given back is already released, not reopened.
+    second = await accepted(tasks_client, crowd[1], project.id)
+    assert second["task_id"] != task_id  # the expired task is no longer offered
+    async with sessionmaker() as session:
+        released = await release_expired_task(await driver_connection(session), task_id=task_id)
+        await session.commit()
+    assert released == 2 * project.slot_cents  # its 2 open slots; the live one stays held
+    row = await db.fetchrow("SELECT status, open_slots FROM tasks WHERE id = $1", task_id)
+    assert (row["status"], row["open_slots"]) == ("expired", 0)
+    async with sessionmaker() as session:  # once only
+        assert await release_expired_task(await driver_connection(session), task_id=task_id) == 0
+        await session.commit()
+
+    resp = await tasks_client.post(
+        f"/v1/assignments/{first['assignment_id']}/return", headers=crowd[0].headers
+    )
+    assert resp.status_code == 200
+    assert await db.fetchval("SELECT open_slots FROM tasks WHERE id = $1", task_id) == 0
+    await settle_outbox(db, apps, project.id)
+    # Left held: the other task's 3 slots (one of them live).
+    assert await held(db, project.id) == 3 * project.slot_cents
+    await assert_ledger_ok(payments_client)
