@@ -5,8 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.workers.accounts.routes import router as accounts_router
+from services.workers.attempts.routes import router as attempts_router
+from services.workers.blocks.routes import router as blocks_router
+from services.workers.grants.routes import router as grants_router
 from services.workers.internal.routes import router as internal_router
+from services.workers.profiles.routes import router as profiles_router
+from services.workers.qualification_types.routes import router as qualification_types_router
 from services.workers.settings import Settings
+from services.workers.stats.compaction import stats_compaction_lifespan
 from shared.app_factory import build_app
 
 
@@ -17,5 +23,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Marketplace workers service",
         description="Accounts, API keys, worker profiles, qualifications, tests and blocks.",
         settings=settings,
-        routers=[accounts_router, internal_router],
+        routers=[
+            accounts_router,
+            # grants before profiles: /v1/workers/me/qualifications is more specific than
+            # /v1/workers/{worker_id} (different depths, but keep the intent visible)
+            grants_router,
+            profiles_router,
+            qualification_types_router,
+            attempts_router,
+            blocks_router,
+            internal_router,
+        ],
+        lifespan=stats_compaction_lifespan,
     )

@@ -12,6 +12,7 @@ from services.workers.accounts.schemas import (
     ApiKeyCreated,
     ApiKeyRead,
 )
+from services.workers.profiles.service import create_profile_for_new_worker
 from shared.auth import generate_api_key
 from shared.errors import Conflict, NotFound
 from shared.ids import new_id
@@ -51,6 +52,14 @@ async def create_account(session: AsyncSession, *, data: AccountCreate) -> Accou
     )
     if row is None:
         raise EmailTaken(f"A {data.kind} account with this email already exists.")
+    if row.kind == "worker":
+        await create_profile_for_new_worker(
+            session,
+            worker_id=row.id,
+            name=row.name,
+            country=row.country,
+            languages=list(row.languages),
+        )
     key = await _issue_key(session, row.id, "default")
     return AccountCreated(account=AccountRead(**row._mapping), api_key=key.api_key)
 

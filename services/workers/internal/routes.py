@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter
 
 from services.workers.accounts import service as accounts_service
 from services.workers.accounts.schemas import AccountRead
+from services.workers.internal.schemas import EligibilityAnswer, EligibilityQuery
 from shared.auth import InternalDep
-from shared.db import SessionDep
-from shared.errors import NotFound, Unauthorized, error_responses
+from shared.db import SessionDep, driver_connection
+from shared.eligibility import ProjectRules, evaluate_eligibility
+from shared.errors import NotFound, Unauthorized, ValidationFailed, error_responses
 
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalDep])
 
@@ -20,3 +24,22 @@ router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[Internal
 )
 async def get_account(account_id: str, session: SessionDep) -> AccountRead:
     return await accounts_service.get_account(session, account_id=account_id)
+
+
+@router.post(
+    "/workers/{worker_id}/eligibility",
+    response_model=EligibilityAnswer,
+    responses=error_responses(Unauthorized, ValidationFailed),
+    summary="shared/eligibility.py over HTTP, for callers outside Python (the tasks service "
+    "calls the library in-process instead: no hop on the accept path)",
+)
+async def evaluate(
+    worker_id: str, body: EligibilityQuery, session: SessionDep
+) -> EligibilityAnswer:
+    projects = [ProjectRules(**p.model_dump()) for p in body.projects]
+    results = await evaluate_eligibility(
+        await driver_connection(session), worker_id=worker_id, projects=projects
+    )
+    return EligibilityAnswer.model_validate(
+        {"results": {pid: asdict(e) for pid, e in results.items()}}
+    )

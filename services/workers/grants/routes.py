@@ -1,0 +1,113 @@
+"""Grants (contract: "Workers and qualifications")."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from services.workers.clock import NowDep
+from services.workers.grants import service
+from services.workers.grants.schemas import (
+    GrantRead,
+    GrantRevoke,
+    GrantSet,
+    GrantStatus,
+    WorkerQualificationRead,
+)
+from shared.auth import RequesterDep, WorkerDep
+from shared.db import SessionDep
+from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
+from shared.pagination import Page, PageDep
+
+router = APIRouter(tags=["qualification grants"])
+
+
+@router.put(
+    "/v1/qualification-types/{type_id}/workers/{worker_id}",
+    response_model=GrantRead,
+    status_code=status.HTTP_200_OK,
+    responses={
+        201: {"model": GrantRead, "description": "Granted (the worker did not hold it)"},
+        **error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
+    },
+    summary="Grant the qualification or change its value (owner); 201 when newly granted",
+)
+async def set_grant(
+    type_id: str,
+    worker_id: str,
+    body: GrantSet,
+    caller: RequesterDep,
+    session: SessionDep,
+    now: NowDep,
+    response: Response,
+) -> GrantRead:
+    grant, created = await service.set_grant(
+        session,
+        owner_id=caller.account_id,
+        type_id=type_id,
+        worker_id=worker_id,
+        value=body.value,
+        now=now,
+    )
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return grant
+
+
+@router.delete(
+    "/v1/qualification-types/{type_id}/workers/{worker_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
+    summary="Revoke the qualification (owner), with an optional {reason} body",
+)
+async def revoke_grant(
+    type_id: str,
+    worker_id: str,
+    caller: RequesterDep,
+    session: SessionDep,
+    now: NowDep,
+    body: GrantRevoke | None = None,
+) -> None:
+    await service.revoke_grant(
+        session,
+        owner_id=caller.account_id,
+        type_id=type_id,
+        worker_id=worker_id,
+        reason=body.reason if body else None,
+        now=now,
+    )
+
+
+@router.get(
+    "/v1/qualification-types/{type_id}/workers",
+    response_model=Page[GrantRead],
+    responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
+    summary="Workers holding the qualification (owner), newest grant first",
+)
+async def list_grants(
+    type_id: str,
+    caller: RequesterDep,
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[GrantStatus, Query()] = "granted",
+) -> Page[GrantRead]:
+    items, next_cursor = await service.list_grants(
+        session, owner_id=caller.account_id, type_id=type_id, status=status, page=page
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/workers/me/qualifications",
+    response_model=Page[WorkerQualificationRead],
+    responses=error_responses(Unauthorized, Forbidden, ValidationFailed),
+    summary="The calling worker's qualifications with values, system ones included",
+)
+async def list_my_qualifications(
+    caller: WorkerDep, session: SessionDep, page: PageDep
+) -> Page[WorkerQualificationRead]:
+    items, next_cursor = await service.list_my_qualifications(
+        session, worker_id=caller.account_id, page=page
+    )
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,93 @@
+"""Qualification types (contract: "Workers and qualifications")."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.workers.auth import OptionalCallerDep
+from services.workers.qualification_types import service
+from services.workers.qualification_types.schemas import (
+    QualificationTypeCreate,
+    QualificationTypeOwnerRead,
+    QualificationTypeRead,
+    QualificationTypeUpdate,
+)
+from shared.auth import RequesterDep
+from shared.db import SessionDep
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    error_responses,
+)
+from shared.idempotency import IdempotencyDep
+from shared.pagination import Page, PageDep
+
+router = APIRouter(prefix="/v1/qualification-types", tags=["qualification types"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=QualificationTypeOwnerRead,
+    responses=error_responses(Unauthorized, Forbidden, Conflict, ValidationFailed),
+    summary="Create a qualification type (name unique per requester)",
+)
+async def create_type(
+    body: QualificationTypeCreate, caller: RequesterDep, session: SessionDep, idem: IdempotencyDep
+):
+    return await idem.run(
+        caller,
+        lambda: service.create_type(session, owner_id=caller.account_id, data=body),
+        status_code=201,
+    )
+
+
+@router.get(
+    "",
+    response_model=Page[QualificationTypeRead],
+    responses=error_responses(Unauthorized, Forbidden, ValidationFailed),
+    summary="Search active types by name or keyword, newest first; no API key needed "
+    "(mine=true: all of a requester's own types)",
+)
+async def search_types(
+    caller: OptionalCallerDep,
+    session: SessionDep,
+    page: PageDep,
+    query: Annotated[str | None, Query(max_length=200)] = None,
+    mine: bool = False,
+) -> Page[QualificationTypeRead]:
+    items, next_cursor = await service.search_types(
+        session, caller=caller, query=query, mine=mine, page=page
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{type_id}",
+    response_model=QualificationTypeOwnerRead | QualificationTypeRead,
+    responses=error_responses(Unauthorized, NotFound),
+    summary="One type (no API key needed); the answer key only for its owner",
+)
+async def get_type(
+    type_id: str, caller: OptionalCallerDep, session: SessionDep
+) -> QualificationTypeOwnerRead | QualificationTypeRead:
+    return await service.get_type(session, type_id=type_id, caller=caller)
+
+
+@router.patch(
+    "/{type_id}",
+    response_model=QualificationTypeOwnerRead,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
+    summary="Change description, keywords, status, retry delay, test, answer key (owner)",
+)
+async def update_type(
+    type_id: str, body: QualificationTypeUpdate, caller: RequesterDep, session: SessionDep
+) -> QualificationTypeOwnerRead:
+    return await service.update_type(
+        session, owner_id=caller.account_id, type_id=type_id, data=body
+    )

@@ -1,0 +1,239 @@
+"""Worker profiles, stats counters, qualification types, attempts, grants and blocks.
+
+Owner: workers service. Read by the tasks service through `shared/eligibility.py` (grants, blocks,
+stats, profile country), so the columns that function reads are a cross-service contract.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, created_at_column
+
+ATTEMPT_STATUSES = ("started", "pending", "granted", "rejected", "expired")
+LIVE_ATTEMPT_STATUSES = ("started", "pending")
+
+
+class WorkerProfile(Base):
+    """One row per worker; display_name, country and languages start as the account's."""
+
+    __tablename__ = "worker_profiles"
+
+    worker_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    display_name: Mapped[str] = mapped_column(Text, nullable=False)
+    country: Mapped[str | None] = mapped_column(String(2))
+    languages: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    skills: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    bio: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class WorkerStats(Base):
+    """Compacted per-worker assignment counters (see WorkerStatsDelta for the live part).
+
+    A worker's true counts are this row plus the sum of its delta rows; both are read in one
+    statement (one snapshot), so the total is exact at every moment.
+    """
+
+    __tablename__ = "worker_stats"
+
+    # No foreign key: the counters follow assignments.worker_id, which has none either.
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    submitted_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    approved_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    rejected_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class WorkerStatsDelta(Base):
+    """Append-only changes written by a trigger on `assignments` in the changing transaction.
+
+    Insert-only rows take no row locks, so concurrent reviews of one worker's assignments (bulk
+    review, auto-approval) never wait on, or deadlock over, a shared counter row. A background
+    loop folds them into `worker_stats`.
+    """
+
+    __tablename__ = "worker_stats_deltas"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    submitted: Mapped[int] = mapped_column(Integer, nullable=False)
+    approved: Mapped[int] = mapped_column(Integer, nullable=False)
+    rejected: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (Index("ix_worker_stats_deltas_worker_id", "worker_id"),)
+
+
+class QualificationType(Base):
+    __tablename__ = "qualification_types"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # NULL for the system types, which nobody owns and nobody can grant.
+    owner_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    keywords: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
+    test: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    answer_key: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    retry_delay_seconds: Mapped[int | None] = mapped_column(Integer)
+    auto_grant: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    auto_grant_value: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    is_system: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'inactive')", name="status"),
+        CheckConstraint("NOT (auto_grant AND test IS NOT NULL)", name="auto_grant_has_no_test"),
+        CheckConstraint("answer_key IS NULL OR test IS NOT NULL", name="answer_key_needs_test"),
+        CheckConstraint("retry_delay_seconds IS NULL OR retry_delay_seconds >= 0", name="retry"),
+        CheckConstraint("is_system = (owner_id IS NULL)", name="system_has_no_owner"),
+        # Name unique per requester; system types (owner NULL) share the '' owner slot.
+        Index(
+            "uq_qualification_types_owner_name",
+            func.coalesce(owner_id, ""),
+            func.lower(name),
+            unique=True,
+        ),
+        Index("ix_qualification_types_owner_id_id", "owner_id", "id"),
+        Index("ix_qualification_types_active_id", "id", postgresql_where=text("status = 'active'")),
+        Index(
+            "ix_qualification_types_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+        Index("ix_qualification_types_keywords", "keywords", postgresql_using="gin"),
+    )
+
+
+class QualificationAttempt(Base):
+    """One request for a qualification: a timed test, a plain request, or an auto-grant.
+
+    It keeps a snapshot of the questions and answer key it was started with, so an owner editing
+    the test never changes what an in-flight attempt is graded against.
+    """
+
+    __tablename__ = "qualification_attempts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    qualification_type_id: Mapped[str] = mapped_column(
+        String(64),
+        ForeignKey(
+            "qualification_types.id",
+            ondelete="CASCADE",
+            name="fk_qualification_attempts_type_id",  # the convention's name exceeds 63 chars
+        ),
+        nullable=False,
+    )
+    worker_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    questions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
+    answer_key: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    answers: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    points: Mapped[int | None] = mapped_column(Integer)
+    max_points: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('started', 'pending', 'granted', 'rejected', 'expired')", name="status"
+        ),
+        # At most one live (in progress or awaiting review) attempt per worker and type, enforced
+        # by the database so that concurrent starts cannot both win.
+        Index(
+            "uq_qualification_attempts_live",
+            "qualification_type_id",
+            "worker_id",
+            unique=True,
+            postgresql_where=text("status IN ('started', 'pending')"),
+        ),
+        Index(
+            "ix_qualification_attempts_worker_type_started",
+            "worker_id",
+            "qualification_type_id",
+            "started_at",
+        ),
+        Index("ix_qualification_attempts_type_status_id", "qualification_type_id", "status", "id"),
+    )
+
+
+class WorkerQualification(Base):
+    """A grant: the worker holds the type with a value (revoked rows are kept for audit)."""
+
+    __tablename__ = "worker_qualifications"
+
+    worker_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    qualification_type_id: Mapped[str] = mapped_column(
+        String(64),
+        ForeignKey(
+            "qualification_types.id", ondelete="CASCADE", name="fk_worker_qualifications_type_id"
+        ),
+        primary_key=True,
+    )
+    # Time-sortable listing key; a fresh one each time the grant (re)starts.
+    id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    value: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="granted")
+    granted_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('granted', 'revoked')", name="status"),
+        Index("ix_worker_qualifications_type_id_id", "qualification_type_id", "id"),
+    )
+
+
+class WorkerBlock(Base):
+    """A requester's block of a worker: no discover, preview or accept of its work."""
+
+    __tablename__ = "worker_blocks"
+
+    # Keyed by worker first: eligibility asks "which of these requesters block this worker".
+    worker_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    requester_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (Index("ix_worker_blocks_requester_id_id", "requester_id", "id"),)
