@@ -78,6 +78,19 @@ async def get_caller(
     return Caller(account_id=row.account_id, kind=row.kind, key_id=row.id)
 
 
+async def get_optional_caller(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller | None:
+    """For endpoints the contract opens to "anyone": no key gives the public view; a wrong or
+    revoked key is still 401, so a client with a broken key finds out instead of silently
+    getting the anonymous view."""
+    if credentials is None:
+        return None
+    return await get_caller(request, session, credentials)
+
+
 def require_kind(kind: AccountKind):
     async def _require(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
         if caller.kind != kind:
@@ -89,6 +102,7 @@ def require_kind(kind: AccountKind):
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+OptionalCallerDep = Annotated[Caller | None, Depends(get_optional_caller)]
 RequesterDep = Annotated[Caller, Depends(require_kind("requester"))]
 WorkerDep = Annotated[Caller, Depends(require_kind("worker"))]
 

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.workers.auth import OptionalCallerDep
 from services.workers.qualification_types import service
 from services.workers.qualification_types.schemas import (
     QualificationTypeCreate,
@@ -14,7 +13,7 @@ from services.workers.qualification_types.schemas import (
     QualificationTypeRead,
     QualificationTypeUpdate,
 )
-from shared.auth import RequesterDep
+from shared.auth import OptionalCallerDep, RequesterDep
 from shared.db import SessionDep
 from shared.errors import (
     Conflict,
