@@ -156,6 +156,7 @@ def upgrade() -> None:
         sa.Column("input", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("gold_answer", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("max_assignments", sa.Integer(), nullable=False),
+        sa.Column("open_slots", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), server_default="open", nullable=False),
         sa.Column(
             "created_at",
@@ -169,6 +170,9 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "max_assignments BETWEEN 1 AND 100", name=op.f("ck_tasks_max_assignments")
+        ),
+        sa.CheckConstraint(
+            "open_slots BETWEEN 0 AND max_assignments", name=op.f("ck_tasks_open_slots")
         ),
         sa.ForeignKeyConstraint(
             ["project_id"], ["projects.id"], name=op.f("fk_tasks_project_id_projects")

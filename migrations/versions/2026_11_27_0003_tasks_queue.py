@@ -6,8 +6,6 @@ Create Date: 2026-11-27
 
 The queue side of the tasks service (shared/models/tasks_queue.py describes what is added here):
 
-- `tasks.open_slots` (described by shared/models/tasks.py, created by no earlier revision): added
-  if missing with its check; 0005 does the same guarded, so either order of authorship works.
 - `tasks.claim_rank`: a random integer per task. Accept starts its claim at a random rank, so
   concurrent workers spread over the project's tasks instead of fighting over one queue head,
   and the dead index entries a claim leaves behind are spread thin instead of piling up in front
@@ -59,23 +57,6 @@ OUTBOX_STORAGE = (
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE tasks ADD COLUMN IF NOT EXISTS open_slots integer")
-    op.execute("UPDATE tasks SET open_slots = max_assignments WHERE open_slots IS NULL")
-    op.execute("ALTER TABLE tasks ALTER COLUMN open_slots SET NOT NULL")
-    op.execute(
-        """
-        DO $$
-        BEGIN
-            IF NOT EXISTS (
-                SELECT 1 FROM pg_constraint
-                WHERE conname = 'ck_tasks_open_slots' AND conrelid = 'tasks'::regclass
-            ) THEN
-                ALTER TABLE tasks ADD CONSTRAINT ck_tasks_open_slots
-                    CHECK (open_slots BETWEEN 0 AND max_assignments);
-            END IF;
-        END $$;
-        """
-    )
     op.add_column(
         "tasks",
         sa.Column(
@@ -185,6 +166,3 @@ def downgrade() -> None:
     op.drop_constraint("ck_tasks_approved_slots", "tasks", type_="check")
     op.drop_column("tasks", "approved_slots")
     op.drop_column("tasks", "claim_rank")
-    # 0003 is the first revision that can create open_slots, so going below it removes it.
-    op.execute("ALTER TABLE tasks DROP CONSTRAINT IF EXISTS ck_tasks_open_slots")
-    op.execute("ALTER TABLE tasks DROP COLUMN IF EXISTS open_slots")

@@ -53,8 +53,8 @@ async def test_upgrade_backfills_profiles_and_stats(scratch_url: str) -> None:
         )
         for i, status in enumerate(["approved", "approved", "rejected", "submitted", "expired"]):
             await conn.execute(
-                "INSERT INTO tasks (id, project_id, requester_id, input, max_assignments) "
-                "VALUES ($1, 'P1', 'R1', '{}', 1)",
+                "INSERT INTO tasks (id, project_id, requester_id, input, max_assignments, "
+                "open_slots) VALUES ($1, 'P1', 'R1', '{}', 1, 0)",
                 f"T{i}",
             )
             await conn.execute(
