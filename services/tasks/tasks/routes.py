@@ -101,6 +101,7 @@ async def add_tasks(
             content_type=request.headers.get("content-type"),
             body=body,
             max_tasks=request.app.state.settings.upload_max_tasks,
+            idempotency_key=idem.key,
         ),
         status_code=201,
     )

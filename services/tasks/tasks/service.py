@@ -9,6 +9,7 @@ close: tasks can never slip into a project between its reservation and its relea
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import time
 from collections import defaultdict
@@ -137,6 +138,7 @@ async def add_tasks(
     content_type: str | None,
     body: bytes,
     max_tasks: int,
+    idempotency_key: str | None = None,
 ) -> TasksCreated:
     project = await load_project(
         session, requester_id=requester_id, project_id=project_id, lock="change"
@@ -165,11 +167,18 @@ async def add_tasks(
         records, slots = _rows_for_copy(project, parsed.tasks, ids=ids, expires_at=expires_at)
     await repository.copy_tasks(conn, records)
     if live:
-        # Last step: a 402 or 503 here rolls the COPY back.
+        # Last step: a 402 or 503 here rolls the COPY back. With an Idempotency-Key the
+        # reservation's key derives from it, so a client retrying after our commit failed (the
+        # reservation having acted) replays that reservation instead of holding the money twice.
+        batch = (
+            hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+            if idempotency_key
+            else new_id()
+        )
         await payments.post(
             "/internal/reservations",
             json={
-                "key": f"add-tasks:{project.id}:{new_id()}",
+                "key": f"add-tasks:{project.id}:{batch}",
                 "requester_id": requester_id,
                 "project_id": project.id,
                 "amount_cents": slots * (project.reward_cents + project.fee_cents),
