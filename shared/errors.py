@@ -85,6 +85,12 @@ class MalformedJSON(BadRequest):
     code = "malformed_json"
 
 
+class JSONTooDeep(BadRequest):
+    """JSON nested past the kit's limit: refused before any parser or serializer recurses."""
+
+    code = "json_too_deep"
+
+
 class Unauthorized(AppError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
@@ -202,10 +208,43 @@ async def _app_error_handler(request: Request, exc: Exception) -> Response:
     return problem_response(exc)
 
 
+# What FastAPI raises (as a 400 HTTPException) when the JSON parser itself fails: invalid UTF-8,
+# nesting past the parser's recursion limit, numbers it cannot hold.
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json and the structured-syntax `+json` types (RFC 6839)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _sent_a_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return bool(request.headers.get("transfer-encoding")) or (
+        length is not None and length.strip() not in ("", "0")
+    )
+
+
 async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if any(e.get("type") == "json_invalid" for e in exc.errors()):
         return problem_response(MalformedJSON("The request body is not valid JSON."))
+    # A JSON endpoint sent a body of another type (FastAPI does not parse it, so every body
+    # field looks missing): say what is wrong with the request instead of listing fields.
+    # 415 whatever the body says, so a client learns to fix the header first.
+    if (
+        _sent_a_body(request)
+        and not is_json_media_type(request.headers.get("content-type"))
+        and any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
+    ):
+        return problem_response(
+            UnsupportedMediaType(
+                "This endpoint takes a JSON body: send it with Content-Type: application/json."
+            )
+        )
     items = list(_validation_items(exc))
     detail = "; ".join(f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in items[:5])
     return problem_response(ValidationFailed(detail or "Invalid request.", errors=items))
@@ -213,6 +252,10 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
 
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_PARSE_ERROR:
+        return problem_response(
+            MalformedJSON("The request body is not valid JSON (or not UTF-8, or too deep).")
+        )
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
     err = AppError(str(exc.detail), code=codes.get(exc.status_code, f"http_{exc.status_code}"))
     err.status = exc.status_code
@@ -222,7 +265,20 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     return problem_response(err)
 
 
+def _hide_statement_parameters(exc: BaseException) -> None:
+    """SQLAlchemy errors print their bound parameters (a key's hash, an email) in str(exc);
+    hide them before the traceback is logged here or, re-raised, by the server."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if hasattr(current, "hide_parameters"):
+            current.hide_parameters = True  # type: ignore[attr-defined]
+        current = current.__cause__ or current.__context__
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> Response:
+    _hide_statement_parameters(exc)
     log.exception("unhandled error", exc_info=exc)
     return problem_response(AppError("An unexpected error occurred."))
 

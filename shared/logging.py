@@ -23,6 +23,24 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _SECRET_RE = re.compile(r"(mk_[A-Za-z0-9_-]{8})[A-Za-z0-9_-]+")
+_MIN_REGISTERED_SECRET = 8
+_registered_secrets: set[str] = set()
+
+
+def register_secret(secret: str) -> None:
+    """Mask this exact value (the internal token) wherever a log line would carry it."""
+    if len(secret) >= _MIN_REGISTERED_SECRET:
+        _registered_secrets.add(secret)
+
+
+def mask_secrets(text: str) -> str:
+    """API keys keep their visible prefix (to identify them) and lose the rest; registered
+    secrets are replaced whole."""
+    text = _SECRET_RE.sub(r"\1…", text)
+    for secret in _registered_secrets:
+        if secret in text:
+            text = text.replace(secret, "[secret]")
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,8 +54,9 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
-            # Defence in depth: mask anything shaped like an API key that slipped into a message.
-            "msg": _SECRET_RE.sub(r"\1…", record.getMessage()),
+            # Defence in depth: mask anything shaped like an API key (or a registered secret)
+            # that slipped into a message or a traceback.
+            "msg": mask_secrets(record.getMessage()),
         }
         rid = request_id_var.get()
         if rid:
@@ -46,7 +65,7 @@ class JsonFormatter(logging.Formatter):
             if key in record.__dict__:
                 entry[key] = record.__dict__[key]
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = mask_secrets(self.formatException(record.exc_info))
         return dumps(entry).decode()
 
 

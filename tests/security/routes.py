@@ -21,10 +21,15 @@ class RouteInfo:
     method: str
     path: str
     route: APIRoute
-    auth: str  # "none" | "any" | "requester" | "worker" | "internal"
+    auth: str  # "none" | "optional" | "any" | "requester" | "worker" | "internal"
 
     def url(self, value: str = "NOPE00000000000000000000AB") -> str:
         return _PARAM.sub(value, self.path)
+
+
+# Dependencies that read a key when one is sent and allow none (the contract's "anyone" reads).
+# Matched by name: the kit has no optional-key dependency yet (services/workers/auth.py has one).
+OPTIONAL_KEY_DEPENDENCIES = frozenset({"get_optional_caller"})
 
 
 def _auth_of(dependant: Dependant) -> str:
@@ -40,6 +45,8 @@ def _auth_of(dependant: Dependant) -> str:
             return "internal"
         if call is get_caller:
             found = "any"
+        if getattr(call, "__name__", None) in OPTIONAL_KEY_DEPENDENCIES and found == "none":
+            found = "optional"
         stack.extend(dep.dependencies)
     return found
 

@@ -11,6 +11,12 @@ from tests.security.routes import iter_routes
 
 # Public endpoints that need no key (the contract: "anyone").
 NO_KEY = {("workers", "POST", "/v1/accounts")}
+# "anyone" reads that take a key when one is sent (an owner then sees more, e.g. answer keys):
+# no key is the public view, a wrong key is still 401. Each must be listed here on purpose.
+OPTIONAL_KEY = {
+    ("workers", "GET", "/v1/qualification-types"),
+    ("workers", "GET", "/v1/qualification-types/{type_id}"),
+}
 
 
 async def _call(clients: dict[str, httpx.AsyncClient], info, headers) -> httpx.Response:
@@ -29,6 +35,15 @@ async def test_every_public_route_requires_a_key(apps: dict, clients) -> None:
     checked = 0
     for info in iter_routes(apps):
         if info.path.startswith("/internal/") or (info.service, info.method, info.path) in NO_KEY:
+            continue
+        if info.auth == "optional":
+            assert (info.service, info.method, info.path) in OPTIONAL_KEY, (
+                f"{info.method} {info.path} accepts calls without a key: list it in OPTIONAL_KEY "
+                "if the contract says anyone may call it"
+            )
+            resp = await _call(clients, info, {"Authorization": "Bearer mk_not-a-real-key"})
+            assert resp.status_code == 401, (info.method, info.path, resp.status_code)
+            checked += 1
             continue
         assert info.auth != "none", f"{info.method} {info.path} has no authentication"
         resp = await _call(clients, info, {})

@@ -31,6 +31,13 @@ from shared.errors import (
 router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalDep])
 
 
+# A repeated key answers 200 with the first result (documented, so clients and the OpenAPI
+# conformance tests expect it).
+_REPLAYED: dict[int | str, dict] = {
+    200: {"model": LedgerTransactionRead, "description": "A repeated key: the first result"}
+}
+
+
 def _mark(response: Response, replayed: bool) -> None:
     response.status_code = status.HTTP_200_OK if replayed else status.HTTP_201_CREATED
     response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
@@ -40,9 +47,8 @@ def _mark(response: Response, replayed: bool) -> None:
     "/reservations",
     status_code=status.HTTP_201_CREATED,
     response_model=LedgerTransactionRead,
-    responses=error_responses(
-        Unauthorized, InsufficientFunds, NotFound, Conflict, ValidationFailed
-    ),
+    responses=_REPLAYED
+    | error_responses(Unauthorized, InsufficientFunds, NotFound, Conflict, ValidationFailed),
     summary="Requester available -> reserved, held for the project",
 )
 async def create_reservation(
@@ -57,9 +63,8 @@ async def create_reservation(
     "/payouts",
     status_code=status.HTTP_201_CREATED,
     response_model=LedgerTransactionRead,
-    responses=error_responses(
-        Unauthorized, InsufficientFunds, NotFound, Conflict, ValidationFailed
-    ),
+    responses=_REPLAYED
+    | error_responses(Unauthorized, InsufficientFunds, NotFound, Conflict, ValidationFailed),
     summary="Pay an approved assignment: reward to the worker, fee to the platform",
 )
 async def create_payout(
@@ -74,7 +79,7 @@ async def create_payout(
     "/releases",
     status_code=status.HTTP_201_CREATED,
     response_model=LedgerTransactionRead,
-    responses=error_responses(Unauthorized, NotFound, Conflict, ValidationFailed),
+    responses=_REPLAYED | error_responses(Unauthorized, NotFound, Conflict, ValidationFailed),
     summary="Reserved -> available for slots that will never be paid",
 )
 async def create_release(
