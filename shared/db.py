@@ -36,6 +36,7 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, **kw: 
         max_overflow=max_overflow,
         pool_pre_ping=True,  # survive a Postgres restart without restarting the service
         pool_recycle=1800,
+        hide_parameters=True,  # query parameters (key hashes, ...) never reach error texts/logs
         connect_args={"server_settings": {"application_name": kw.pop("application_name", "svc")}},
         **kw,
     )

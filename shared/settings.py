@@ -27,6 +27,7 @@ class ServiceSettings(BaseSettings):
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=8, le=200)
     # Rate limits in `limits` notation ("3000/minute", "50/second"); see shared/ratelimit.py.
     rate_limit_per_key: str = "3000/minute"
     rate_limit_signup: str = "120/minute"

@@ -650,12 +650,6 @@ async def test_just_under_the_limit_is_read(clients, world) -> None:
     assert resp.status_code == 201, resp.text[:300]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known-pending (tasks team): a CSV cell of JSON nested 1,000 deep passes the upload "
-    "parser and orjson.dumps raises 'Recursion limit reached' in tasks/service.py "
-    "_rows_for_copy -> 500. Fix proposed in the security report (depth check in upload.py).",
-)
 async def test_csv_cell_of_deep_json_is_4xx(clients, world, db) -> None:
     cell = DEEP_LIST.replace('"', '""')
     body = f'input\n"{{""x"": {cell}}}"\n'.encode()

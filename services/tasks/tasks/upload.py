@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from shared.app_factory import MAX_JSON_DEPTH, scan_json_text
 from shared.errors import MalformedJSON, UnsupportedMediaType, ValidationFailed
 
 TASK_FIELDS = frozenset({"input", "gold_answer", "external_id", "max_assignments"})
@@ -234,6 +235,17 @@ def _parse_ndjson(body: bytes, max_tasks: int) -> ParsedUpload:
 
 
 def _json_cell(row: _Row, field: str, cell: str) -> tuple[bool, Any]:
+    # A JSON cell is a body of its own inside the CSV: the same depth and NUL guards apply as
+    # to JSON bodies (the request middleware only sees the CSV around it).
+    refusal = scan_json_text(cell.encode(), max_depth=MAX_JSON_DEPTH, per_line=False)
+    if refusal is not None:
+        row.bad(
+            field,
+            f"is nested deeper than {MAX_JSON_DEPTH} levels"
+            if refusal[0] == "deep"
+            else "contains a NUL character",
+        )
+        return False, None
     try:
         return True, orjson.loads(cell)
     except orjson.JSONDecodeError:
