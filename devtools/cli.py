@@ -156,6 +156,10 @@ def service_specs(host: str, ports: dict[str, int]) -> list[ProcessSpec]:
                 "--port",
                 str(port),
                 "--no-access-log",
+                # Drain in-flight requests on SIGTERM, but not forever (the supervisor's
+                # STOP_TIMEOUT SIGKILLs after 15 s).
+                "--timeout-graceful-shutdown",
+                "10",
             ],
             health_url=f"http://{peer_host}:{port}/healthz",
         )

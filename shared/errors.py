@@ -11,10 +11,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.jsonutil import dumps
@@ -277,8 +279,40 @@ def _hide_statement_parameters(exc: BaseException) -> None:
         current = current.__cause__ or current.__context__
 
 
+def _database_unreachable(exc: BaseException) -> bool:
+    """True when the error chain says the database connection is gone or refused: that is a
+    dependency being down (503, retry), not a bug (500)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(
+            current,
+            (
+                ConnectionError,
+                TimeoutError,
+                asyncpg.PostgresConnectionError,
+                asyncpg.ConnectionDoesNotExistError,
+                asyncpg.CannotConnectNowError,
+                asyncpg.AdminShutdownError,
+            ),
+        ):
+            return True
+        if isinstance(current, OSError) and current.errno is not None:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> Response:
     _hide_statement_parameters(exc)
+    if _database_unreachable(exc):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return problem_response(
+            DependencyUnavailable("The database is unavailable; retry shortly.", retry_after=2)
+        )
     log.exception("unhandled error", exc_info=exc)
     return problem_response(AppError("An unexpected error occurred."))
 

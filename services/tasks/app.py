@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from services.tasks.assignments.routes import router as assignments_router
@@ -14,7 +17,20 @@ from services.tasks.results.routes import router as results_router
 from services.tasks.review.routes import router as review_router
 from services.tasks.settings import Settings
 from services.tasks.tasks.routes import router as tasks_router
+from services.tasks.timers.routes import router as timers_router
+from services.tasks.timers.service import timers_lifespan
 from shared.app_factory import build_app
+
+
+@asynccontextmanager
+async def background_work(app: FastAPI) -> AsyncIterator[None]:
+    """The tasks service's loops: the outbox deliverer (payouts, releases) and the timers.
+
+    Timers are entered inside the outbox so that on shutdown (after uvicorn drained the
+    in-flight requests) they stop first and the deliverer, which their batches wake, stops last.
+    """
+    async with outbox_lifespan(app), timers_lifespan(app):
+        yield
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             review_router,
             gold_router,
             outbox_router,
+            timers_router,
         ],
-        # Background work of the tasks service: the outbox deliverer (payouts, releases).
-        lifespan=outbox_lifespan,
+        lifespan=background_work,
     )

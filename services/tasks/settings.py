@@ -32,3 +32,28 @@ class Settings(ServiceSettings):
     # longer than one payments call can take.
     outbox_lease_seconds: float = Field(default=30.0, ge=1, le=3_600)
     # --- end queue side ------------------------------------------------------------------------
+
+    # --- timers (engineer T): deadlines, auto-approval, task lifetimes, outbox retention ---------
+    # Every tasks process runs the sweeps (services/tasks/timers/); replicas share the due items
+    # through `FOR UPDATE SKIP LOCKED` batches, so adding replicas adds throughput, not repeats.
+    timers_enabled: bool = True
+    # How often an idle sweep looks for due items. A sweep whose batch came back full loops at
+    # once instead, so a backlog drains at database speed whatever this is.
+    timers_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Due items acted on per transaction (one statement claims and changes them all).
+    timers_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # A timer acts on an item only this long after it fell due. The request paths enforce the
+    # exact time themselves (submit refuses after the deadline, accept skips expired tasks), so
+    # the timers are janitors: being a few seconds late changes nothing a client can see, and
+    # leaves the boundary to the request that is deciding it.
+    timers_grace_seconds: float = Field(default=5.0, ge=0, le=3_600)
+    # After a failed sweep (the database restarting, say) wait this long, doubling up to the cap.
+    timers_error_backoff_seconds: float = Field(default=0.5, gt=0, le=60)
+    timers_error_backoff_cap_seconds: float = Field(default=10.0, gt=0, le=600)
+    # On shutdown each sweep, and the outbox deliverer, finishes its current batch if it can
+    # within this; otherwise it is cancelled: a sweep's transaction rolls back and a leased
+    # outbox message is retried after its lease, so nothing is lost either way.
+    background_stop_timeout_seconds: float = Field(default=5.0, ge=0, le=60)
+    # Delivered outbox rows are kept this long (for inspection), then pruned by a sweep.
+    outbox_retention_seconds: float = Field(default=7 * 86_400, ge=0, le=365 * 86_400)
+    # --- end timers ------------------------------------------------------------------------------

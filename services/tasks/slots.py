@@ -11,7 +11,9 @@ released (money back to the requester's available balance). These helpers keep t
   are all approved is `completed`.
 - `release_unused_slots`: closing a project releases every open slot's money at once; in-flight
   assignments end later through `give_back_slot` (released) or approval (paid).
-- `release_expired_task`: the lifetime timer ends a task and releases its open slots' money.
+- `release_expired_task`: the lifetime timer ends a task and releases its open slots' money;
+  `expire_due_tasks` does it for a batch of due tasks (the timers' sweep), one release per
+  project per batch.
 
 Locks are taken in one global order (assignments, then projects, then tasks by id, then stats)
 so bulk review, timers and close never deadlock each other. Giving a slot back share-locks its
@@ -235,3 +237,56 @@ async def release_expired_task(conn: asyncpg.Connection, *, task_id: str) -> int
             },
         )
     return amount
+
+
+# The oldest open tasks at least `$2` seconds past their lifetime, skipping rows someone holds
+# (an accept claiming a slot, a close zeroing them: they are taken by the next batch), through
+# ix_tasks_expires_open. FOR UPDATE returns the locked row's latest `open_slots`, and the status
+# is re-checked on it, so each task expires and releases its money exactly once.
+_EXPIRE_DUE_TASKS = """
+WITH due AS (
+    SELECT id, project_id, open_slots FROM tasks
+    WHERE status = 'open' AND expires_at <= now() - make_interval(secs => $2)
+    ORDER BY expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE tasks t SET status = 'expired', open_slots = 0
+    FROM due WHERE t.id = due.id AND t.status = 'open'
+    RETURNING due.id, due.project_id, due.open_slots
+)
+SELECT e.project_id, p.requester_id, p.reward_cents + p.fee_cents AS slot_cents,
+       count(*)::int AS tasks, sum(e.open_slots)::bigint AS slots, min(e.id) AS first_task_id
+FROM expired e JOIN projects p ON p.id = e.project_id
+GROUP BY e.project_id, p.requester_id, p.reward_cents, p.fee_cents
+"""
+
+
+async def expire_due_tasks(
+    conn: asyncpg.Connection, *, limit: int, grace_seconds: float = 0.0
+) -> tuple[int, int]:
+    """The lifetime timer for a batch: open tasks past `expires_at` (by `grace_seconds`) become
+    `expired` and their open slots' money is released, one outbox message per project.
+    Returns (tasks expired, cents released).
+
+    Live assignments of those tasks end later as in a closed project: approval pays from the
+    hold, return/expiry/rejection releases the slot (`give_back_slots` reopens nothing on an
+    expired task). The release key names the project and the batch's first task, which expires
+    only once, so the key is unique to this event and a replayed delivery moves money once.
+    """
+    groups = await conn.fetch(_EXPIRE_DUE_TASKS, limit, grace_seconds)
+    releases = [
+        Message(
+            kind="release",
+            key=f"release:tasks:{g['project_id']}:{g['first_task_id']}",
+            payload={
+                "requester_id": g["requester_id"],
+                "project_id": g["project_id"],
+                "amount_cents": int(g["slots"]) * g["slot_cents"],
+            },
+        )
+        for g in groups
+        if g["slots"] and g["slot_cents"]
+    ]
+    await enqueue_many(conn, releases)
+    return sum(g["tasks"] for g in groups), sum(m.payload["amount_cents"] for m in releases)

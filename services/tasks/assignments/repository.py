@@ -160,24 +160,28 @@ async def get_status_for_worker(
     )
 
 
-# Overdue accepted assignments, oldest deadline first, skipping rows a submit or return holds
-# right now (it decides them); ix_assignments_deadline_accepted serves the scan.
+# Overdue accepted assignments (at least `$2` seconds past the deadline), oldest deadline first,
+# skipping rows a submit or return holds right now (it decides them);
+# ix_assignments_deadline_accepted serves the scan. The status is re-checked on the locked row,
+# so an assignment expires once whoever runs this concurrently.
 _EXPIRE_OVERDUE = """
 WITH overdue AS (
     SELECT id FROM assignments
-    WHERE status = 'accepted' AND deadline <= now()
+    WHERE status = 'accepted' AND deadline <= now() - make_interval(secs => $2)
     ORDER BY deadline
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
 UPDATE assignments a SET status = 'expired', ended_at = now()
-FROM overdue WHERE a.id = overdue.id
+FROM overdue WHERE a.id = overdue.id AND a.status = 'accepted'
 RETURNING a.id, a.task_id, a.project_id
 """
 
 
-async def expire_overdue(conn: asyncpg.Connection, *, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(_EXPIRE_OVERDUE, limit)
+async def expire_overdue(
+    conn: asyncpg.Connection, *, limit: int, grace_seconds: float = 0.0
+) -> list[asyncpg.Record]:
+    return await conn.fetch(_EXPIRE_OVERDUE, limit, grace_seconds)
 
 
 _WORKER_COLUMNS = f"{ASSIGNMENT_COLUMNS}, p.title AS project_title"

@@ -230,14 +230,17 @@ async def return_assignment(
     return assignment_read(row)
 
 
-async def expire_overdue_assignments(conn: asyncpg.Connection, limit: int) -> int:
-    """For the deadline timer: accepted assignments past their deadline become `expired` and
-    their slots come back (or their money is released). Returns how many expired.
+async def expire_overdue_assignments(
+    conn: asyncpg.Connection, limit: int, *, grace_seconds: float = 0.0
+) -> int:
+    """For the deadline timer: accepted assignments past their deadline (by `grace_seconds`)
+    become `expired` and their slots come back (or their money is released). Returns how many
+    expired.
 
     Run it in a transaction of its own; rows a concurrent submit or return holds are left for
     the next run.
     """
-    rows = await repository.expire_overdue(conn, limit=limit)
+    rows = await repository.expire_overdue(conn, limit=limit, grace_seconds=grace_seconds)
     await give_back_slots(
         conn,
         [

@@ -115,6 +115,7 @@ class OutboxDeliverer:
         backoff_base_seconds: float,
         backoff_cap_seconds: float,
         lease_seconds: float,
+        stop_timeout_seconds: float = 5.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.payments = payments
@@ -123,6 +124,8 @@ class OutboxDeliverer:
         self.backoff_base_seconds = backoff_base_seconds
         self.backoff_cap_seconds = backoff_cap_seconds
         self.lease_seconds = lease_seconds
+        self.stop_timeout_seconds = stop_timeout_seconds
+        self._stopping = False
         self._limit = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -193,8 +196,8 @@ class OutboxDeliverer:
             return True, False, ""
 
     async def run(self) -> None:
-        """Deliver until cancelled: a pass whenever woken, else every poll interval."""
-        while True:
+        """Deliver until stopped: a pass whenever woken, else every poll interval."""
+        while not self._stopping:
             self._wake.clear()
             try:
                 report = await self.deliver_due()
@@ -203,7 +206,7 @@ class OutboxDeliverer:
             except Exception:  # the database restarting, say: try again at the next tick
                 log.exception("outbox pass failed")
                 report = DeliveryReport()
-            if report.handled >= self.batch_size:
+            if report.handled >= self.batch_size and not self._stopping:
                 continue  # more may be due right now
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_seconds)
@@ -211,15 +214,26 @@ class OutboxDeliverer:
                 pass
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self.run(), name="outbox-deliverer")
 
     async def stop(self) -> None:
+        """Let the pass in progress record its outcomes (so what payments acknowledged is not
+        sent again after a restart), then stop; cancel it if it outlasts the timeout. A pass
+        cancelled mid-call leaves its messages leased: anyone retries them after the lease."""
         if self._task is None:
             return
-        self._task.cancel()
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=self.stop_timeout_seconds)
+        except TimeoutError:
+            self._task.cancel()
+        except Exception:
+            log.exception("outbox deliverer ended with an error")
         try:
             await self._task
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, Exception):
             pass
         self._task = None
 
@@ -237,6 +251,7 @@ async def outbox_lifespan(app: FastAPI) -> AsyncIterator[None]:
         backoff_base_seconds=settings.outbox_backoff_base_seconds,
         backoff_cap_seconds=settings.outbox_backoff_cap_seconds,
         lease_seconds=settings.outbox_lease_seconds,
+        stop_timeout_seconds=settings.background_stop_timeout_seconds,
     )
     app.state.outbox_deliverer = deliverer
     if settings.outbox_enabled:

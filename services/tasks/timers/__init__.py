@@ -1,0 +1,1 @@
+"""Timers of the tasks service: deadlines, auto-approval, task lifetimes, outbox retention."""

@@ -1,0 +1,297 @@
+"""The timers: sweeps that act on due rows, run by every tasks process.
+
+Four sweeps, each a loop of batches:
+
+- `assignment_deadlines`: accepted assignments past their deadline expire and their slots
+  reopen (or, in a closed project or an expired task, their money is released);
+- `auto_approvals`: submitted assignments past `auto_approve_at` are approved exactly like a
+  manual approval (slot consumed, stats counted, payout enqueued in the same transaction);
+- `task_lifetimes`: open tasks past `expires_at` expire and their open slots' money is released;
+- `outbox_retention`: delivered outbox messages older than the retention are deleted.
+
+Exactly once with any number of replicas: a batch is one transaction that claims its rows with
+`FOR UPDATE SKIP LOCKED` (two replicas never hold the same row; each takes the next due rows),
+re-checks the state on the locked row in the statement that changes it, and writes every effect
+(slot counters, stats, outbox messages for payments) before the one commit. A replica that dies
+mid-batch rolls the whole batch back and the rows are due again for whoever comes next; a
+committed batch is never repeated because its rows no longer match. Payments acts once per
+outbox key on top of that.
+
+Throughput: a batch is a constant number of set-based statements whatever its size, and a sweep
+whose batch came back full starts the next one at once; only an idle sweep sleeps for the poll
+interval. The due rows come from partial indexes, so an empty sweep is an index probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import asyncpg
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.tasks import slots
+from services.tasks.assignments.service import expire_overdue_assignments
+from services.tasks.gold import service as gold
+from services.tasks.outbox.service import enqueue_many
+from services.tasks.review.service import payout_message
+from services.tasks.timers import repository
+from services.tasks.timers.schemas import SweepStats, TimerStats
+from shared.db import driver_connection
+
+log = logging.getLogger("tasks.timers")
+
+SweepName = Literal["assignment_deadlines", "auto_approvals", "task_lifetimes", "outbox_retention"]
+SWEEPS: tuple[SweepName, ...] = (
+    "assignment_deadlines",
+    "auto_approvals",
+    "task_lifetimes",
+    "outbox_retention",
+)
+# Sweeps whose batches may write outbox messages: the deliverer is woken after they commit.
+_MOVES_MONEY: frozenset[SweepName] = frozenset(
+    {"assignment_deadlines", "auto_approvals", "task_lifetimes"}
+)
+
+
+async def auto_approve_due(conn: asyncpg.Connection, *, limit: int, grace_seconds: float) -> int:
+    """Approve up to `limit` submitted assignments whose auto-approval time passed; returns how
+    many. The same writes as review.service.approve, set-based across requesters: the slot is
+    consumed, the worker's stats counted and the payout (`pay:{assignment_id}`, from the
+    reservation) enqueued, all in the caller's transaction."""
+    approved = await repository.approve_due_submitted(
+        conn, limit=limit, grace_seconds=grace_seconds
+    )
+    if not approved:
+        return 0
+    await slots.consume_slots(conn, [r["task_id"] for r in approved])
+    await gold.record_decisions(conn, [(r["project_id"], r["worker_id"], 1, 0) for r in approved])
+    await enqueue_many(conn, [payout_message(r, source="reserved") for r in approved])
+    return len(approved)
+
+
+async def expire_due_assignments(
+    conn: asyncpg.Connection, *, limit: int, grace_seconds: float
+) -> int:
+    return await expire_overdue_assignments(conn, limit, grace_seconds=grace_seconds)
+
+
+async def expire_due_tasks(conn: asyncpg.Connection, *, limit: int, grace_seconds: float) -> int:
+    expired, _released_cents = await slots.expire_due_tasks(
+        conn, limit=limit, grace_seconds=grace_seconds
+    )
+    return expired
+
+
+async def prune_outbox(conn: asyncpg.Connection, *, limit: int, retention_seconds: float) -> int:
+    return await repository.prune_delivered_outbox(
+        conn, limit=limit, retention_seconds=retention_seconds
+    )
+
+
+_BACKLOG = """
+SELECT
+    (SELECT count(*) FROM assignments
+     WHERE status = 'accepted' AND deadline <= now() - make_interval(secs => $1))
+        AS assignment_deadlines,
+    (SELECT count(*) FROM assignments
+     WHERE status = 'submitted' AND auto_approve_at <= now() - make_interval(secs => $1))
+        AS auto_approvals,
+    (SELECT count(*) FROM tasks
+     WHERE status = 'open' AND expires_at <= now() - make_interval(secs => $1))
+        AS task_lifetimes,
+    (SELECT count(*) FROM outbox
+     WHERE delivered_at IS NOT NULL AND delivered_at < now() - make_interval(secs => $2))
+        AS outbox_retention
+"""
+
+
+async def backlog(
+    conn: asyncpg.Connection, *, grace_seconds: float, retention_seconds: float
+) -> dict[str, int]:
+    """Items due right now per sweep (each count walks only its partial index's due range)."""
+    row = await conn.fetchrow(_BACKLOG, grace_seconds, retention_seconds)
+    return {name: int(row[name]) for name in SWEEPS}
+
+
+@dataclass
+class _SweepState:
+    acted: int = 0
+    batches: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    last_batch_at: datetime | None = None
+
+
+@dataclass
+class TimerRunner:
+    """Runs the sweeps in this process until stopped; safe next to any number of replicas."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    batch_size: int
+    poll_interval_seconds: float
+    grace_seconds: float
+    retention_seconds: float
+    error_backoff_seconds: float
+    error_backoff_cap_seconds: float
+    stop_timeout_seconds: float
+    # Called after a committed batch that may have enqueued payouts or releases (this
+    # process's outbox deliverer wakes up instead of waiting for its next poll).
+    after_money_moves: Callable[[], None] | None = None
+    replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    _state: dict[str, _SweepState] = field(init=False)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._state = {name: _SweepState() for name in SWEEPS}
+
+    def _act(self, name: SweepName) -> Callable[[asyncpg.Connection], Awaitable[int]]:
+        limit, grace = self.batch_size, self.grace_seconds
+        if name == "assignment_deadlines":
+            return lambda conn: expire_due_assignments(conn, limit=limit, grace_seconds=grace)
+        if name == "auto_approvals":
+            return lambda conn: auto_approve_due(conn, limit=limit, grace_seconds=grace)
+        if name == "task_lifetimes":
+            return lambda conn: expire_due_tasks(conn, limit=limit, grace_seconds=grace)
+        retention = self.retention_seconds
+        return lambda conn: prune_outbox(conn, limit=limit, retention_seconds=retention)
+
+    async def run_batch(self, name: SweepName) -> int:
+        """One batch of one sweep in its own transaction; returns the items acted on."""
+        async with self.sessionmaker() as session:
+            acted = await self._act(name)(await driver_connection(session))
+            await session.commit()
+        state = self._state[name]
+        state.batches += 1
+        state.acted += acted
+        state.last_batch_at = datetime.now(UTC)
+        if acted and name in _MOVES_MONEY and self.after_money_moves is not None:
+            self.after_money_moves()
+        return acted
+
+    async def drain(self, name: SweepName) -> int:
+        """Batches until one comes back short: everything due now (ops and tests)."""
+        total = 0
+        while True:
+            acted = await self.run_batch(name)
+            total += acted
+            if acted < self.batch_size:
+                return total
+
+    async def _loop(self, name: SweepName) -> None:
+        backoff = self.error_backoff_seconds
+        while not self._stopping.is_set():
+            try:
+                acted = await self.run_batch(name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database restarting, a deploy's lock: retry later
+                state = self._state[name]
+                state.failures += 1
+                state.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("timer %s failed, retry in %.1fs: %s", name, backoff, state.last_error)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.error_backoff_cap_seconds)
+                continue
+            backoff = self.error_backoff_seconds
+            if acted < self.batch_size:
+                await self._sleep(self.poll_interval_seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when asked to stop."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._tasks = [
+            asyncio.create_task(self._loop(name), name=f"timer-{name}") for name in SWEEPS
+        ]
+
+    async def stop(self) -> None:
+        """Let each sweep finish the batch it is in (its transaction commits or rolls back as a
+        whole either way), then return; sweeps still busy after the timeout are cancelled,
+        which rolls their batch back."""
+        if not self._tasks:
+            return
+        self._stopping.set()
+        _done, pending = await asyncio.wait(self._tasks, timeout=self.stop_timeout_seconds)
+        for task in pending:
+            task.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for name, result in zip(SWEEPS, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("timer %s ended with %r", name, result)
+        self._tasks = []
+
+    @property
+    def running(self) -> bool:
+        return any(not task.done() for task in self._tasks)
+
+    def stats(self, backlog_by_sweep: dict[str, int]) -> TimerStats:
+        return TimerStats(
+            replica=self.replica,
+            running=self.running,
+            batch_size=self.batch_size,
+            poll_interval_seconds=self.poll_interval_seconds,
+            grace_seconds=self.grace_seconds,
+            sweeps={
+                name: SweepStats(
+                    acted=state.acted,
+                    batches=state.batches,
+                    failures=state.failures,
+                    last_error=state.last_error,
+                    last_batch_at=state.last_batch_at,
+                    due_now=backlog_by_sweep.get(name, 0),
+                )
+                for name, state in self._state.items()
+            },
+        )
+
+
+def runner_from_settings(app: FastAPI) -> TimerRunner:
+    settings = app.state.settings
+    deliverer = getattr(app.state, "outbox_deliverer", None)
+    return TimerRunner(
+        sessionmaker=app.state.sessionmaker,
+        batch_size=settings.timers_batch_size,
+        poll_interval_seconds=settings.timers_poll_interval_seconds,
+        grace_seconds=settings.timers_grace_seconds,
+        retention_seconds=settings.outbox_retention_seconds,
+        error_backoff_seconds=settings.timers_error_backoff_seconds,
+        error_backoff_cap_seconds=settings.timers_error_backoff_cap_seconds,
+        stop_timeout_seconds=settings.background_stop_timeout_seconds,
+        after_money_moves=deliverer.wake if deliverer is not None else None,
+    )
+
+
+async def timer_stats(runner: TimerRunner, conn: asyncpg.Connection) -> TimerStats:
+    due = await backlog(
+        conn, grace_seconds=runner.grace_seconds, retention_seconds=runner.retention_seconds
+    )
+    return runner.stats(due)
+
+
+@asynccontextmanager
+async def timers_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the sweeps for the app's lifetime (enter it inside the outbox's lifespan, so the
+    deliverer exists to be woken and outlives the last batch)."""
+    runner = runner_from_settings(app)
+    app.state.timer_runner = runner
+    if app.state.settings.timers_enabled:
+        runner.start()
+    try:
+        yield
+    finally:
+        await runner.stop()
