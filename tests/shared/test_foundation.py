@@ -92,3 +92,43 @@ async def test_driver_connection_runs_inside_the_request_transaction(apps: dict,
         )
         await session.commit()
     assert await db.fetchval("DELETE FROM accounts WHERE id = $1 RETURNING 1", marker) == 1
+
+
+async def test_a_key_from_the_workers_service_works_on_every_service_until_revoked(
+    live_services: LiveServices,
+) -> None:
+    """Over real HTTP between real processes: sign up on workers, use the key on tasks and
+    payments, revoke it on workers, and it stops working on the other two at once."""
+    urls = live_services.urls
+    async with httpx.AsyncClient(timeout=10) as client:
+        signup = await client.post(
+            urls["workers"] + "/v1/accounts",
+            json={"kind": "worker", "name": "Roamer", "email": f"roamer-{id(client)}@example.com"},
+        )
+        assert signup.status_code == 201
+        key = signup.json()["api_key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        second = (
+            await client.post(urls["workers"] + "/v1/accounts/me/api-keys", headers=headers)
+        ).json()
+        calls = [
+            ("tasks", "/v1/work/projects"),
+            ("payments", "/v1/balance"),
+            ("tasks", "/v1/workers/me/assignments"),
+            ("payments", "/v1/earnings"),
+        ]
+        other = {"Authorization": f"Bearer {second['api_key']}"}
+        for svc, path in calls:
+            for h in (headers, other):
+                resp = await client.get(urls[svc] + path, headers=h)
+                assert resp.status_code == 200, (svc, path, resp.text)
+        revoked = await client.delete(
+            urls["workers"] + f"/v1/accounts/me/api-keys/{second['id']}", headers=headers
+        )
+        assert revoked.status_code == 204
+        for svc, path in calls:
+            resp = await client.get(urls[svc] + path, headers=other)
+            assert resp.status_code == 401, (svc, path)
+            assert resp.json()["code"] == "unauthorized"
+            still = await client.get(urls[svc] + path, headers=headers)
+            assert still.status_code == 200, (svc, path)
