@@ -6,6 +6,12 @@ holds, caches = entries, one payout per assignment), and the API's balances and 
 model's. A sequential step must answer exactly what the model predicts; in a concurrent burst
 the order is unknown, so each success is applied to the model and the model must stay
 non-negative (no overdraft, whatever the interleaving).
+
+Each operation therefore has two halves: `expect` predicts the status of a call made alone (it
+reads the model, never changes it) and `apply` books the effect of a call that succeeded,
+unconditionally. A burst's successes are booked in list order, which need not be the order the
+service ran them in (a withdrawal listed before the payout that funded it succeeds when the
+payout commits first), so `apply` must never re-judge a success against the model.
 """
 
 from __future__ import annotations
@@ -79,9 +85,11 @@ class Deposit:
         headers = {**w.requester.headers, "Idempotency-Key": new_id()}
         return Call("/v1/deposits", {"amount": format_cents(self.amount)}, headers, False)
 
-    def apply(self, m: Model) -> int:
-        m.available += self.amount
+    def expect(self, m: Model) -> int:
         return 201
+
+    def apply(self, m: Model) -> None:
+        m.available += self.amount
 
 
 @dataclass(frozen=True)
@@ -98,13 +106,13 @@ class Reserve:
         }
         return Call("/internal/reservations", body, INTERNAL, True)
 
-    def apply(self, m: Model) -> int:
-        if m.available < self.amount:
-            return 402
+    def expect(self, m: Model) -> int:
+        return 402 if m.available < self.amount else 201
+
+    def apply(self, m: Model) -> None:
         m.available -= self.amount
         m.reserved += self.amount
         m.holds[self.project] += self.amount
-        return 201
 
 
 @dataclass(frozen=True)
@@ -133,20 +141,21 @@ class Pay:
         }
         return Call("/internal/payouts", body, INTERNAL, True)
 
-    def apply(self, m: Model) -> int:
+    def expect(self, m: Model) -> int:
         total = self.reward + self.fee
         if self.source == "reserved":
-            if m.holds[self.project] < total:
-                return 409
+            return 409 if m.holds[self.project] < total else 201
+        return 402 if m.available < total else 201
+
+    def apply(self, m: Model) -> None:
+        total = self.reward + self.fee
+        if self.source == "reserved":
             m.holds[self.project] -= total
             m.reserved -= total
         else:
-            if m.available < total:
-                return 402
             m.available -= total
         m.spent += total
         m.worker_available[self.worker] += self.reward
-        return 201
 
 
 @dataclass(frozen=True)
@@ -163,13 +172,13 @@ class Release:
         }
         return Call("/internal/releases", body, INTERNAL, True)
 
-    def apply(self, m: Model) -> int:
-        if m.holds[self.project] < self.amount:
-            return 409
+    def expect(self, m: Model) -> int:
+        return 409 if m.holds[self.project] < self.amount else 201
+
+    def apply(self, m: Model) -> None:
         m.holds[self.project] -= self.amount
         m.reserved -= self.amount
         m.available += self.amount
-        return 201
 
 
 @dataclass(frozen=True)
@@ -186,14 +195,17 @@ class Bonus:
         }
         return Call("/v1/bonuses", body, headers, False)
 
-    def apply(self, m: Model) -> int:
-        total = self.amount + bonus_fee_cents(self.amount)
-        if m.available < total:
-            return 402
-        m.available -= total
-        m.spent += total
+    @property
+    def total(self) -> int:
+        return self.amount + bonus_fee_cents(self.amount)
+
+    def expect(self, m: Model) -> int:
+        return 402 if m.available < self.total else 201
+
+    def apply(self, m: Model) -> None:
+        m.available -= self.total
+        m.spent += self.total
         m.worker_available[self.worker] += self.amount
-        return 201
 
 
 @dataclass(frozen=True)
@@ -205,14 +217,14 @@ class Withdraw:
         headers = {**w.workers[self.worker].headers, "Idempotency-Key": new_id()}
         return Call("/v1/withdrawals", {"amount": format_cents(self.amount)}, headers, False)
 
-    def apply(self, m: Model) -> int:
+    def expect(self, m: Model) -> int:
         if self.amount < 100:
             return 422
-        if m.worker_available[self.worker] < self.amount:
-            return 402
+        return 402 if m.worker_available[self.worker] < self.amount else 201
+
+    def apply(self, m: Model) -> None:
         m.worker_available[self.worker] -= self.amount
         m.withdrawn[self.worker] += self.amount
-        return 201
 
 
 @dataclass(frozen=True)
@@ -349,14 +361,32 @@ async def test_random_money_sequences_keep_every_invariant(
             for op, call, resp in zip(step.ops, calls, responses, strict=True):
                 assert resp.status_code in (201, 402, 409, 422), resp.text
                 if resp.status_code == 201:
-                    op.apply(model)  # every success happened, in some order
+                    op.apply(model)  # every success happened, in some order: book it as is
                     last = (call, resp)
             assert model.nonnegative(), (step, [r.status_code for r in responses])
         else:
             call = step.call(world)
-            expected = step.apply(model)
+            expected = step.expect(model)
             resp = await _send(payments_client, call)
             assert resp.status_code == expected, (step, resp.text)
             if resp.status_code == 201:
+                step.apply(model)
                 last = (call, resp)
         await _assert_matches(payments_client, db, world, model)
+
+
+def test_a_burst_books_every_success_whatever_order_the_service_ran_them_in() -> None:
+    """The model itself: the service ran the payout (listed second) before the withdrawal it
+    funded, so both answered 201; booking them in list order must still count both. A success
+    the model cannot afford is an overdraft, which `nonnegative` must then report."""
+    model = Model(available=1_000)
+    burst = (
+        Withdraw(worker=0, amount=100),
+        Pay(project=0, worker=0, reward=100, source="available"),
+    )
+    for op in burst:  # both answered 201
+        op.apply(model)
+    assert model.worker_available == [0, 0] and model.withdrawn == [100, 0]
+    assert model.available == 1_000 - 100 - burst[1].fee and model.nonnegative()
+    Withdraw(worker=0, amount=100).apply(model)  # a second one would overdraw
+    assert not model.nonnegative()
