@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import time
 from typing import Any
 
 import httpx
@@ -398,68 +396,29 @@ COPY_COLUMNS = [
 ]
 
 
-async def test_bulk_upload_of_10000_tasks_is_close_to_a_raw_copy(
+async def test_bulk_upload_of_10000_tasks_in_one_call(
     tasks_client: httpx.AsyncClient, workers_client: httpx.AsyncClient, db
 ) -> None:
-    """The whole endpoint (HTTP, auth, parse, validate, ids, COPY, response) against the floor: a
-    bare COPY of the same rows, prepared beforehand, on an open connection. Target: at least half
-    the raw speed. The machine is shared and its load moves, so each endpoint run is paired with
-    a raw run right after it, both start from a collected heap, and the median pair counts."""
+    """The contract's maximum in one call: every row lands, ids are unique and in upload order.
+    Its speed against a raw COPY is a benchmark figure (bench/, figure 4), not a timed test."""
     requester = await create_requester(workers_client)
     tasks = [
         {"input": {"text": f"sentence number {i} " * 4, "n": i}, "external_id": f"e{i}"}
         for i in range(10_000)
     ]
-    body = orjson.dumps({"tasks": tasks})
-    headers = {**requester.headers, "Content-Type": "application/json"}
-    warm_up = await create_project(tasks_client, requester)
-    await add_tasks(tasks_client, requester, warm_up["id"], image_tasks(10))
-
-    pairs: list[tuple[float, float]] = []
-    async with db.acquire() as conn:
-        await conn.execute("SELECT 1")
-        for run in range(4):
-            project = await create_project(tasks_client, requester)
-            gc.collect()
-            start = time.perf_counter()
-            resp = await tasks_client.post(
-                f"/v1/projects/{project['id']}/tasks", content=body, headers=headers
-            )
-            endpoint_seconds = time.perf_counter() - start
-            assert resp.status_code == 201, resp.text
-            assert resp.json()["created"] == 10_000
-            assert len(set(resp.json()["task_ids"])) == 10_000
-            assert await _count(db, project["id"]) == 10_000
-
-            records = [
-                (
-                    f"RAW{run}{project['id']}{i:05d}",
-                    project["id"],
-                    requester.id,
-                    t["external_id"],
-                    orjson.dumps(t["input"]).decode(),
-                    None,
-                    3,
-                    3,
-                    "open",
-                    None,
-                )
-                for i, t in enumerate(tasks)
-            ]
-            gc.collect()
-            tx = conn.transaction()
-            await tx.start()
-            start = time.perf_counter()
-            await conn.copy_records_to_table("tasks", records=records, columns=COPY_COLUMNS)
-            raw_seconds = time.perf_counter() - start
-            await tx.rollback()
-            if run:  # the first pair warms both paths up
-                pairs.append((endpoint_seconds, raw_seconds))
-    ratios = sorted(raw / endpoint for endpoint, raw in pairs)
-    ratio = ratios[len(ratios) // 2]  # the median pair
-    print(
-        "10k upload (endpoint s, raw COPY s): "
-        + ", ".join(f"({e:.3f}, {r:.3f})" for e, r in pairs)
-        + f"; median ratio {ratio:.2f}x"
+    project = await create_project(tasks_client, requester)
+    resp = await tasks_client.post(
+        f"/v1/projects/{project['id']}/tasks",
+        content=orjson.dumps({"tasks": tasks}),
+        headers={**requester.headers, "Content-Type": "application/json"},
     )
-    assert ratio >= 0.5, pairs
+    assert resp.status_code == 201, resp.text
+    ids = resp.json()["task_ids"]
+    assert resp.json()["created"] == 10_000 and len(set(ids)) == 10_000
+    assert ids == sorted(ids)
+    assert await _count(db, project["id"]) == 10_000
+    rows = await db.fetch(
+        "SELECT external_id, (input->>'n')::int AS n FROM tasks WHERE project_id = $1 ORDER BY id",
+        project["id"],
+    )
+    assert [(r["external_id"], r["n"]) for r in rows] == [(f"e{i}", i) for i in range(10_000)]
