@@ -1,0 +1,112 @@
+"""The reference for figure 1: the accept and submit SQL of the tasks service and nothing else.
+
+A minimal FastAPI app on an asyncpg pool, deployed like the tasks service (same uvicorn flags,
+same number of processes, the same connection budget per process). It runs the very statements
+of `services/tasks/assignments/repository.py` (imported, so they can never drift apart): the
+claim (from a random rank, wrapping around, then waiting for locks, exactly as the service's
+accept retries) and the submit update. No auth, no requirements, no answer validation, no
+idempotency, no pydantic models: what is left is the cost of HTTP + JSON + the two statements,
+which is what "our code" is measured against.
+
+    uvicorn --factory bench.reference_app:create_app   (env BENCH_REFERENCE_DATABASE_URL)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from services.tasks.assignments.repository import _CLAIM_SKIP_LOCKED, _CLAIM_WAITING, _SUBMIT
+
+MAX_CLAIM_RANK = 2_147_483_647
+_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def reference_id() -> str:
+    """A 26-character random id (the service's ids are the same length)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def create_app() -> FastAPI:
+    database_url = os.environ["BENCH_REFERENCE_DATABASE_URL"]
+    pool_size = int(os.environ.get("BENCH_REFERENCE_POOL_SIZE", "20"))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # jsonb as text both ways, like a plain driver setup would; the service decodes input.
+        app.state.pool = await asyncpg.create_pool(
+            database_url, min_size=min(4, pool_size), max_size=pool_size
+        )
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/accept")
+    async def accept(request: Request) -> Response:
+        """Body: project_id, worker_id, requester_id, reward_cents, fee_cents, duration_seconds."""
+        body = orjson.loads(await request.body())
+        args = (
+            body["project_id"],
+            body["worker_id"],
+            reference_id(),
+            body["requester_id"],
+            body["reward_cents"],
+            body["fee_cents"],
+            body["duration_seconds"],
+        )
+        start = random.randint(0, MAX_CLAIM_RANK)
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            for from_rank, sql in ((start, _CLAIM_SKIP_LOCKED), (0, _CLAIM_SKIP_LOCKED)):
+                row = await conn.fetchrow(sql, args[0], args[1], from_rank, *args[2:])
+                if row is not None:
+                    break
+            else:
+                row = await conn.fetchrow(_CLAIM_WAITING, args[0], args[1], 0, *args[2:])
+        if row is None:
+            return _json(404, {"code": "no_work_available"})
+        return _json(
+            201,
+            {
+                "assignment_id": row["id"],
+                "task_id": row["task_id"],
+                "input": orjson.loads(row["input"]),
+                "deadline": row["deadline"].isoformat(),
+            },
+        )
+
+    @app.post("/submit/{assignment_id}")
+    async def submit(assignment_id: str, request: Request) -> Response:
+        """Body: {answer, auto_approve_seconds}."""
+        body = orjson.loads(await request.body())
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                _SUBMIT,
+                assignment_id,
+                orjson.dumps(body["answer"]).decode(),
+                body.get("auto_approve_seconds", 259_200),
+            )
+        if row is None:
+            return _json(409, {"code": "invalid_state"})
+        return _json(200, {"id": row["id"], "status": row["status"]})
+
+    return app
