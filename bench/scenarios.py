@@ -375,7 +375,8 @@ class Bench:
             """
             SELECT relname, n_live_tup, n_dead_tup, autovacuum_count, autoanalyze_count,
                    n_tup_upd, n_tup_hot_upd, pg_total_relation_size(relid) AS total_bytes
-            FROM pg_stat_user_tables WHERE relname IN ('tasks', 'assignments')
+            FROM pg_stat_user_tables
+            WHERE relname IN ('tasks', 'assignments', 'gold_stats', 'api_keys', 'outbox')
             """
         )
         out: dict[str, Any] = {r["relname"]: dict(r) for r in rows}
@@ -391,6 +392,7 @@ class Bench:
         window = min(c.churn_window, c.churn_seconds / 2)
         bucket = min(1.0, window / 4)
         self.say(f"churn: {c.churn_seconds:.0f}s of accept→submit at {c.churn_concurrency}")
+        phase_start = time.time()
         phase = await self.phase(
             self.job(
                 "api_cycle",
@@ -409,6 +411,13 @@ class Bench:
             round(result.rate_between(s / bucket, (s + window) / bucket) / bucket, 1)
             for s in _frange(0, c.churn_seconds - window + 1e-9, window)
         ]
+        # Per window: cores busy on the machine and cores used by the bench itself (stack,
+        # Postgres, load generator); the difference is other people's load on a shared machine.
+        start = phase_start + (1.0 if self.runner.pool is not None else 0.0)
+        outside = []
+        for s in _frange(0, c.churn_seconds - window + 1e-9, window):
+            cores = self.sampler.window_cores(start + s, start + s + window)
+            outside.append(None if cores is None else round(max(0.0, cores[0] - cores[1]), 2))
         self.say(f"churn: first window {first:.0f}/s, last {last:.0f}/s")
         self.figures.append(
             Figure(
@@ -425,6 +434,7 @@ class Bench:
                     "seconds": c.churn_seconds,
                     "window_seconds": window,
                     "per_window": series,
+                    "per_window_outside_cores": outside,
                     "phase": phase.summary("accept", "submit"),
                     "tables_before": before,
                     "tables_after": after,

@@ -236,13 +236,21 @@ def postgres_processes(database_url: str) -> list[psutil.Process]:
 
 class ResourceSampler:
     """Samples every watched process tree's RSS (summed over the tree) every `interval` seconds
-    in a thread, keeping the peak per name; CPU seconds are read on demand per phase."""
+    in a thread, keeping the peak per name; CPU seconds are read on demand per phase.
+
+    Once a second it also appends (time, machine busy CPU s, the bench's own CPU s) to
+    `timeline` — the stack, Postgres and this process with its load-generator children — so a
+    long phase can tell, window by window, a slowdown of ours from other people's load."""
 
     def __init__(self, pids: dict[str, int], database_url: str, interval: float = 0.2) -> None:
         self.pids = dict(pids)
         self.database_url = database_url
         self.interval = interval
         self.peak_rss: dict[str, int] = {name: 0 for name in pids}
+        self.timeline: list[tuple[float, float, float]] = []
+        self._postmaster: int | None = None
+        with contextlib.suppress(psutil.Error, OSError, IndexError):
+            self._postmaster = postgres_processes(database_url)[0].pid
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
 
@@ -254,8 +262,35 @@ class ResourceSampler:
         self._stop.set()
         self._thread.join(5)
 
+    def _ours_cpu(self) -> float:
+        roots = [*self.pids.values(), os.getpid()]
+        if self._postmaster is not None:
+            roots.append(self._postmaster)
+        total = 0.0
+        for root in roots:
+            for proc in process_tree(root):
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        return total
+
+    def window_cores(self, start: float, end: float) -> tuple[float, float] | None:
+        """(machine cores busy, bench cores) between two wall-clock times, from the timeline."""
+        inside = [sample for sample in self.timeline if start <= sample[0] <= end]
+        if len(inside) < 2:
+            return None
+        (t0, machine0, ours0), (t1, machine1, ours1) = inside[0], inside[-1]
+        return (machine1 - machine0) / (t1 - t0), (ours1 - ours0) / (t1 - t0)
+
     def _loop(self) -> None:
+        next_timeline = 0.0
         while not self._stop.is_set():
+            now = time.time()
+            if now >= next_timeline:
+                times = psutil.cpu_times()
+                busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+                self.timeline.append((now, busy, self._ours_cpu()))
+                next_timeline = now + 1.0
             for name, pid in self.pids.items():
                 rss = 0
                 for proc in process_tree(pid):

@@ -14,7 +14,7 @@ Variants:
   storage, which starts a new expiry thread (threading.Timer) on the request path whenever the
   last one has finished, i.e. on most requests under load.
 - raw_auth: the API-key lookup on the raw asyncpg connection (the hot paths' rule) instead of
-  through SQLAlchemy Core.
+  through SQLAlchemy Core (since applied to shared/auth.py; the variant is then a no-op).
 """
 
 from __future__ import annotations
