@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,17 +30,39 @@ def asyncpg_url(url: str) -> str:
     raise ValueError("not a PostgreSQL URL")
 
 
-def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, **kw: Any) -> AsyncEngine:
-    return create_async_engine(
+def make_engine(url: str, *, pool_size: int = 20, max_overflow: int = 0, **kw: Any) -> AsyncEngine:
+    """The service's engine.
+
+    Pool: as many connections as a replica serves requests at once, and no overflow. Overflow
+    connections are opened and closed as load comes and goes: a Postgres fork, asyncpg's
+    handshake and SQLAlchemy's type introspection each time (the bench counted 125 new sessions
+    in 10 s at 32-128 clients, and +22% accept→submit throughput without them). A request past
+    the pool's size waits for a connection (`pool_timeout`) instead.
+
+    No pre-ping: SQLAlchemy's asyncpg ping is `BEGIN; ; ROLLBACK`, three round trips before
+    every request (the bench: +33% without it). `_discard_closed_connection` gives the same
+    protection for free: asyncpg notices a server-side close (Postgres restarted, the backend
+    was terminated) as soon as it happens, so a checkout looks at that flag and replaces the
+    connection, and the pool's other connections from before the restart with it.
+    """
+    engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,  # survive a Postgres restart without restarting the service
+        pool_pre_ping=False,
         pool_recycle=1800,
         hide_parameters=True,  # query parameters (key hashes, ...) never reach error texts/logs
         connect_args={"server_settings": {"application_name": kw.pop("application_name", "svc")}},
         **kw,
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed_connection)
+    return engine
+
+
+def _discard_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    if dbapi_connection.driver_connection.is_closed():
+        # The pool drops every connection older than this moment and reconnects this one.
+        raise InvalidatePoolError("connection closed by the server")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -49,6 +72,9 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
+        # The transaction starts here, on a connection known to work (see driver_connection),
+        # so no route meets a connection that died while it sat in the pool.
+        await driver_connection(session)
         try:
             yield session
         except BaseException:
@@ -70,12 +96,29 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     otherwise raw statements would run in autocommit and escape the request's rollback
     (tests/shared/test_db.py guards this against SQLAlchemy upgrades).
     """
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    adapted = raw.dbapi_connection
-    if getattr(adapted, "_transaction", None) is None:
-        await adapted._start_transaction()  # type: ignore[union-attr]
+    for attempt in range(_BEGIN_ATTEMPTS):
+        conn = await session.connection()
+        raw = await conn.get_raw_connection()
+        adapted = raw.dbapi_connection
+        if getattr(adapted, "_transaction", None) is not None:
+            break
+        try:
+            await adapted._start_transaction()  # type: ignore[union-attr]
+            break
+        except Exception:
+            # BEGIN, the first statement of the transaction, fails only on a connection that
+            # can no longer be used: Postgres shutting down sends its "terminating connection"
+            # error to every idle connection a moment before it closes them, and a checkout in
+            # that moment sees a connection that is neither open nor closed. Nothing has run in
+            # this transaction yet, so a fresh connection is safe; with Postgres down, the
+            # connect fails and the request answers 503.
+            if attempt == _BEGIN_ATTEMPTS - 1:
+                raise
+            await session.invalidate()
     return adapted.driver_connection  # type: ignore[union-attr,return-value]
+
+
+_BEGIN_ATTEMPTS = 3
 
 
 async def database_ready(engine: AsyncEngine) -> bool:

@@ -22,8 +22,8 @@ class ServiceSettings(BaseSettings):
     workers_url: str = "http://127.0.0.1:8002"
     payments_url: str = "http://127.0.0.1:8003"
 
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

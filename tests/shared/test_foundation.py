@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from sqlalchemy import text
 
@@ -132,3 +134,34 @@ async def test_a_key_from_the_workers_service_works_on_every_service_until_revok
             assert resp.json()["code"] == "unauthorized"
             still = await client.get(urls[svc] + path, headers=headers)
             assert still.status_code == 200, (svc, path)
+
+
+async def test_connections_that_died_in_the_pool_are_replaced_without_a_failed_request(
+    apps: dict, workers_client: httpx.AsyncClient, db
+) -> None:
+    """The pool does not ping before each request (three round trips); a connection that the
+    server closed while it sat in the pool (Postgres restarted, the backend was terminated) is
+    replaced at checkout, so the next requests all succeed."""
+    worker = await create_worker(workers_client)
+
+    async def profile() -> httpx.Response:
+        return await workers_client.get("/v1/workers/me", headers=worker.headers)
+
+    assert all(r.status_code == 200 for r in await asyncio.gather(*(profile() for _ in range(12))))
+    sessionmaker = apps["workers"].state.sessionmaker
+    sessions = [sessionmaker() for _ in range(6)]
+    pids = [
+        await (await driver_connection(s)).fetchval("SELECT pg_backend_pid()") for s in sessions
+    ]
+    for s in sessions:
+        await s.close()
+    await db.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+    for _ in range(100):
+        gone = await db.fetchval(
+            "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+        )
+        if gone:
+            break
+        await asyncio.sleep(0.02)
+    answers = await asyncio.gather(*(profile() for _ in range(12)))
+    assert [r.status_code for r in answers] == [200] * 12, [r.text for r in answers]
