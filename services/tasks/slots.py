@@ -15,6 +15,9 @@ released (money back to the requester's available balance). These helpers keep t
   `expire_due_tasks` does it for a batch of due tasks (the timers' sweep), one release per
   project per batch.
 
+A task's expiry is its own `expires_at` or, when that is NULL (uploaded before publish), its
+project's `tasks_expire_at` (set by publish; NULL while a draft, whose tasks never expire).
+
 Locks are taken in one global order (assignments, then projects, then tasks by id, then stats)
 so bulk review, timers and close never deadlock each other. Giving a slot back share-locks its
 project row (`FOR KEY SHARE`), which close's `FOR UPDATE` excludes: a slot is reopened either
@@ -62,9 +65,9 @@ FROM projects WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE
 _LOCK_TASKS = "SELECT id FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 _REOPEN = """
 UPDATE tasks t SET open_slots = t.open_slots + w.n
-FROM unnest($1::text[], $2::int[]) AS w(task_id, n)
-WHERE t.id = w.task_id AND t.project_id = ANY($3::text[])
-  AND t.status = 'open' AND (t.expires_at IS NULL OR t.expires_at > now())
+FROM unnest($1::text[], $2::int[]) AS w(task_id, n), projects p
+WHERE t.id = w.task_id AND t.project_id = ANY($3::text[]) AND p.id = t.project_id
+  AND t.status = 'open' AND coalesce(t.expires_at, p.tasks_expire_at, 'infinity') > now()
 RETURNING t.id
 """
 _CONSUME = """
@@ -205,11 +208,13 @@ async def release_unused_slots(conn: asyncpg.Connection, *, project_id: str) -> 
 
 _EXPIRE_TASK = """
 WITH old AS (
-    SELECT id, project_id, open_slots FROM tasks
-    WHERE id = $1 AND status = 'open' AND expires_at <= now()
-    FOR UPDATE
+    SELECT t.id, t.project_id, t.open_slots, coalesce(t.expires_at, p.tasks_expire_at) AS ends
+    FROM tasks t JOIN projects p ON p.id = t.project_id
+    WHERE t.id = $1 AND t.status = 'open' AND coalesce(t.expires_at, p.tasks_expire_at) <= now()
+    FOR UPDATE OF t
 ), expired AS (
-    UPDATE tasks t SET status = 'expired', open_slots = 0 FROM old WHERE t.id = old.id
+    UPDATE tasks t SET status = 'expired', open_slots = 0, expires_at = old.ends
+    FROM old WHERE t.id = old.id
     RETURNING old.project_id, old.open_slots
 )
 SELECT e.project_id, e.open_slots, p.requester_id, p.reward_cents + p.fee_cents AS slot_cents
@@ -218,7 +223,7 @@ FROM expired e JOIN projects p ON p.id = e.project_id
 
 
 async def release_expired_task(conn: asyncpg.Connection, *, task_id: str) -> int:
-    """The lifetime timer: an open task past `expires_at` stops being offered and its open
+    """The lifetime timer: an open task past its expiry stops being offered and its open
     slots' money goes back; live assignments end later like in a closed project. Returns the
     cents released (0 if the task was not open and past its lifetime)."""
     row = await conn.fetchrow(_EXPIRE_TASK, task_id)
@@ -239,11 +244,12 @@ async def release_expired_task(conn: asyncpg.Connection, *, task_id: str) -> int
     return amount
 
 
-# The oldest open tasks at least `$2` seconds past their lifetime, skipping rows someone holds
-# (an accept claiming a slot, a close zeroing them: they are taken by the next batch), through
-# ix_tasks_expires_open. FOR UPDATE returns the locked row's latest `open_slots`, and the status
-# is re-checked on it, so each task expires and releases its money exactly once.
-_EXPIRE_DUE_TASKS = """
+# The oldest open tasks with their own expiry at least `$2` seconds past it, skipping rows
+# someone holds (an accept claiming a slot, a close zeroing them: they are taken by the next
+# batch), through ix_tasks_expires_open. FOR UPDATE returns the locked row's latest
+# `open_slots`, and the status is re-checked on it, so each task expires and releases its money
+# exactly once.
+_EXPIRE_DUE_DATED_TASKS = """
 WITH due AS (
     SELECT id, project_id, open_slots FROM tasks
     WHERE status = 'open' AND expires_at <= now() - make_interval(secs => $2)
@@ -261,20 +267,67 @@ FROM expired e JOIN projects p ON p.id = e.project_id
 GROUP BY e.project_id, p.requester_id, p.reward_cents, p.fee_cents
 """
 
+# The open tasks that inherit their project's expiry (expires_at NULL), of projects at least
+# `$2` seconds past `tasks_expire_at`. The due projects come first from ix_projects_tasks_expiry
+# (the ones the sweep has not finished), locked FOR NO KEY UPDATE SKIP LOCKED: projects before
+# tasks, the global lock order, and a project someone is changing or closing right now is left
+# to the next batch. Then up to `$1` of their open tasks, SKIP LOCKED, from
+# ix_tasks_inherited_expiry_open; each gets the project's expiry written as its own as it
+# expires (its row is rewritten now anyway, at the end of its life). A project none of whose
+# tasks is left open (in this statement's snapshot, apart from those expired here) is marked
+# swept and leaves the index: no task can start inheriting its expiry again, since uploads into
+# a live project carry their own. Nothing here waits for a lock, so it cannot deadlock.
+_EXPIRE_DUE_INHERITING_TASKS = """
+WITH due_projects AS (
+    SELECT id, tasks_expire_at FROM projects
+    WHERE tasks_expire_at <= now() - make_interval(secs => $2) AND tasks_expiry_swept_at IS NULL
+    ORDER BY tasks_expire_at
+    LIMIT $1
+    FOR NO KEY UPDATE SKIP LOCKED
+), due AS (
+    SELECT id, project_id, open_slots FROM tasks
+    WHERE project_id = ANY (ARRAY(SELECT id FROM due_projects))
+      AND status = 'open' AND expires_at IS NULL
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE tasks t SET status = 'expired', open_slots = 0, expires_at = dp.tasks_expire_at
+    FROM due JOIN due_projects dp ON dp.id = due.project_id
+    WHERE t.id = due.id AND t.status = 'open'
+    RETURNING due.id, due.project_id, due.open_slots
+), swept AS (
+    UPDATE projects p SET tasks_expiry_swept_at = now()
+    FROM due_projects dp
+    WHERE p.id = dp.id AND NOT EXISTS (
+        SELECT 1 FROM tasks t
+        WHERE t.project_id = dp.id AND t.status = 'open' AND t.expires_at IS NULL
+          AND t.id NOT IN (SELECT id FROM expired)
+    )
+)
+SELECT e.project_id, p.requester_id, p.reward_cents + p.fee_cents AS slot_cents,
+       count(*)::int AS tasks, sum(e.open_slots)::bigint AS slots, min(e.id) AS first_task_id
+FROM expired e JOIN projects p ON p.id = e.project_id
+GROUP BY e.project_id, p.requester_id, p.reward_cents, p.fee_cents
+"""
+
 
 async def expire_due_tasks(
     conn: asyncpg.Connection, *, limit: int, grace_seconds: float = 0.0
 ) -> tuple[int, int]:
-    """The lifetime timer for a batch: open tasks past `expires_at` (by `grace_seconds`) become
-    `expired` and their open slots' money is released, one outbox message per project.
-    Returns (tasks expired, cents released).
+    """The lifetime timer for a batch of up to `limit` tasks: open tasks past their expiry (by
+    `grace_seconds`) become `expired` and their open slots' money is released, one outbox
+    message per project and statement. Tasks with their own expiry go first, then those
+    inheriting their project's. Returns (tasks expired, cents released).
 
     Live assignments of those tasks end later as in a closed project: approval pays from the
     hold, return/expiry/rejection releases the slot (`give_back_slots` reopens nothing on an
-    expired task). The release key names the project and the batch's first task, which expires
+    expired task). The release key names the project and the group's first task, which expires
     only once, so the key is unique to this event and a replayed delivery moves money once.
     """
-    groups = await conn.fetch(_EXPIRE_DUE_TASKS, limit, grace_seconds)
+    groups = list(await conn.fetch(_EXPIRE_DUE_DATED_TASKS, limit, grace_seconds))
+    left = limit - sum(g["tasks"] for g in groups)
+    if left > 0:
+        groups += await conn.fetch(_EXPIRE_DUE_INHERITING_TASKS, left, grace_seconds)
     releases = [
         Message(
             kind="release",

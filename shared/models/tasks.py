@@ -58,12 +58,26 @@ class Project(Base):
     updated_at: Mapped[datetime] = created_at_column()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the tasks uploaded before publish stop being offered: published_at +
+    # lifetime_seconds, written by publish (NULL while a draft). Those tasks keep
+    # `tasks.expires_at` NULL ("the project's"), so publishing writes this one row instead of
+    # every task row (bench/RESULTS.md, proposal 7).
+    tasks_expire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the lifetime sweep found none of those tasks open any more (it expires them in
+    # batches after tasks_expire_at). Until then the project is in ix_projects_tasks_expiry, the
+    # sweep's list of projects to look at, which so stays the size of the live projects.
+    tasks_expiry_swept_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("status IN ('draft', 'published', 'paused', 'closed')", name="status"),
         CheckConstraint("reward_cents >= 0 AND fee_cents >= 0", name="money_nonnegative"),
         Index("ix_projects_requester_id_id", "requester_id", "id"),
         Index("ix_projects_published", "id", postgresql_where=text("status = 'published'")),
+        Index(
+            "ix_projects_tasks_expiry",
+            "tasks_expire_at",
+            postgresql_where=text("tasks_expire_at IS NOT NULL AND tasks_expiry_swept_at IS NULL"),
+        ),
     )
 
 
@@ -92,6 +106,10 @@ class Task(Base):
     )
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open")
     created_at: Mapped[datetime] = created_at_column()
+    # When the task stops being offered. NULL means "the project's `tasks_expire_at`": tasks
+    # uploaded into a draft (NULL while it is one; set once, on the project row, by publish).
+    # Tasks uploaded into a live project get their own (their upload + lifetime_seconds), and
+    # the lifetime sweep writes the project's value into the rows it expires.
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
@@ -105,6 +123,14 @@ class Task(Base):
             "project_id",
             "claim_rank",
             postgresql_where=text("status = 'open' AND open_slots > 0"),
+        ),
+        # The open tasks that inherit their project's expiry, per project: the lifetime sweep
+        # finds a due project's tasks here. The twin of ix_tasks_expires_open (timers.py, the
+        # open tasks with their own expiry): every open task is in exactly one of the two.
+        Index(
+            "ix_tasks_inherited_expiry_open",
+            "project_id",
+            postgresql_where=text("status = 'open' AND expires_at IS NULL"),
         ),
     )
 

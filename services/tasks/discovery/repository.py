@@ -2,6 +2,8 @@
 
 "Claimable" is the queue's rule: project published, task open with an open slot and not expired.
 A task the worker already has an assignment of (whatever became of it) is never offered again.
+A task's expiry is its own `expires_at` or, when NULL (uploaded before publish), its project's
+`tasks_expire_at`; every query here has the project row at hand (alias `p`) for that.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 _CLAIMABLE_FOR_WORKER = """
-    t.status = 'open' AND t.open_slots > 0 AND t.expires_at > now()
+    t.status = 'open' AND t.open_slots > 0 AND coalesce(t.expires_at, p.tasks_expire_at) > now()
     AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $1)
 """
 
@@ -36,7 +38,8 @@ WHERE p.status = 'published' AND ($2::text IS NULL OR p.id < $2)
   AND EXISTS (
       SELECT 1 FROM tasks t
       WHERE t.project_id = p.id
-        AND t.status = 'open' AND t.open_slots > 0 AND t.expires_at > now()
+        AND t.status = 'open' AND t.open_slots > 0
+        AND coalesce(t.expires_at, p.tasks_expire_at) > now()
         AND NOT EXISTS (
             SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.worker_id = $1 OFFSET 0
         )
@@ -69,7 +72,7 @@ async def published_project(conn: asyncpg.Connection, project_id: str) -> asyncp
 
 _AVAILABLE_COUNTS = f"""
 SELECT t.project_id, count(*) AS available
-FROM tasks t
+FROM tasks t JOIN projects p ON p.id = t.project_id
 WHERE t.project_id = ANY($2::text[]) AND {_CLAIMABLE_FOR_WORKER}
 GROUP BY t.project_id
 """
@@ -82,10 +85,20 @@ async def available_counts(
     return {r["project_id"]: r["available"] for r in rows}
 
 
+# The tasks that inherit the project's expiry expire first (publish + lifetime; a task added
+# later gets its upload + the same lifetime, which cannot change once published), so any of
+# them is a soonest-to-expire sample: the first one found stops the probe. Only when none is
+# left do the tasks with their own expiry get sorted (coalesce evaluates its second sub-select
+# only then).
 _SAMPLE_INPUT = f"""
-SELECT t.input::text FROM tasks t
-WHERE t.project_id = $2 AND {_CLAIMABLE_FOR_WORKER}
-ORDER BY t.expires_at LIMIT 1
+SELECT coalesce(
+    (SELECT t.input::text FROM tasks t JOIN projects p ON p.id = t.project_id
+     WHERE t.project_id = $2 AND t.expires_at IS NULL AND {_CLAIMABLE_FOR_WORKER}
+     LIMIT 1),
+    (SELECT t.input::text FROM tasks t JOIN projects p ON p.id = t.project_id
+     WHERE t.project_id = $2 AND t.expires_at IS NOT NULL AND {_CLAIMABLE_FOR_WORKER}
+     ORDER BY t.expires_at LIMIT 1)
+)
 """
 
 

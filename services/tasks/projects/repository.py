@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Row, bindparam, func, insert, select, text, update
+from sqlalchemy import Row, bindparam, func, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import Project
@@ -115,27 +115,9 @@ async def project_stats(
     return {pid: ProjectStats(**values) for pid, values in acc.items()}
 
 
-_SLOT_TOTAL = text(
-    "SELECT coalesce(sum(max_assignments), 0) FROM tasks WHERE project_id = :project_id"
-)
-
-
-async def total_slots(session: AsyncSession, *, project_id: str) -> int:
-    return int((await session.execute(_SLOT_TOTAL, {"project_id": project_id})).scalar_one())
-
-
-_START_LIFETIME = text(
-    """
-    UPDATE tasks SET expires_at = now() + make_interval(secs => :lifetime),
-                     open_slots = max_assignments
-    WHERE project_id = :project_id
-    """
-)
-
-
-async def start_task_lifetimes(session: AsyncSession, *, project_id: str, lifetime: int) -> None:
-    """At publish every task starts its lifetime and offers all its slots."""
-    await session.execute(_START_LIFETIME, {"project_id": project_id, "lifetime": lifetime})
+# Publish's value for `projects.tasks_expire_at`: the transaction's now() (the same instant as
+# its published_at) plus the project row's own lifetime_seconds.
+TASKS_EXPIRE_AT_ON_PUBLISH = literal_column("now() + make_interval(secs => lifetime_seconds)")
 
 
 _CLOSE_DRAFT_SLOTS = text("UPDATE tasks SET open_slots = 0 WHERE project_id = :project_id")

@@ -345,12 +345,21 @@ async def publish_project(
     )
     if row.status != "draft":
         raise InvalidState(f"Only a draft can be published; this project is {row.status}.")
-    slots = await repository.total_slots(session, project_id=row.id)
-    await repository.start_task_lifetimes(session, project_id=row.id, lifetime=row.lifetime_seconds)
+    # One row changes: the tasks were uploaded with all their slots open (a draft's are
+    # unclaimable because the project is not published) and inherit the project's expiry, so
+    # publishing a million tasks rewrites none of them (bench/RESULTS.md, proposal 7). A draft's
+    # open slots are its slots: nothing claims, returns or approves in a draft.
+    stats = (await repository.project_stats(session, [row.id]))[row.id]
     updated = await repository.update_project(
-        session, project_id=row.id, values={"status": "published", "published_at": func.now()}
+        session,
+        project_id=row.id,
+        values={
+            "status": "published",
+            "published_at": func.now(),
+            "tasks_expire_at": repository.TASKS_EXPIRE_AT_ON_PUBLISH,
+        },
     )
-    amount = slots * (row.reward_cents + row.fee_cents)
+    amount = stats.open_slots * (row.reward_cents + row.fee_cents)
     if amount:
         # Last step: a 402 or 503 here rolls back every row above.
         await payments.post(
@@ -362,7 +371,7 @@ async def publish_project(
                 "amount_cents": amount,
             },
         )
-    return await read_project(session, updated)
+    return to_read(updated, stats)
 
 
 async def pause_project(

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import Assignment, Task
+from shared.models import Assignment, Project, Task
 
 COPY_COLUMNS = (
     "id",
@@ -24,6 +24,8 @@ COPY_COLUMNS = (
     "status",
     "expires_at",
 )
+# A task without its own expiry (uploaded before publish) expires with its project: reads show
+# the project's `tasks_expire_at` (NULL while the project is a draft, as before publish).
 _TASK_COLS = (
     Task.id,
     Task.project_id,
@@ -35,7 +37,7 @@ _TASK_COLS = (
     Task.open_slots,
     Task.status,
     Task.created_at,
-    Task.expires_at,
+    func.coalesce(Task.expires_at, Project.tasks_expire_at).label("expires_at"),
 )
 _ASSIGNMENT_COLS = (
     Assignment.id,
@@ -75,7 +77,8 @@ async def list_tasks(
     before_id: str | None,
     limit: int,
 ) -> Sequence[Row]:
-    stmt = select(*_TASK_COLS).where(Task.project_id == project_id)
+    stmt = select(*_TASK_COLS).join(Project, Project.id == Task.project_id)
+    stmt = stmt.where(Task.project_id == project_id)
     if status is not None:
         stmt = stmt.where(Task.status == status)
     if before_id is not None:
@@ -85,7 +88,11 @@ async def list_tasks(
 
 
 async def get_task(session: AsyncSession, *, task_id: str, requester_id: str) -> Row | None:
-    stmt = select(*_TASK_COLS).where(Task.id == task_id, Task.requester_id == requester_id)
+    stmt = (
+        select(*_TASK_COLS)
+        .join(Project, Project.id == Task.project_id)
+        .where(Task.id == task_id, Task.requester_id == requester_id)
+    )
     return (await session.execute(stmt)).first()
 
 

@@ -147,6 +147,10 @@ async def add_tasks(
         raise InvalidState("A closed project takes no new tasks.")
     live = project.status in ("published", "paused")
     conn = await driver_connection(session)
+    # Tasks added to a live project expire lifetime_seconds after this upload (the contract);
+    # a draft's tasks get no expiry of their own (NULL): they inherit the project's, which
+    # publish sets on the project row, so publishing rewrites none of them. Either way they
+    # go in with every slot open; a draft's are unclaimable until the project is published.
     expires_at = (
         await repository.expiry_from_now(conn, lifetime_seconds=project.lifetime_seconds)
         if live

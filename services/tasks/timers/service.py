@@ -6,7 +6,9 @@ Four sweeps, each a loop of batches:
   reopen (or, in a closed project or an expired task, their money is released);
 - `auto_approvals`: submitted assignments past `auto_approve_at` are approved exactly like a
   manual approval (slot consumed, stats counted, payout enqueued in the same transaction);
-- `task_lifetimes`: open tasks past `expires_at` expire and their open slots' money is released;
+- `task_lifetimes`: open tasks past their expiry (their own `expires_at`, or their project's
+  `tasks_expire_at` for tasks uploaded before publish) expire and their open slots' money is
+  released;
 - `outbox_retention`: delivered outbox messages older than the retention are deleted.
 
 Exactly once with any number of replicas: a batch is one transaction that claims its rows with
@@ -107,6 +109,12 @@ SELECT
         AS auto_approvals,
     (SELECT count(*) FROM tasks
      WHERE status = 'open' AND expires_at <= now() - make_interval(secs => $1))
+    + (SELECT count(*) FROM tasks
+       WHERE status = 'open' AND expires_at IS NULL
+         AND project_id = ANY (ARRAY(
+             SELECT id FROM projects
+             WHERE tasks_expire_at <= now() - make_interval(secs => $1)
+               AND tasks_expiry_swept_at IS NULL)))
         AS task_lifetimes,
     (SELECT count(*) FROM outbox
      WHERE delivered_at IS NOT NULL AND delivered_at < now() - make_interval(secs => $2))

@@ -100,3 +100,53 @@ async def test_an_expired_task_releases_its_open_slots_and_later_its_live_ones(
     # Left held: the other task's 3 slots (one of them live).
     assert await held(db, project.id) == 3 * project.slot_cents
     await assert_ledger_ok(payments_client)
+
+
+async def test_a_task_past_its_projects_lifetime_releases_given_back_slots_once(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    """A task uploaded before publish expires with its project's lifetime: after it, a slot
+    given back is released instead of reopened, even before the timer expired the task."""
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(1), assignments_per_task=3
+    )
+    crowd = await workers(workers_client, 2)
+    first = await accepted(tasks_client, crowd[0], project.id)
+    second = await accepted(tasks_client, crowd[1], project.id)
+    task_id = first["task_id"]
+    sessionmaker = apps["tasks"].state.sessionmaker
+    async with sessionmaker() as session:  # not past its lifetime yet: nothing happens
+        assert await release_expired_task(await driver_connection(session), task_id=task_id) == 0
+        await session.commit()
+    await db.execute(
+        "UPDATE projects SET tasks_expire_at = now() - interval '1 second' WHERE id = $1",
+        project.id,
+    )
+
+    resp = await tasks_client.post(
+        f"/v1/assignments/{first['assignment_id']}/return", headers=crowd[0].headers
+    )
+    assert resp.status_code == 200
+    assert await open_slots(db, project.id) == 1  # released, not reopened
+    async with sessionmaker() as session:
+        released = await release_expired_task(await driver_connection(session), task_id=task_id)
+        await session.commit()
+    assert released == project.slot_cents  # its one open slot; the live one stays held
+    row = await db.fetchrow(
+        "SELECT t.status, t.open_slots, t.expires_at = p.tasks_expire_at AS projects"
+        " FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.id = $1",
+        task_id,
+    )
+    assert tuple(row.values()) == ("expired", 0, True)
+    async with sessionmaker() as session:  # once only
+        assert await release_expired_task(await driver_connection(session), task_id=task_id) == 0
+        await session.commit()
+    await settle_outbox(db, apps, project.id)
+    assert await held(db, project.id) == project.slot_cents  # the second worker's
+    resp = await tasks_client.post(
+        f"/v1/assignments/{second['assignment_id']}/return", headers=crowd[1].headers
+    )
+    assert resp.status_code == 200
+    await settle_outbox(db, apps, project.id)
+    assert await held(db, project.id) == 0
+    await assert_ledger_ok(payments_client)

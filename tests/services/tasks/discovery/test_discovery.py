@@ -12,6 +12,7 @@ from services.tasks.discovery import repository as discovery_repository
 from shared.ids import new_id
 from tests.factories import Actor, create_requester, create_worker
 from tests.services.tasks.projects.factories import (
+    add_tasks,
     create_project,
     funded_published_project,
     image_tasks,
@@ -112,6 +113,49 @@ async def test_drafts_paused_closed_and_exhausted_projects_are_not_listed(
     for project in (draft, paused, closed):
         resp = await tasks_client.get(f"/v1/work/projects/{project['id']}", headers=worker.headers)
         assert resp.status_code == 404 and resp.json()["code"] == "not_found"
+
+
+async def test_a_project_past_its_lifetime_offers_only_the_tasks_added_later(
+    tasks_client: httpx.AsyncClient,
+    workers_client: httpx.AsyncClient,
+    payments_client: httpx.AsyncClient,
+    db,
+) -> None:
+    """Tasks uploaded before publish expire with the project's lifetime, tasks added later
+    with their own: listing, counts and preview follow each task's expiry, whether or not the
+    lifetime sweep has been there yet."""
+    requester = await create_requester(workers_client)
+    project = await funded_published_project(
+        tasks_client, payments_client, requester, tasks=image_tasks(3)
+    )
+    await add_tasks(tasks_client, requester, project["id"], image_tasks(2, start=10))
+    worker = await create_worker(workers_client)
+    assert (await _listed(tasks_client, worker))[project["id"]]["available_tasks"] == 5
+
+    await db.execute(
+        "UPDATE projects SET tasks_expire_at = now() - interval '1 second' WHERE id = $1",
+        project["id"],
+    )
+    assert (await _listed(tasks_client, worker))[project["id"]]["available_tasks"] == 2
+    preview = (
+        await tasks_client.get(f"/v1/work/projects/{project['id']}", headers=worker.headers)
+    ).json()
+    assert preview["available_tasks"] == 2
+    assert preview["sample_input"]["image_url"] in {
+        "https://img.example/10.jpg",
+        "https://img.example/11.jpg",
+    }
+
+    await db.execute(
+        "UPDATE tasks SET expires_at = now() - interval '1 second'"
+        " WHERE project_id = $1 AND expires_at IS NOT NULL",
+        project["id"],
+    )
+    assert project["id"] not in await _listed(tasks_client, worker)
+    preview = (
+        await tasks_client.get(f"/v1/work/projects/{project['id']}", headers=worker.headers)
+    ).json()
+    assert preview["available_tasks"] == 0 and preview["sample_input"] is None
 
 
 async def test_blocked_worker_sees_nothing_of_that_requester(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -72,12 +73,16 @@ async def test_publish_reserves_every_slot_and_starts_lifetimes(
     assert published["counts"]["open_slots"] == 10
     money = await balance(payments_client, requester)
     assert (money["available"], money["reserved"]) == ("14.00", "6.00")
-    lifetimes = await db.fetch(
-        "SELECT t.expires_at - p.published_at AS left FROM tasks t JOIN projects p "
-        "ON p.id = t.project_id WHERE p.id = $1",
-        project["id"],
-    )
-    assert {r["left"].total_seconds() for r in lifetimes} == {7200}
+    # Every task's lifetime starts at publish, as its owner reads it (the rows themselves
+    # inherit the project's expiry: publish wrote the project row only).
+    resp = await tasks_client.get(f"/v1/projects/{project['id']}/tasks", headers=requester.headers)
+    assert resp.status_code == 200, resp.text
+    published_at = datetime.fromisoformat(published["published_at"])
+    lifetimes = {
+        (datetime.fromisoformat(t["expires_at"]) - published_at).total_seconds()
+        for t in resp.json()["items"]
+    }
+    assert lifetimes == {7200}
     assert (await _ledger_ok(live_services))["ok"] is True
 
 
@@ -422,3 +427,98 @@ async def test_uploads_racing_publish_and_close_keep_the_money_exact(
     )
     assert money["available"] == "100.00" and money["reserved"] == "0.00"
     assert (await _ledger_ok(live_services))["ok"] is True
+
+
+async def _task_rows(db, project_id: str) -> list[tuple[Any, ...]]:
+    """Each task row's physical identity: `xmin` (the transaction that wrote this version) and
+    `ctid` (where it sits) change whenever anything rewrites the row."""
+    rows = await db.fetch(
+        "SELECT id, xmin::text AS xmin, ctid::text AS ctid, open_slots, expires_at FROM tasks"
+        " WHERE project_id = $1 ORDER BY id",
+        project_id,
+    )
+    return [tuple(r.values()) for r in rows]
+
+
+async def test_publish_pause_and_resume_leave_every_task_row_untouched(
+    tasks_client: httpx.AsyncClient,
+    workers_client: httpx.AsyncClient,
+    payments_client: httpx.AsyncClient,
+    db,
+    live_services: LiveServices,
+) -> None:
+    """Publishing is a change of the project row: tasks go in with their slots open and inherit
+    the project's expiry, so not one task row is rewritten (bench/RESULTS.md, proposal 7)."""
+    requester = await create_requester(workers_client)
+    project = await create_project(tasks_client, requester, reward="0.50", lifetime_seconds=7200)
+    await add_tasks(tasks_client, requester, project["id"], image_tasks(150))
+    await add_tasks(
+        tasks_client,
+        requester,
+        project["id"],
+        [*image_tasks(149, start=150), {"input": {"x": 1}, "max_assignments": 1}],
+    )
+    await deposit(payments_client, requester, "600.00")
+    before = await _task_rows(db, project["id"])
+    assert len(before) == 300
+    assert {r[3] for r in before} == {3, 1} and {r[4] for r in before} == {None}
+
+    published = await publish(tasks_client, requester, project["id"])
+    assert await _task_rows(db, project["id"]) == before
+    # (299 x 3 + 1) slots x (0.50 + 0.10) reserved, all of them open.
+    assert published["counts"] == {**published["counts"], "tasks": 300, "open_slots": 898}
+    assert published["money"] == {"reserved": "538.80", "spent": "0.00"}
+    assert (await balance(payments_client, requester))["reserved"] == "538.80"
+
+    base = f"/v1/projects/{project['id']}"
+    worker = await create_worker(workers_client)
+    assert (await _post(tasks_client, requester, f"{base}/pause")).status_code == 200
+    paused_accept = await _post(tasks_client, worker, f"/v1/work/projects/{project['id']}/accept")
+    assert paused_accept.status_code == 404, paused_accept.text
+    assert (await _post(tasks_client, requester, f"{base}/resume")).status_code == 200
+    assert await _task_rows(db, project["id"]) == before
+
+    work = await _post(tasks_client, worker, f"/v1/work/projects/{project['id']}/accept")
+    assert work.status_code == 201, work.text
+    task = (
+        await tasks_client.get(f"/v1/tasks/{work.json()['task_id']}", headers=requester.headers)
+    ).json()
+    expires = datetime.fromisoformat(task["expires_at"])
+    assert (expires - datetime.fromisoformat(published["published_at"])).total_seconds() == 7200
+    assert (await _ledger_ok(live_services))["ok"] is True
+
+
+async def test_tasks_stop_being_offered_when_the_projects_lifetime_ends_but_later_ones_stay(
+    tasks_client: httpx.AsyncClient,
+    workers_client: httpx.AsyncClient,
+    payments_client: httpx.AsyncClient,
+    db,
+) -> None:
+    """Tasks uploaded before publish expire with the project's lifetime, those added later with
+    their own: once the first have expired (and before the lifetime sweep got to them), racing
+    accepts only ever get the later ones."""
+    requester = await create_requester(workers_client)
+    project = await create_project(tasks_client, requester, assignments_per_task=2)
+    early = (await add_tasks(tasks_client, requester, project["id"], image_tasks(8)))["task_ids"]
+    await deposit(payments_client, requester, "20.00")
+    await publish(tasks_client, requester, project["id"])
+    later = (await add_tasks(tasks_client, requester, project["id"], image_tasks(3, start=8)))[
+        "task_ids"
+    ]
+    await db.execute(
+        "UPDATE projects SET tasks_expire_at = now() - interval '1 second' WHERE id = $1",
+        project["id"],
+    )
+    crowd = [await create_worker(workers_client) for _ in range(9)]
+    answers = await asyncio.gather(
+        *(_post(tasks_client, w, f"/v1/work/projects/{project['id']}/accept") for w in crowd)
+    )
+    taken = [r.json()["task_id"] for r in answers if r.status_code == 201]
+    refused = [r for r in answers if r.status_code != 201]
+    assert len(taken) == 6 and set(taken) == set(later)  # 3 later tasks x 2 slots
+    assert [(r.status_code, r.json()["code"]) for r in refused] == [(404, "no_work_available")] * 3
+    open_early = await db.fetchval(
+        "SELECT count(*) FROM tasks WHERE id = ANY($1) AND status = 'open' AND open_slots = 2",
+        early,
+    )
+    assert open_early == 8  # not yet swept, yet never offered

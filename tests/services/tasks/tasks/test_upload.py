@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -333,6 +334,45 @@ async def test_upload_to_a_published_project_reserves_its_slots(
         await tasks_client.get(f"/v1/projects/{project['id']}", headers=requester.headers)
     ).json()
     assert view["counts"]["open_slots"] == 4 and view["money"]["reserved"] == "4.80"
+
+
+async def test_tasks_before_publish_inherit_its_lifetime_and_later_ones_carry_their_own(
+    tasks_client: httpx.AsyncClient,
+    workers_client: httpx.AsyncClient,
+    payments_client: httpx.AsyncClient,
+    db,
+) -> None:
+    requester = await create_requester(workers_client)
+    project = await create_project(tasks_client, requester, reward="0.10", lifetime_seconds=3600)
+    base = f"/v1/projects/{project['id']}"
+    early = (await add_tasks(tasks_client, requester, project["id"], image_tasks(2)))["task_ids"]
+    await deposit(payments_client, requester, "10.00")
+    published = await publish(tasks_client, requester, project["id"])
+    live = (await add_tasks(tasks_client, requester, project["id"], image_tasks(1)))["task_ids"]
+    resp = await tasks_client.post(f"{base}/pause", headers=requester.headers)
+    assert resp.status_code == 200
+    paused = (await add_tasks(tasks_client, requester, project["id"], image_tasks(1)))["task_ids"]
+
+    rows = {
+        r["id"]: r
+        for r in await db.fetch(
+            "SELECT id, open_slots, expires_at, expires_at - created_at AS lifetime FROM tasks"
+            " WHERE project_id = $1",
+            project["id"],
+        )
+    }
+    assert [(rows[i]["open_slots"], rows[i]["expires_at"]) for i in early] == [(3, None)] * 2
+    for task_id in live + paused:  # added to a live project: lifetime_seconds from their upload
+        assert rows[task_id]["open_slots"] == 3
+        assert abs(rows[task_id]["lifetime"].total_seconds() - 3600) < 5
+
+    listed = (await tasks_client.get(f"{base}/tasks", headers=requester.headers)).json()["items"]
+    shown = {t["id"]: datetime.fromisoformat(t["expires_at"]) for t in listed}
+    publish_end = datetime.fromisoformat(published["published_at"]) + timedelta(seconds=3600)
+    assert [shown[i] for i in early] == [publish_end] * 2
+    assert all(shown[i] == rows[i]["expires_at"] for i in live + paused)
+    one = (await tasks_client.get(f"/v1/tasks/{early[0]}", headers=requester.headers)).json()
+    assert datetime.fromisoformat(one["expires_at"]) == publish_end
 
 
 async def test_closed_projects_take_no_tasks(

@@ -13,7 +13,7 @@ import asyncio
 import asyncpg
 import httpx
 
-from services.tasks.timers.service import SWEEPS, TimerRunner, auto_approve_due
+from services.tasks.timers.service import SWEEPS, TimerRunner, auto_approve_due, backlog
 from tests.factories import create_worker
 from tests.services.tasks.factories import (
     INTERNAL,
@@ -388,3 +388,147 @@ async def test_timer_stats_need_the_internal_token(tasks_client: httpx.AsyncClie
     assert body["running"] is True
     assert set(body["sweeps"]) == set(SWEEPS)
     assert all(s["due_now"] >= 0 for s in body["sweeps"].values())
+
+
+async def end_project_lifetime(db: asyncpg.Pool, project_id: str, seconds_ago: float = 1) -> None:
+    """The project's lifetime ended: the tasks uploaded before publish (which inherit it) are
+    due, as `make_due` does for a task's own expiry."""
+    await db.execute(
+        "UPDATE projects SET tasks_expire_at = now() - make_interval(secs => $2) WHERE id = $1",
+        project_id,
+        seconds_ago,
+    )
+
+
+async def test_lifetime_sweep_expires_tasks_inheriting_the_projects_lifetime_once(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    project = await published_project(
+        tasks_client,
+        workers_client,
+        payments_client,
+        tasks=cat_tasks(5),
+        assignments_per_task=2,
+        extra_funds_cents=10_000,
+    )
+    holder, finisher, newcomer = await workers(workers_client, 3)
+    live = await accepted(tasks_client, holder, project.id)
+    done = await submitted(tasks_client, finisher, project.id)
+    resp = await tasks_client.post(
+        f"/v1/projects/{project.id}/tasks",
+        json={"tasks": cat_tasks(2)},
+        headers=project.requester.headers,
+    )
+    assert resp.status_code == 201, resp.text
+    later = resp.json()["task_ids"]  # their own lifetime, still running
+    # 10 inheriting slots (1 live, 1 submitted, 8 open) + 4 open later ones.
+    await end_project_lifetime(db, project.id)
+    async with db.acquire() as conn:
+        due = await backlog(conn, grace_seconds=0, retention_seconds=86_400)
+    assert due["task_lifetimes"] >= 5
+
+    acted = await asyncio.gather(
+        *(runner(apps, batch_size=2).drain("task_lifetimes") for _ in range(3))
+    )
+    assert sum(acted) >= 5
+    tasks = await db.fetch(
+        "SELECT t.id, t.status, t.open_slots, t.expires_at = p.tasks_expire_at AS projects"
+        " FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.project_id = $1",
+        project.id,
+    )
+    by_id = {t["id"]: (t["status"], t["open_slots"], t["projects"]) for t in tasks}
+    assert [by_id[i] for i in project.task_ids] == [("expired", 0, True)] * 5
+    assert [by_id[i][:2] for i in later] == [("open", 2)] * 2
+    assert await db.fetchval(
+        "SELECT tasks_expiry_swept_at IS NOT NULL FROM projects WHERE id = $1", project.id
+    )
+    work = await accepted(tasks_client, newcomer, project.id)
+    assert work["task_id"] in later
+    await settle(db, apps, project.id)
+    # Held: the live and submitted inheriting slots, the later tasks' 4 (one now live).
+    assert await held(db, project.id) == 6 * project.slot_cents
+    await runner(apps).drain("task_lifetimes")  # again: nothing of this project moves
+    await settle(db, apps, project.id)
+    assert await held(db, project.id) == 6 * project.slot_cents  # released once
+
+    # In-flight work ends as usual: the answer is paid from the hold, the return releases.
+    assert (await approve(tasks_client, project.requester, done["id"])).status_code == 200
+    resp = await tasks_client.post(
+        f"/v1/assignments/{live['assignment_id']}/return", headers=holder.headers
+    )
+    assert resp.status_code == 200
+    await settle(db, apps, project.id)
+    assert await held(db, project.id) == 4 * project.slot_cents
+    await assert_ledger_ok(payments_client)
+
+
+async def test_lifetime_sweep_racing_close_releases_each_slot_once(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(40)
+    )
+    crowd = await workers(workers_client, 4)
+    work = [await accepted(tasks_client, w, project.id) for w in crowd]
+    await end_project_lifetime(db, project.id)
+
+    close = tasks_client.post(f"/v1/projects/{project.id}/close", headers=project.requester.headers)
+    results = await asyncio.gather(
+        close, *(runner(apps, batch_size=5).drain("task_lifetimes") for _ in range(3))
+    )
+    assert results[0].status_code == 200, results[0].text
+    assert await open_slots(db, project.id) == 0
+    await settle(db, apps, project.id)
+    assert await held(db, project.id) == 4 * project.slot_cents  # the live ones only
+    for worker, assignment in zip(crowd, work, strict=True):
+        resp = await tasks_client.post(
+            f"/v1/assignments/{assignment['assignment_id']}/return", headers=worker.headers
+        )
+        assert resp.status_code == 200
+    await runner(apps).drain("task_lifetimes")
+    await settle(db, apps, project.id)
+    assert await held(db, project.id) == 0
+    money = await balance(payments_client, project.requester)
+    assert money["reserved"] == 0 and money["available"] == 40 * project.slot_cents
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM tasks WHERE project_id = $1 AND status = 'open'", project.id
+        )
+        == 0
+    )
+    await assert_ledger_ok(payments_client)
+
+
+async def test_lifetime_sweep_finishes_a_project_only_once_none_of_its_tasks_is_left_open(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db, database_url
+) -> None:
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(4)
+    )
+    await end_project_lifetime(db, project.id)
+    busy = await asyncpg.connect(database_url)  # someone holds one task (an accept, say)
+    try:
+        tx = busy.transaction()
+        await tx.start()
+        await busy.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", project.task_ids[0])
+        assert await runner(apps).drain("task_lifetimes") >= 3
+        status = await db.fetchval("SELECT status FROM tasks WHERE id = $1", project.task_ids[0])
+        assert status == "open"
+        assert (
+            await db.fetchval(
+                "SELECT tasks_expiry_swept_at FROM projects WHERE id = $1", project.id
+            )
+            is None
+        )  # still to be looked at
+        await tx.rollback()
+    finally:
+        await busy.close()
+    assert await runner(apps).drain("task_lifetimes") >= 1
+    statuses = await db.fetch("SELECT status FROM tasks WHERE project_id = $1", project.id)
+    assert [s["status"] for s in statuses] == ["expired"] * 4
+    assert await db.fetchval(
+        "SELECT tasks_expiry_swept_at IS NOT NULL FROM projects WHERE id = $1", project.id
+    )
+    await settle(db, apps, project.id)
+    assert await held(db, project.id) == 0
+    await assert_ledger_ok(payments_client)
