@@ -18,6 +18,7 @@ from services.payments.bonuses.routes import router as bonuses_router
 from services.payments.deposits.routes import router as deposits_router
 from services.payments.earnings.routes import router as earnings_router
 from services.payments.ledger.routes import router as ledger_router
+from services.payments.payouts.routes import router as payouts_router
 from services.payments.providers import TestPaymentProvider, TestPayoutProvider
 from services.payments.reservations.routes import router as reservations_router
 from services.payments.settings import Settings
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             earnings_router,
             withdrawals_router,
             reservations_router,
+            payouts_router,
             ledger_router,
         ],
         lifespan=lifespan,

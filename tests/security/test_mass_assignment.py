@@ -97,6 +97,21 @@ VALID_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "fee_cents": 1,
         "source": "reserved",
     },
+    ("POST", "/internal/payouts/batch"): lambda w: {
+        "payouts": [
+            {
+                "key": "mass:pb",
+                "requester_id": w.requester.id,
+                "project_id": w.project_id,
+                "task_id": w.task_ids[0],
+                "assignment_id": w.submitted_assignment_id,
+                "worker_id": w.worker.id,
+                "reward_cents": 1,
+                "fee_cents": 1,
+                "source": "reserved",
+            }
+        ]
+    },
     ("POST", "/internal/releases"): lambda w: {
         "key": "mass:l",
         "requester_id": w.requester.id,

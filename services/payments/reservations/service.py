@@ -37,7 +37,8 @@ class AlreadyPaid(Conflict):
     code = "already_paid"
 
 
-def _read(row: asyncpg.Record) -> LedgerTransactionRead:
+def transaction_read(row: asyncpg.Record) -> LedgerTransactionRead:
+    """A ledger transaction row as the internal calls answer it (also for batched payouts)."""
     details = ledger.parse_details(row["details"])
     return LedgerTransactionRead(
         transaction_id=row["id"],
@@ -134,7 +135,7 @@ async def reserve(
                 (ledger.requester_reserved(data.requester_id), data.amount_cents),
             ],
         )
-    return _read(row), not acting
+    return transaction_read(row), not acting
 
 
 async def pay(
@@ -173,7 +174,7 @@ async def pay(
             ) from exc
         raise
     if not acting:
-        return _read(row), True
+        return transaction_read(row), True
     if data.source == "reserved":
         source_account = ledger.requester_reserved(data.requester_id)
         await _draw_hold(conn, data=data, total=total)
@@ -195,7 +196,7 @@ async def pay(
             ),
         ],
     )
-    return _read(row), False
+    return transaction_read(row), False
 
 
 async def release(
@@ -216,7 +217,7 @@ async def release(
         ),
     )
     if not acting:
-        return _read(row), True
+        return transaction_read(row), True
     left = await repository.release_from_hold(
         conn,
         requester_id=data.requester_id,
@@ -240,7 +241,7 @@ async def release(
             (ledger.requester_available(data.requester_id), data.amount_cents),
         ],
     )
-    return _read(row), False
+    return transaction_read(row), False
 
 
 async def total_spent(conn: asyncpg.Connection, *, requester_id: str) -> int:

@@ -52,24 +52,38 @@ async def mark_delivered(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
     )
 
 
-async def schedule_retry(
-    conn: asyncpg.Connection, *, message_id: int, delay_seconds: float, error: str
+async def schedule_retries(
+    conn: asyncpg.Connection,
+    *,
+    ids: Sequence[int],
+    delays_seconds: Sequence[float],
+    errors: Sequence[str],
 ) -> None:
+    """Back these messages off, each by its own delay, in one statement."""
     await conn.execute(
-        "UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3"
-        " WHERE id = $1 AND delivered_at IS NULL",
-        message_id,
-        delay_seconds,
-        error,
+        """
+        UPDATE outbox o
+        SET next_attempt_at = now() + make_interval(secs => r.delay), last_error = r.error
+        FROM unnest($1::bigint[], $2::float8[], $3::text[]) AS r(id, delay, error)
+        WHERE o.id = r.id AND o.delivered_at IS NULL
+        """,
+        list(ids),
+        list(delays_seconds),
+        list(errors),
     )
 
 
-async def park(conn: asyncpg.Connection, *, message_id: int, error: str) -> None:
+async def park(conn: asyncpg.Connection, *, ids: Sequence[int], errors: Sequence[str]) -> None:
+    """Set these messages aside for a human, each with the answer that refused it."""
     await conn.execute(
-        "UPDATE outbox SET parked_at = now(), last_error = $2"
-        " WHERE id = $1 AND delivered_at IS NULL",
-        message_id,
-        error,
+        """
+        UPDATE outbox o
+        SET parked_at = now(), last_error = r.error
+        FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
+        WHERE o.id = r.id AND o.delivered_at IS NULL
+        """,
+        list(ids),
+        list(errors),
     )
 
 
