@@ -4,9 +4,10 @@ A minimal FastAPI app on an asyncpg pool, deployed like the tasks service (same 
 same number of processes, the same connection budget per process). It runs the very statements
 of `services/tasks/assignments/repository.py` (imported, so they can never drift apart): the
 claim (from a random rank, wrapping around, then waiting for locks, exactly as the service's
-accept retries) and the submit update. No auth, no requirements, no answer validation, no
-idempotency, no pydantic models: what is left is the cost of HTTP + JSON + the two statements,
-which is what "our code" is measured against.
+accept retries) and the submit statement (the assignment's update and the worker's submission
+count in the project, one statement in the service too). No auth, no requirements, no answer
+validation, no idempotency, no pydantic models: what is left is the cost of HTTP + JSON + the
+two statements, which is what "our code" is measured against.
 
     uvicorn --factory bench.reference_app:create_app   (env BENCH_REFERENCE_DATABASE_URL)
 """
@@ -25,7 +26,11 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from services.tasks.assignments.repository import _CLAIM_SKIP_LOCKED, _CLAIM_WAITING, _SUBMIT
+from services.tasks.assignments.repository import (
+    CLAIM_SKIP_LOCKED_SQL,
+    CLAIM_WAITING_SQL,
+    SUBMIT_SQL,
+)
 
 MAX_CLAIM_RANK = 2_147_483_647
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -34,6 +39,11 @@ _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 def reference_id() -> str:
     """A 26-character random id (the service's ids are the same length)."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
+
+
+async def _end_transaction(conn: asyncpg.Connection) -> None:
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def _json(status: int, body: Any) -> Response:
@@ -47,8 +57,11 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # jsonb as text both ways, like a plain driver setup would; the service decodes input.
+        # Connections handled as the service's driver pool handles them (shared.db): reset on
+        # release only by ending an open transaction, so both sides make the same round trips
+        # for the same work.
         app.state.pool = await asyncpg.create_pool(
-            database_url, min_size=min(4, pool_size), max_size=pool_size
+            database_url, min_size=min(4, pool_size), max_size=pool_size, reset=_end_transaction
         )
         try:
             yield
@@ -75,14 +88,15 @@ def create_app() -> FastAPI:
             body["duration_seconds"],
         )
         start = random.randint(0, MAX_CLAIM_RANK)
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            for from_rank, sql in ((start, _CLAIM_SKIP_LOCKED), (0, _CLAIM_SKIP_LOCKED)):
+        # Each claim is one statement, atomic on its own: no BEGIN/COMMIT, as in the service.
+        async with request.app.state.pool.acquire() as conn:
+            for from_rank, sql in ((start, CLAIM_SKIP_LOCKED_SQL), (0, CLAIM_SKIP_LOCKED_SQL)):
                 row = await conn.fetchrow(sql, args[0], args[1], from_rank, *args[2:])
-                if row is not None:
+                if row is not None and row["id"] is not None:
                     break
             else:
-                row = await conn.fetchrow(_CLAIM_WAITING, args[0], args[1], 0, *args[2:])
-        if row is None:
+                row = await conn.fetchrow(CLAIM_WAITING_SQL, args[0], args[1], 0, *args[2:])
+        if row is None or row["id"] is None:
             return _json(404, {"code": "no_work_available"})
         return _json(
             201,
@@ -96,14 +110,16 @@ def create_app() -> FastAPI:
 
     @app.post("/submit/{assignment_id}")
     async def submit(assignment_id: str, request: Request) -> Response:
-        """Body: {answer, auto_approve_seconds}."""
+        """Body: {answer, worker_id}."""
         body = orjson.loads(await request.body())
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
+        async with request.app.state.pool.acquire() as conn:
             row = await conn.fetchrow(
-                _SUBMIT,
+                SUBMIT_SQL,
                 assignment_id,
+                body["worker_id"],
                 orjson.dumps(body["answer"]).decode(),
-                body.get("auto_approve_seconds", 259_200),
+                0,  # no gold answer given
+                0,
             )
         if row is None:
             return _json(409, {"code": "invalid_state"})

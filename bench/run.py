@@ -26,7 +26,9 @@ from bench.stack import ROOT, ProcessGroup, ResourceSampler, Stack, local_stack,
 from bench.variants import VARIANTS
 
 RESULTS_DIR = ROOT / ".data" / "bench-results"
-DEFAULT_POOL_SIZE = 10  # the services' default (DB_POOL_SIZE), + 10 overflow each
+# The connection budget of the tasks service's hot paths (TASKS_DB_DRIVER_POOL_SIZE); the
+# reference app gets the same.
+DEFAULT_POOL_SIZE = 40
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -53,7 +55,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--client-procs", type=int, help="load generator processes (0: in this process)"
     )
     parser.add_argument(
-        "--pool-size", type=int, help="DB_POOL_SIZE of every service (default: theirs, 10)"
+        "--pool-size",
+        type=int,
+        help="DB_POOL_SIZE and DB_DRIVER_POOL_SIZE of every service, and the reference's pool "
+        "(default: the services' own settings; the reference gets 40, as the tasks hot paths)",
     )
     parser.add_argument(
         "--variant",
@@ -158,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             keep_database=args.keep_db,
             variants=tuple(args.variant),
         ) as (stack, group):
-            # The reference gets the services' connection budget: pool + overflow.
-            add_reference(stack, group, workers=args.tasks_workers, pool_size=pool_size * 2)
+            # The reference gets the connection budget of the tasks service's hot paths.
+            add_reference(stack, group, workers=args.tasks_workers, pool_size=pool_size)
             say(f"stack up: {stack.urls} ({stack.description.get('postgres')})")
             payload = asyncio.run(run_bench(config, stack, say=say, settings=settings))
     except KeyboardInterrupt:

@@ -79,6 +79,7 @@ def service_env(
         env[prefix + "RATE_LIMIT_PER_KEY"] = "10000000/minute"
         if pool_size is not None:
             env[prefix + "DB_POOL_SIZE"] = str(pool_size)
+            env[prefix + "DB_DRIVER_POOL_SIZE"] = str(pool_size)
         for peer in SERVICES:
             env[prefix + peer.upper() + "_URL"] = urls[peer]
     return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -11,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 from fastapi import APIRouter, FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import database_ready, make_engine, make_sessionmaker
+from shared.db import database_ready, make_driver_pool, make_engine, make_sessionmaker
 from shared.errors import (
     PROBLEM_JSON,
     AppError,
@@ -356,21 +357,38 @@ async def base_lifespan(
         max_overflow=settings.db_max_overflow,
         application_name=service,
     )
+    driver_pool = await make_driver_pool(
+        settings.database_url, max_size=settings.db_driver_pool_size, application_name=service
+    )
     http = make_http_client(settings.http_timeout_seconds)
     token = settings.internal_token.get_secret_value()
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.driver_pool = driver_pool
     app.state.http = http
     app.state.peers = {
         "tasks": InternalClient(http, settings.tasks_url, token, "tasks"),
         "workers": InternalClient(http, settings.workers_url, token, "workers"),
         "payments": InternalClient(http, settings.payments_url, token, "payments"),
     }
+    _settle_garbage_collector()
     try:
         yield
     finally:
         await http.aclose()
+        await driver_pool.close()
         await engine.dispose()
+
+
+def _settle_garbage_collector() -> None:
+    """What exists once the app has started (routes, pydantic and SQLAlchemy models, most of the
+    heap) lives as long as the process: frozen out of the collector's view, so its collections
+    stop walking it on every pass (they took ~8% of the tasks service's time under the bench's
+    load). Requests allocate many short-lived objects; a larger first generation lets most die
+    by reference counting before a collection looks at them."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def build_app(

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
+import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.db import SessionDep, driver_connection
+from shared.db import ConnectionDep, SessionDep, driver_connection
 from shared.errors import Forbidden, Unauthorized
 
 AccountKind = Literal["requester", "worker"]
@@ -56,17 +58,18 @@ _TOUCH = """
 """
 
 
-async def get_caller(
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
+def _presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The key from the Authorization header, refused before any database work if malformed."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <api_key>'.")
     key = credentials.credentials
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         raise Unauthorized("Unknown or revoked API key.")
-    conn = await driver_connection(session)
+    return key
+
+
+async def authenticate(request: Request, conn: asyncpg.Connection, key: str) -> Caller:
+    """The caller behind `key`, looked up in the request's transaction on `conn`."""
     row = await conn.fetchrow(_LOOKUP, hash_api_key(key))
     if row is None:
         raise Unauthorized("Unknown or revoked API key.")
@@ -74,6 +77,25 @@ async def get_caller(
     if row["stale"]:
         await conn.execute(_TOUCH, row["id"])
     return Caller(account_id=row["account_id"], kind=row["kind"], key_id=row["id"])
+
+
+async def get_caller(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    key = _presented_key(credentials)
+    return await authenticate(request, await driver_connection(session), key)
+
+
+async def get_caller_on_connection(
+    request: Request,
+    conn: ConnectionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """get_caller for routes on the driver pool (ConnectionDep): the same lookup, in that
+    request's transaction."""
+    return await authenticate(request, conn, _presented_key(credentials))
 
 
 async def get_optional_caller(
@@ -89,12 +111,26 @@ async def get_optional_caller(
     return await get_caller(request, session, credentials)
 
 
-def require_kind(kind: AccountKind):
-    async def _require(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+def require_kind(kind: AccountKind, *, on_connection: bool = False):
+    caller_dependency = get_caller_on_connection if on_connection else get_caller
+
+    async def _require(caller: Caller) -> Caller:
         if caller.kind != kind:
             raise Forbidden(f"This endpoint is for {kind} accounts.", code="wrong_role")
         return caller
 
+    # The dependency is chosen at run time, so it is handed to FastAPI as a signature object
+    # (a postponed annotation naming a local could not be resolved).
+    _require.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                "caller",
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=Annotated[Caller, Depends(caller_dependency)],
+            )
+        ],
+        return_annotation=Caller,
+    )
     _require.required_kind = kind  # type: ignore[attr-defined]  # read by the route-table tests
     return _require
 
@@ -103,6 +139,8 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 OptionalCallerDep = Annotated[Caller | None, Depends(get_optional_caller)]
 RequesterDep = Annotated[Caller, Depends(require_kind("requester"))]
 WorkerDep = Annotated[Caller, Depends(require_kind("worker"))]
+WorkerOnConnectionDep = Annotated[Caller, Depends(require_kind("worker", on_connection=True))]
+"""WorkerDep for routes on the driver pool (ConnectionDep)."""
 
 
 async def require_internal(

@@ -7,7 +7,10 @@ is sent: a client that sees 201 can rely on the row being visible to every servi
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import asyncpg
@@ -20,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from shared.errors import DependencyUnavailable
 
 
 def asyncpg_url(url: str) -> str:
@@ -128,3 +133,99 @@ async def database_ready(engine: AsyncEngine) -> bool:
         return True
     except Exception:
         return False
+
+
+# --------------------------------------------------------------------------- the driver pool
+#
+# The queue's hot paths (accept, submit, return) take most of the site's requests and run a
+# few raw statements each. They borrow from a plain asyncpg pool instead of going through a
+# SQLAlchemy session, whose checkout, greenlet hops and commit bookkeeping cost more than the
+# statements themselves (bench/RESULTS.md), and they run without BEGIN/COMMIT where their
+# effect is ONE statement (a statement is atomic on its own: two round trips saved per
+# request). Work of several statements opens a transaction with `atomic(conn)`.
+
+
+def _json_decoder(value: bytes) -> Any:
+    return json.loads(value.decode())
+
+
+def _jsonb_encoder(value: str) -> bytes:
+    return b"\x01" + value.encode()  # jsonb's binary format: a version byte, then the text
+
+
+def _jsonb_decoder(value: bytes) -> Any:
+    return json.loads(value[1:].decode())
+
+
+async def _init_driver_connection(conn: asyncpg.Connection) -> None:
+    """JSON in and out exactly as the SQLAlchemy engine's connections do it (serialized text
+    in, Python values out), so repository code runs the same on either."""
+    await conn.set_type_codec(
+        "json", encoder=str.encode, decoder=_json_decoder, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=_jsonb_encoder,
+        decoder=_jsonb_decoder,
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+async def _end_open_transaction(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release. asyncpg's default also runs `RESET ALL`, `UNLISTEN *`,
+    `CLOSE ALL` and `pg_advisory_unlock_all()`: one more round trip per request, for session
+    state the request paths never create (their locks are transaction-scoped, their settings
+    `SET LOCAL`)."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+async def make_driver_pool(url: str, *, max_size: int, application_name: str) -> asyncpg.Pool:
+    """Connections are opened on first use (min_size 0) and closed after 5 idle minutes."""
+    return await asyncpg.create_pool(
+        "postgresql://" + asyncpg_url(url).removeprefix("postgresql+asyncpg://"),
+        min_size=0,
+        max_size=max_size,
+        init=_init_driver_connection,
+        reset=_end_open_transaction,
+        server_settings={"application_name": application_name},
+    )
+
+
+_ACQUIRE_TIMEOUT_SECONDS = 30.0  # as SQLAlchemy's pool_timeout: then the request fails (503)
+
+
+async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    pool: asyncpg.Pool = request.app.state.driver_pool
+    # The pool replaces a connection the server has closed (Postgres restarted) on acquire.
+    conn = await pool.acquire(timeout=_ACQUIRE_TIMEOUT_SECONDS)
+    try:
+        yield conn
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+        # Postgres shutting down sends its "terminating connection" error to idle connections
+        # a moment before closing them; a request that meets one in that moment finds the
+        # connection's protocol busy with it (InternalClientError) or closed. That is the
+        # database going away (503, retry), not a bug, and the connection is done for. Other
+        # interface errors (a wrong number of arguments) are bugs and stay 500s.
+        if not (isinstance(exc, asyncpg.InternalClientError) or conn.is_closed()):
+            raise
+        conn.terminate()
+        raise DependencyUnavailable(
+            "The database is unavailable; retry shortly.", retry_after=2
+        ) from exc
+    finally:
+        await pool.release(conn)  # ends a transaction left open (see _end_open_transaction)
+
+
+def atomic(conn: asyncpg.Connection) -> AbstractAsyncContextManager[Any]:
+    """A transaction around several statements of a request on ConnectionDep; nothing more when
+    one is open already (an Idempotency-Key's, which holds the key row and the work together)."""
+    if conn.is_in_transaction():
+        return contextlib.nullcontext()
+    return conn.transaction()
+
+
+ConnectionDep = Annotated[asyncpg.Connection, Depends(get_connection, scope="function")]
+"""A pooled raw asyncpg connection for the request, outside any transaction (hot paths; see
+the driver pool's comment above)."""

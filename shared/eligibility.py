@@ -164,39 +164,66 @@ class WorkerFacts:
 
 # --------------------------------------------------------------------------- queries
 
+
 # A worker's counts are the compacted row plus the not yet compacted deltas (WorkerStatsDelta);
 # both in one statement, hence one snapshot, hence exact.
-WORKER_STATS_SQL = """
+def worker_stats_sql(worker: str) -> str:
+    """The worker's exact counts; `worker` is an SQL expression (a parameter such as `$1`)."""
+    return f"""
     SELECT coalesce(sum(s), 0)::bigint AS submitted,
            coalesce(sum(a), 0)::bigint AS approved,
            coalesce(sum(r), 0)::bigint AS rejected
     FROM (
         SELECT submitted_count AS s, approved_count AS a, rejected_count AS r
-        FROM worker_stats WHERE worker_id = $1
+        FROM worker_stats WHERE worker_id = {worker}
         UNION ALL
-        SELECT submitted, approved, rejected FROM worker_stats_deltas WHERE worker_id = $1
+        SELECT submitted, approved, rejected FROM worker_stats_deltas WHERE worker_id = {worker}
     ) AS parts
 """
 
-# The profile's country wins once a profile exists (the worker may have cleared it); before
-# that, the account's.
-_FACTS_SQL = f"""
+
+WORKER_STATS_SQL = worker_stats_sql("$1")
+
+
+def worker_facts_sql(*, worker: str, requester_ids: str, type_ids: str) -> str:
+    """Everything a decision needs about one worker, as one SELECT over SQL expressions: the
+    worker, the requesters whose blocks matter (text[]) and the qualification types asked
+    about (text[]). Callers can embed it (accept reads its project and these facts in one round
+    trip, as a LATERAL sub-select); `facts_from_row` reads the columns back.
+
+    The profile's country wins once a profile exists (the worker may have cleared it); before
+    that, the account's.
+    """
+    return f"""
 SELECT
     (SELECT CASE WHEN p.worker_id IS NULL THEN a.country ELSE p.country END
        FROM accounts a LEFT JOIN worker_profiles p ON p.worker_id = a.id
-      WHERE a.id = $1) AS country,
+      WHERE a.id = {worker}) AS country,
     st.submitted, st.approved, st.rejected,
     (SELECT coalesce(array_agg(b.requester_id), '{{}}')
        FROM worker_blocks b
-      WHERE b.worker_id = $1 AND b.requester_id = ANY($2::text[])) AS blocked_by,
+      WHERE b.worker_id = {worker} AND b.requester_id = ANY({requester_ids})) AS blocked_by,
     g.type_ids, g.type_values
-FROM ({WORKER_STATS_SQL}) AS st,
+FROM ({worker_stats_sql(worker)}) AS st,
      (SELECT coalesce(array_agg(q.qualification_type_id), '{{}}') AS type_ids,
              coalesce(array_agg(q.value), '{{}}') AS type_values
         FROM worker_qualifications q
-       WHERE q.worker_id = $1 AND q.status = 'granted'
-         AND q.qualification_type_id = ANY($3::text[])) AS g
+       WHERE q.worker_id = {worker} AND q.status = 'granted'
+         AND q.qualification_type_id = ANY({type_ids})) AS g
 """
+
+
+_FACTS_SQL = worker_facts_sql(worker="$1", requester_ids="$2::text[]", type_ids="$3::text[]")
+
+
+def facts_from_row(row: Mapping[str, Any]) -> WorkerFacts:
+    """WorkerFacts from a row holding the columns of `worker_facts_sql`."""
+    return WorkerFacts(
+        country=row["country"],
+        stats=WorkerStatsCounts(int(row["submitted"]), int(row["approved"]), int(row["rejected"])),
+        grants=dict(zip(row["type_ids"], row["type_values"], strict=True)),
+        blocked_by=frozenset(row["blocked_by"]),
+    )
 
 
 async def fetch_worker_stats(conn: asyncpg.Connection, worker_id: str) -> WorkerStatsCounts:
@@ -219,12 +246,7 @@ async def fetch_worker_facts(
         sorted(set(qualification_type_ids) - SYSTEM_TYPE_IDS),
     )
     assert row is not None
-    return WorkerFacts(
-        country=row["country"],
-        stats=WorkerStatsCounts(int(row["submitted"]), int(row["approved"]), int(row["rejected"])),
-        grants=dict(zip(row["type_ids"], row["type_values"], strict=True)),
-        blocked_by=frozenset(row["blocked_by"]),
-    )
+    return facts_from_row(row)
 
 
 # --------------------------------------------------------------------------- evaluation

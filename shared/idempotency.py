@@ -13,35 +13,29 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from shared.auth import Caller
-from shared.db import SessionDep
+from shared.db import ConnectionDep, SessionDep, atomic, driver_connection
 from shared.errors import Conflict, ValidationFailed
 from shared.jsonutil import dumps, loads
 
 REPLAY_WINDOW = "24 hours"
 
-_EXPIRE = text(
-    f"""DELETE FROM idempotency_keys WHERE account_id = :a AND key = :k
-        AND created_at < now() - interval '{REPLAY_WINDOW}'"""
-)
-_CLAIM = text(
-    """INSERT INTO idempotency_keys (account_id, key, request_hash) VALUES (:a, :k, :h)
-       ON CONFLICT DO NOTHING RETURNING 1"""
-)
-_READ = text(
-    "SELECT request_hash, status_code, response_body FROM idempotency_keys "
-    "WHERE account_id = :a AND key = :k"
-)
-_STORE = text(
-    "UPDATE idempotency_keys SET status_code = :s, response_body = :b "
-    "WHERE account_id = :a AND key = :k"
-)
+# Raw SQL on the request's asyncpg connection, whichever pool it came from (SessionDep's through
+# driver_connection, or ConnectionDep's): one code path for both kinds of routes.
+_EXPIRE = f"""DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2
+    AND created_at < now() - interval '{REPLAY_WINDOW}'"""
+_CLAIM = """INSERT INTO idempotency_keys (account_id, key, request_hash) VALUES ($1, $2, $3)
+    ON CONFLICT DO NOTHING RETURNING 1"""
+_READ = """SELECT request_hash, status_code, response_body FROM idempotency_keys
+    WHERE account_id = $1 AND key = $2"""
+_STORE = """UPDATE idempotency_keys SET status_code = $3, response_body = $4
+    WHERE account_id = $1 AND key = $2"""
 
 
 def _request_hash(method: str, path: str, body: bytes) -> bytes:
@@ -68,8 +62,13 @@ def _encode(result: Any) -> bytes:
 
 
 class Idempotency:
-    def __init__(self, session: SessionDep, request: Request, key: str | None) -> None:
-        self.session = session
+    def __init__(
+        self,
+        connection: Callable[[], Awaitable[asyncpg.Connection]],
+        request: Request,
+        key: str | None,
+    ) -> None:
+        self.connection = connection
         self.request = request
         self.key = key
 
@@ -83,21 +82,25 @@ class Idempotency:
         """Run `action` once per key; return its result (or the stored first result) as JSON."""
         if self.key is None:
             return self._response(status_code, _encode(await action()), False)
-        params = {"a": caller.account_id, "k": self.key}
+        conn = await self.connection()
+        account, key = caller.account_id, self.key
         body = await self.request.body()
         digest = _request_hash(self.request.method, self.request.url.path, body)
-        await self.session.execute(_EXPIRE, params)
-        claimed = (await self.session.execute(_CLAIM, {**params, "h": digest})).first()
-        if claimed is None:
-            row = (await self.session.execute(_READ, params)).one()
-            if bytes(row.request_hash) != digest or row.status_code is None:
-                raise Conflict(
-                    "This Idempotency-Key was already used with a different request.",
-                    code="idempotency_key_reused",
-                )
-            return self._response(row.status_code, bytes(row.response_body), True)
-        content = _encode(await action())
-        await self.session.execute(_STORE, {**params, "s": status_code, "b": content})
+        # The key row and the work commit together (a request on a session is in its
+        # transaction already; one on ConnectionDep gets one here).
+        async with atomic(conn):
+            await conn.execute(_EXPIRE, account, key)
+            claimed = await conn.fetchval(_CLAIM, account, key, digest)
+            if claimed is None:
+                row = await conn.fetchrow(_READ, account, key)
+                if bytes(row["request_hash"]) != digest or row["status_code"] is None:
+                    raise Conflict(
+                        "This Idempotency-Key was already used with a different request.",
+                        code="idempotency_key_reused",
+                    )
+                return self._response(row["status_code"], bytes(row["response_body"]), True)
+            content = _encode(await action())
+            await conn.execute(_STORE, account, key, status_code, content)
         return self._response(status_code, content, False)
 
     @staticmethod
@@ -110,20 +113,36 @@ class Idempotency:
         )
 
 
-async def get_idempotency(
-    session: SessionDep,
-    request: Request,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", description="1-255 chars; replays within 24 h."),
-    ] = None,
-) -> Idempotency:
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="1-255 chars; replays within 24 h."),
+]
+
+
+def _checked(idempotency_key: str | None) -> str | None:
     if idempotency_key is not None and not (1 <= len(idempotency_key) <= 255):
         raise ValidationFailed(
             "Idempotency-Key must be 1-255 characters.",
             errors=[{"loc": ["header", "Idempotency-Key"], "msg": "must be 1-255 characters"}],
         )
-    return Idempotency(session, request, idempotency_key)
+    return idempotency_key
+
+
+async def get_idempotency(
+    session: SessionDep, request: Request, idempotency_key: IdempotencyKeyHeader = None
+) -> Idempotency:
+    return Idempotency(lambda: driver_connection(session), request, _checked(idempotency_key))
+
+
+async def get_idempotency_on_connection(
+    conn: ConnectionDep, request: Request, idempotency_key: IdempotencyKeyHeader = None
+) -> Idempotency:
+    async def connection() -> asyncpg.Connection:
+        return conn
+
+    return Idempotency(connection, request, _checked(idempotency_key))
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+IdempotencyOnConnectionDep = Annotated[Idempotency, Depends(get_idempotency_on_connection)]
+"""IdempotencyDep for routes on the driver pool (ConnectionDep)."""

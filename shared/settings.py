@@ -24,6 +24,8 @@ class ServiceSettings(BaseSettings):
 
     db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=0, ge=0, le=200)
+    # The raw asyncpg pool of the hot paths (shared.db.ConnectionDep), opened on first use.
+    db_driver_pool_size: int = Field(default=20, ge=1, le=200)
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -9,9 +9,10 @@ from shared.settings import ServiceSettings
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TASKS_", extra="ignore", frozen=True)
 
-    # The queue's hot paths take most of the site's requests, and the outbox deliverer and the
-    # timer sweeps share this pool: a larger pool than the kit's (still no overflow).
-    db_pool_size: int = Field(default=40, ge=1, le=200)
+    # The queue's hot paths (accept, submit, return) take most of the site's requests, on the
+    # driver pool: a larger one than the kit's. Everything else, the outbox deliverer and the
+    # timer sweeps use the engine's pool (db_pool_size).
+    db_driver_pool_size: int = Field(default=40, ge=1, le=200)
 
     # --- projects side (engineer P): uploads, discovery, results -------------------------------
     upload_max_tasks: int = Field(default=10_000, ge=1, le=100_000)

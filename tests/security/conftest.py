@@ -258,6 +258,10 @@ _BACKGROUND_VIEWS = {
     "worker_stats_deltas": None,  # in the view above
     # the outbox deliverer stamps attempts and delivery times: compare which messages exist
     "outbox": "SELECT key FROM outbox",
+    # a key's last use is stamped by authentication itself (at most once a minute), before the
+    # route decides anything: on the hot paths it is not part of the request's transaction
+    "api_keys": """SELECT id, account_id, key_hash, prefix, name, created_at, revoked_at
+        FROM api_keys""",
 }
 
 

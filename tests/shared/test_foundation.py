@@ -11,6 +11,7 @@ from shared.db import driver_connection
 from shared.errors import NotFound
 from tests.conftest import INTERNAL_TOKEN, LiveServices
 from tests.factories import create_worker
+from tests.services.tasks.factories import accept, cat_tasks, published_project, workers
 
 
 async def test_every_service_is_healthy_and_ready(live_services: LiveServices) -> None:
@@ -165,3 +166,32 @@ async def test_connections_that_died_in_the_pool_are_replaced_without_a_failed_r
         await asyncio.sleep(0.02)
     answers = await asyncio.gather(*(profile() for _ in range(12)))
     assert [r.status_code for r in answers] == [200] * 12, [r.text for r in answers]
+
+
+async def test_driver_pool_connections_that_died_are_replaced_without_a_failed_request(
+    apps: dict,
+    tasks_client: httpx.AsyncClient,
+    workers_client: httpx.AsyncClient,
+    payments_client: httpx.AsyncClient,
+    db,
+) -> None:
+    """The same for the hot paths' asyncpg pool (ConnectionDep): accepts right after the
+    server closed every pooled connection all succeed."""
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(40)
+    )
+    crowd = await workers(workers_client, 12)
+    pool = apps["tasks"].state.driver_pool
+    held = [await pool.acquire() for _ in range(6)]
+    pids = [conn.get_server_pid() for conn in held]
+    for conn in held:
+        await pool.release(conn)
+    await db.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+    for _ in range(100):
+        if await db.fetchval(
+            "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+        ):
+            break
+        await asyncio.sleep(0.02)
+    answers = await asyncio.gather(*(accept(tasks_client, w, project.id) for w in crowd))
+    assert [r.status_code for r in answers] == [201] * 12, [r.text for r in answers]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 
 from services.workers.app import create_app
+from shared.errors import RateLimited
+from shared.ratelimit import RateLimiter
 from tests.conftest import make_settings
 from tests.factories import create_worker, unique_email
 
@@ -37,3 +39,45 @@ async def test_limits_answer_429_with_retry_after(database_url: str, live_servic
             )
             assert resp.status_code == 429 and "Retry-After" in resp.headers
             assert await db.fetchval("SELECT count(*) FROM accounts WHERE email = $1", email) == 0
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_000_040.0) -> None:  # 20 s into a minute window
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _retry_after(limiter: RateLimiter, key: str) -> int | None:
+    try:
+        limiter.check(key)
+    except RateLimited as exc:
+        return exc.extra["retry_after"]
+    return None
+
+
+def test_sliding_window_counts_the_previous_window_by_its_overlap() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter("3/minute", clock=clock)
+    assert [_retry_after(limiter, "k") for _ in range(3)] == [None, None, None]
+    # Spent in this window: room again when the next one starts, 40 s on; even then the three
+    # hits still weigh 3 * (1 - t/60), so one more fits only from t = 20 s into it.
+    assert _retry_after(limiter, "k") == 40 + 20
+    assert _retry_after(limiter, "other") is None  # every key has its own budget
+    clock.now += 40 + 19
+    assert _retry_after(limiter, "k") == 1
+    clock.now += 1
+    assert _retry_after(limiter, "k") is None
+    assert _retry_after(limiter, "k") is not None
+
+
+def test_idle_keys_are_forgotten_after_two_windows() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter("2/second", clock=clock)
+    for i in range(100):
+        limiter.check(f"key-{i}")
+    assert len(limiter._counters) == 100
+    clock.now += 2.0
+    limiter.check("fresh")
+    assert set(limiter._counters) == {"fresh"}

@@ -8,23 +8,32 @@ from __future__ import annotations
 
 import asyncpg
 
+from shared.eligibility import worker_facts_sql
+
 # The public shape of an assignment, for RETURNING and SELECT alike (table alias `a`).
 ASSIGNMENT_COLUMNS = """
     a.id, a.task_id, a.project_id, a.worker_id, a.status, a.answer, a.feedback,
     a.reward_cents, a.accepted_at, a.deadline, a.submitted_at, a.reviewed_at, a.auto_approve_at
 """
 
-# The project as accept needs it, the worker's gold tally in it, and a transaction-scoped lock
-# on (project, worker): concurrent accepts of ONE worker in ONE project queue up here, so the
-# claim statement that follows (a new snapshot) always sees that worker's latest assignment and
-# never picks a task the worker already holds.
-_PROJECT_FOR_ACCEPT = """
+# Everything accept decides on, in one round trip: the project, the worker's gold tally in it,
+# and the worker's facts for the project's requirements and its requester's block
+# (shared.eligibility, as a LATERAL sub-select: the qualification types come from the project's
+# own requirements). The claim re-checks what can change meanwhile (the project's status).
+_REQUIRED_TYPES = """ARRAY(
+    SELECT r.item ->> 'qualification_type_id'
+    FROM jsonb_array_elements(coalesce(p.qualification_requirements, '[]')) AS r(item)
+)"""
+_PROJECT_FOR_ACCEPT = f"""
 SELECT p.id, p.requester_id, p.status, p.reward_cents, p.fee_cents,
        p.assignment_duration_seconds, p.qualification_requirements, p.min_gold_accuracy,
        g.answered AS gold_answered, g.correct AS gold_correct,
-       pg_advisory_xact_lock(hashtextextended(p.id || '/' || $2, 0)) AS worker_lock
+       facts.*
 FROM projects p
 LEFT JOIN gold_stats g ON g.project_id = p.id AND g.worker_id = $2
+CROSS JOIN LATERAL ({
+    worker_facts_sql(worker="$2", requester_ids="ARRAY[p.requester_id]", type_ids=_REQUIRED_TYPES)
+}) AS facts
 WHERE p.id = $1
 """
 
@@ -43,14 +52,27 @@ async def project_for_accept(
 #   per candidate. `OFFSET 0` keeps the planner from turning it into an anti-join that reads
 #   all of the worker's assignments (every project, ever) on each claim.
 # - The project must still be published in this statement's snapshot (pause/close since).
+# - Expiry: a task's own `expires_at`, or, when NULL (uploaded before publish), the project's
+#   `tasks_expire_at`, read by an uncorrelated sub-select that Postgres runs once per
+#   statement (an InitPlan), and only if a NULL is met: no per-row work beyond today's check.
 # - The decrement runs on the locked row, re-checked after any wait (open_slots > 0), and the
 #   open_slots CHECK (>= 0) backs it: a task never has more live-or-approved assignments than
 #   max_assignments.
+# - One worker never gets two assignments of a task: the unique (task_id, worker_id). Two
+#   concurrent accepts of one worker may pick the same task (neither snapshot shows the other's
+#   assignment); the second's INSERT then meets the first's row and does nothing, and nothing
+#   is decremented. The row comes back with `picked_task_id` set and no assignment: the caller
+#   claims again, in a new snapshot. (This replaces a per-(project, worker) advisory lock,
+#   which needed a transaction around two statements.)
+# - It is one statement, hence atomic on its own: the request runs it without BEGIN/COMMIT.
 _CLAIM = """
 WITH picked AS (
     SELECT t.id FROM tasks t
     WHERE t.project_id = $1 AND t.claim_rank >= $3
-      AND t.status = 'open' AND t.open_slots > 0 AND t.expires_at > now()
+      AND t.status = 'open' AND t.open_slots > 0
+      AND coalesce(
+          t.expires_at, (SELECT p.tasks_expire_at FROM projects p WHERE p.id = $1)
+      ) > now()
       AND NOT EXISTS (
           SELECT 1 FROM assignments x WHERE x.task_id = t.id AND x.worker_id = $2 OFFSET 0
       )
@@ -58,23 +80,27 @@ WITH picked AS (
     ORDER BY t.claim_rank
     LIMIT 1
     FOR UPDATE OF t {wait}
-), claimed AS (
-    UPDATE tasks t SET open_slots = t.open_slots - 1
-    FROM picked WHERE t.id = picked.id
-    RETURNING t.id, t.input
 ), created AS (
     INSERT INTO assignments AS a (id, task_id, project_id, requester_id, worker_id, status,
                                   reward_cents, fee_cents, accepted_at, deadline)
-    SELECT $4, claimed.id, $1, $5, $2, 'accepted', $6, $7, now(),
+    SELECT $4, picked.id, $1, $5, $2, 'accepted', $6, $7, now(),
            now() + make_interval(secs => $8)
-    FROM claimed
+    FROM picked
+    ON CONFLICT ON CONSTRAINT uq_assignments_task_id_worker_id DO NOTHING
     RETURNING a.id, a.task_id, a.accepted_at, a.deadline
+), claimed AS (
+    UPDATE tasks t SET open_slots = t.open_slots - 1
+    FROM created WHERE t.id = created.task_id
+    RETURNING t.id, t.input
 )
-SELECT created.id, created.task_id, created.accepted_at, created.deadline, claimed.input
-FROM created JOIN claimed ON claimed.id = created.task_id
+SELECT picked.id AS picked_task_id, created.id, created.task_id, created.accepted_at,
+       created.deadline, claimed.input
+FROM picked
+LEFT JOIN created ON created.task_id = picked.id
+LEFT JOIN claimed ON claimed.id = picked.id
 """
-_CLAIM_SKIP_LOCKED = _CLAIM.format(wait="SKIP LOCKED")
-_CLAIM_WAITING = _CLAIM.format(wait="")
+CLAIM_SKIP_LOCKED_SQL = _CLAIM.format(wait="SKIP LOCKED")
+CLAIM_WAITING_SQL = _CLAIM.format(wait="")
 
 
 async def claim_slot(
@@ -91,7 +117,7 @@ async def claim_slot(
     skip_locked: bool,
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        _CLAIM_SKIP_LOCKED if skip_locked else _CLAIM_WAITING,
+        CLAIM_SKIP_LOCKED_SQL if skip_locked else CLAIM_WAITING_SQL,
         project_id,
         worker_id,
         from_rank,
@@ -103,16 +129,16 @@ async def claim_slot(
     )
 
 
-# The holder's assignment, locked, with what submit needs from its project and task.
+# What submit checks the answer against: the holder's assignment, its project's answer schema
+# and the task's gold answer. Read without a lock: SUBMIT_SQL decides on the row itself.
 _FOR_SUBMIT = f"""
 SELECT {ASSIGNMENT_COLUMNS}, a.deadline <= now() AS overdue,
-       p.task_type, p.labels, p.multi_label, p.answer_schema, p.auto_approve_seconds,
+       p.task_type, p.labels, p.multi_label, p.answer_schema,
        t.gold_answer
 FROM assignments a
 JOIN projects p ON p.id = a.project_id
 JOIN tasks t ON t.id = a.task_id
 WHERE a.id = $1 AND a.worker_id = $2
-FOR UPDATE OF a
 """
 
 
@@ -122,19 +148,58 @@ async def get_for_submit(
     return await conn.fetchrow(_FOR_SUBMIT, assignment_id, worker_id)
 
 
-_SUBMIT = f"""
-UPDATE assignments a
-SET status = 'submitted', answer = $2::jsonb, submitted_at = now(),
-    auto_approve_at = now() + make_interval(secs => $3)
-WHERE a.id = $1 AND a.status = 'accepted'
-RETURNING {ASSIGNMENT_COLUMNS}
+# Submit, once the answer is known to fit, in one statement (atomic on its own, so the request
+# needs no BEGIN/COMMIT): the holder's accepted assignment, if its deadline has not passed,
+# becomes `submitted`, and the worker's tally in the project (gold_stats: submissions, and gold
+# answers given and right, for the owner's per-worker page and the gold-accuracy gate) moves by
+# the deltas given. Postgres re-checks the WHERE on a row another transaction changed since the
+# read (a timer expiring it, a return, a concurrent submit), so it is decided exactly once.
+SUBMIT_SQL = f"""
+WITH updated AS (
+    UPDATE assignments a
+    SET status = 'submitted', answer = $3::jsonb, submitted_at = now(),
+        auto_approve_at = now() + make_interval(secs => p.auto_approve_seconds)
+    FROM projects p
+    WHERE a.id = $1 AND a.worker_id = $2 AND a.status = 'accepted' AND a.deadline > now()
+      AND p.id = a.project_id
+    RETURNING {ASSIGNMENT_COLUMNS}
+), counted AS (
+    INSERT INTO gold_stats AS g (project_id, worker_id, answered, correct, submitted)
+    SELECT project_id, worker_id, $4, $5, 1 FROM updated
+    ON CONFLICT (project_id, worker_id) DO UPDATE
+    SET submitted = g.submitted + 1, answered = g.answered + EXCLUDED.answered,
+        correct = g.correct + EXCLUDED.correct, updated_at = now()
+)
+SELECT * FROM updated
 """
 
 
 async def submit(
-    conn: asyncpg.Connection, *, assignment_id: str, answer_json: str, auto_approve_seconds: int
-) -> asyncpg.Record:
-    return await conn.fetchrow(_SUBMIT, assignment_id, answer_json, auto_approve_seconds)
+    conn: asyncpg.Connection,
+    *,
+    assignment_id: str,
+    worker_id: str,
+    answer_json: str,
+    gold_answered: int,
+    gold_correct: int,
+) -> asyncpg.Record | None:
+    """None when the worker no longer holds an accepted assignment of that id within its
+    deadline (it changed since get_for_submit)."""
+    return await conn.fetchrow(
+        SUBMIT_SQL, assignment_id, worker_id, answer_json, gold_answered, gold_correct
+    )
+
+
+async def get_submit_refusal(
+    conn: asyncpg.Connection, *, assignment_id: str, worker_id: str
+) -> asyncpg.Record | None:
+    """Why submit found nothing to change: the assignment's status and whether it is overdue."""
+    return await conn.fetchrow(
+        "SELECT status, deadline <= now() AS overdue FROM assignments "
+        "WHERE id = $1 AND worker_id = $2",
+        assignment_id,
+        worker_id,
+    )
 
 
 _RETURN = f"""

@@ -1,7 +1,8 @@
 """The work queue (contract: "Projects, tasks, assignments"): accept, submit, return, lists.
 
 Every POST here takes `Idempotency-Key`: a worker app retrying after a timeout gets the first
-answer again (the same assignment, not a second one).
+answer again (the same assignment, not a second one). Accept, submit and return are the site's
+busiest requests: they run on the driver pool (shared.db.ConnectionDep), not a session.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from services.tasks.assignments.schemas import (
     WorkerAssignmentRead,
 )
 from services.tasks.outbox.service import wake_after_commit
-from shared.auth import RequesterDep, WorkerDep
-from shared.db import SessionDep
+from shared.auth import RequesterDep, WorkerDep, WorkerOnConnectionDep
+from shared.db import ConnectionDep, SessionDep
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -31,7 +32,7 @@ from shared.errors import (
     ValidationFailed,
     error_responses,
 )
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import IdempotencyOnConnectionDep
 from shared.pagination import Page, PageDep
 
 router = APIRouter(tags=["assignments"])
@@ -54,11 +55,14 @@ StatusFilter = Annotated[
     "published).",
 )
 async def accept(
-    project_id: str, caller: WorkerDep, session: SessionDep, idem: IdempotencyDep
+    project_id: str,
+    caller: WorkerOnConnectionDep,
+    conn: ConnectionDep,
+    idem: IdempotencyOnConnectionDep,
 ) -> Response:
     return await idem.run(
         caller,
-        lambda: service.accept(session, worker_id=caller.account_id, project_id=project_id),
+        lambda: service.accept(conn, worker_id=caller.account_id, project_id=project_id),
         status_code=status.HTTP_201_CREATED,
     )
 
@@ -74,14 +78,14 @@ async def accept(
 async def submit(
     assignment_id: str,
     body: SubmitBody,
-    caller: WorkerDep,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    caller: WorkerOnConnectionDep,
+    conn: ConnectionDep,
+    idem: IdempotencyOnConnectionDep,
 ) -> Response:
     return await idem.run(
         caller,
         lambda: service.submit(
-            session, worker_id=caller.account_id, assignment_id=assignment_id, answer=body.answer
+            conn, worker_id=caller.account_id, assignment_id=assignment_id, answer=body.answer
         ),
         status_code=status.HTTP_200_OK,
     )
@@ -95,9 +99,9 @@ async def submit(
 )
 async def return_assignment(
     assignment_id: str,
-    caller: WorkerDep,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    caller: WorkerOnConnectionDep,
+    conn: ConnectionDep,
+    idem: IdempotencyOnConnectionDep,
     request: Request,
     background: BackgroundTasks,
 ) -> Response:
@@ -106,7 +110,7 @@ async def return_assignment(
     return await idem.run(
         caller,
         lambda: service.return_assignment(
-            session, worker_id=caller.account_id, assignment_id=assignment_id
+            conn, worker_id=caller.account_id, assignment_id=assignment_id
         ),
         status_code=status.HTTP_200_OK,
     )

@@ -1,8 +1,9 @@
 """The worker's side of the queue: accept a slot, submit an answer, give it back; expiry.
 
 Accept is the hot path. Its guarantees and how they hold under concurrency:
-- one worker never gets two assignments of one task: the unique (task_id, worker_id), and a
-  (project, worker) advisory lock so one worker's concurrent accepts see each other's result;
+- one worker never gets two assignments of one task: the unique (task_id, worker_id), on which
+  the claim's insert does nothing when the worker's own concurrent accept got there first (the
+  claim is then tried again; see repository._CLAIM);
 - never more than max_assignments live-or-approved per task: the claim decrements
   `open_slots` on the locked task row (CHECK open_slots >= 0);
 - never "no work" while a slot this worker may take exists: SKIP LOCKED passes can skip a row
@@ -13,6 +14,7 @@ Accept is the hot path. Its guarantees and how they hold under concurrency:
 from __future__ import annotations
 
 import random
+from collections import deque
 from typing import Any
 
 import asyncpg
@@ -28,14 +30,15 @@ from services.tasks.assignments.schemas import (
 )
 from services.tasks.gold import service as gold
 from services.tasks.slots import SlotReturn, give_back_slot, give_back_slots
-from shared.db import driver_connection
-from shared.eligibility import ProjectRules, evaluate_eligibility
+from shared.db import atomic, driver_connection
+from shared.eligibility import ProjectRules, evaluate_with_facts, facts_from_row
 from shared.errors import Conflict, Forbidden, InvalidState, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.jsonutil import dumps
 from shared.pagination import PageParams
 
 MAX_CLAIM_RANK = 2_147_483_647
+MAX_OWN_COLLISIONS = 8
 ALL_STATUSES: list[str] = ["accepted", "submitted", "approved", "rejected", "returned", "expired"]
 
 
@@ -90,12 +93,13 @@ def assignment_read(row: asyncpg.Record) -> AssignmentRead:
     return AssignmentRead(**_assignment_fields(row))
 
 
-async def accept(session: AsyncSession, *, worker_id: str, project_id: str) -> AcceptedAssignment:
-    conn = await driver_connection(session)
+async def accept(
+    conn: asyncpg.Connection, *, worker_id: str, project_id: str
+) -> AcceptedAssignment:
     project = await repository.project_for_accept(conn, project_id=project_id, worker_id=worker_id)
     if project is None or project["status"] != "published":
         raise NoWorkAvailable("This project has no work available.")
-    await _check_eligibility(conn, worker_id=worker_id, project=project)
+    _check_eligibility(project)
     if gold.gold_accuracy_failed(
         min_gold_accuracy=project["min_gold_accuracy"],
         answered=project["gold_answered"],
@@ -122,35 +126,43 @@ async def accept(session: AsyncSession, *, worker_id: str, project_id: str) -> A
     start = random.randint(0, MAX_CLAIM_RANK)
     # From a random rank; then from rank 0 (wrapping around); then the same, waiting for rows
     # other transactions hold instead of skipping them.
-    passes = [(start, True), *([(0, True)] if start else []), (0, False)]
-    for from_rank, skip_locked in passes:
+    passes = deque([(start, True), *([(0, True)] if start else []), (0, False)])
+    collisions = 0
+    while passes:
+        from_rank, skip_locked = passes.popleft()
         row = await repository.claim_slot(
             conn, **claim, from_rank=from_rank, skip_locked=skip_locked
         )
-        if row is not None:
-            return AcceptedAssignment(
-                assignment_id=row["id"],
-                task_id=row["task_id"],
-                project_id=project_id,
-                input=row["input"],
-                reward=project["reward_cents"],
-                accepted_at=row["accepted_at"],
-                deadline=row["deadline"],
-            )
+        if row is None:
+            continue
+        if row["id"] is None:
+            # This worker's own concurrent accept took that very task a moment ago: the same
+            # pass again, in a new snapshot that shows it (bounded: each collision is a task
+            # the worker now holds, skipped from then on).
+            collisions += 1
+            if collisions <= MAX_OWN_COLLISIONS:
+                passes.appendleft((from_rank, skip_locked))
+            continue
+        return AcceptedAssignment(
+            assignment_id=row["id"],
+            task_id=row["task_id"],
+            project_id=project_id,
+            input=row["input"],
+            reward=project["reward_cents"],
+            accepted_at=row["accepted_at"],
+            deadline=row["deadline"],
+        )
     raise NoWorkAvailable("No task of this project is left for you right now.")
 
 
-async def _check_eligibility(
-    conn: asyncpg.Connection, *, worker_id: str, project: asyncpg.Record
-) -> None:
+def _check_eligibility(project: asyncpg.Record) -> None:
+    """On the facts read with the project (repository.project_for_accept)."""
     rules = ProjectRules(
         project_id=project["id"],
         requester_id=project["requester_id"],
         requirements=list(project["qualification_requirements"] or []),
     )
-    verdict = (await evaluate_eligibility(conn, worker_id=worker_id, projects=[rules]))[
-        project["id"]
-    ]
+    verdict = evaluate_with_facts(facts_from_row(project), rules)
     if verdict.blocked:
         raise Blocked("The requester of this project has blocked you.")
     if not verdict.accept.ok:
@@ -163,20 +175,14 @@ async def _check_eligibility(
 
 
 async def submit(
-    session: AsyncSession, *, worker_id: str, assignment_id: str, answer: Any
+    conn: asyncpg.Connection, *, worker_id: str, assignment_id: str, answer: Any
 ) -> AssignmentRead:
-    conn = await driver_connection(session)
+    """Read, check, then one write that re-checks the state (repository.SUBMIT_SQL): no
+    transaction needed, and a refused answer writes nothing."""
     row = await repository.get_for_submit(conn, assignment_id=assignment_id, worker_id=worker_id)
     if row is None:
         raise AssignmentNotFound("Assignment not found.")
-    if row["status"] == "expired" or (row["status"] == "accepted" and row["overdue"]):
-        raise AssignmentExpired(
-            "The deadline of this assignment has passed; its answer can no longer be taken."
-        )
-    if row["status"] != "accepted":
-        raise InvalidState(
-            f"Only an accepted assignment can be submitted; this one is {row['status']}."
-        )
+    _refuse_unless_open(row["status"], overdue=row["overdue"])
     schema = answer_schema_for(
         task_type=row["task_type"],
         labels=row["labels"],
@@ -188,29 +194,47 @@ async def submit(
         errors = [{"loc": ["body", "answer", *p["loc"]], "msg": p["msg"]} for p in problems]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
         raise ValidationFailed(f"The answer does not fit this project: {detail}", errors=errors)
+    graded = gold.grade(task_type=row["task_type"], answer=answer, gold_answer=row["gold_answer"])
     updated = await repository.submit(
         conn,
         assignment_id=assignment_id,
-        answer_json=dumps(answer).decode(),
-        auto_approve_seconds=row["auto_approve_seconds"],
-    )
-    await gold.record_submission(
-        conn,
-        project_id=row["project_id"],
         worker_id=worker_id,
-        task_type=row["task_type"],
-        answer=answer,
-        gold_answer=row["gold_answer"],
+        answer_json=dumps(answer).decode(),
+        gold_answered=0 if graded is None else 1,
+        gold_correct=int(bool(graded)),
     )
+    if updated is None:  # expired, returned or submitted since the read
+        found = await repository.get_submit_refusal(
+            conn, assignment_id=assignment_id, worker_id=worker_id
+        )
+        if found is None:
+            raise AssignmentNotFound("Assignment not found.")
+        _refuse_unless_open(found["status"], overdue=found["overdue"])
+        raise InvalidState("This assignment changed while it was being submitted.")
     return assignment_read(updated)
 
 
+def _refuse_unless_open(status: str, *, overdue: bool) -> None:
+    if status == "expired" or (status == "accepted" and overdue):
+        raise AssignmentExpired(
+            "The deadline of this assignment has passed; its answer can no longer be taken."
+        )
+    if status != "accepted":
+        raise InvalidState(f"Only an accepted assignment can be submitted; this one is {status}.")
+
+
 async def return_assignment(
-    session: AsyncSession, *, worker_id: str, assignment_id: str
+    conn: asyncpg.Connection, *, worker_id: str, assignment_id: str
 ) -> AssignmentRead:
     """The holder gives the task back: the slot reopens at once (even past the deadline: the
     holder is done with it, so there is no reason to keep it locked until the timer runs)."""
-    conn = await driver_connection(session)
+    async with atomic(conn):
+        return await _return_assignment(conn, worker_id=worker_id, assignment_id=assignment_id)
+
+
+async def _return_assignment(
+    conn: asyncpg.Connection, *, worker_id: str, assignment_id: str
+) -> AssignmentRead:
     row = await repository.return_assignment(conn, assignment_id=assignment_id, worker_id=worker_id)
     if row is None:
         status = await repository.get_status_for_worker(

@@ -6,24 +6,6 @@ from collections.abc import Sequence
 
 import asyncpg
 
-_RECORD_SUBMISSION = """
-INSERT INTO gold_stats AS g (project_id, worker_id, answered, correct, submitted)
-VALUES ($1, $2, $3, $4, 1)
-ON CONFLICT (project_id, worker_id) DO UPDATE
-SET answered = g.answered + EXCLUDED.answered,
-    correct = g.correct + EXCLUDED.correct,
-    submitted = g.submitted + 1,
-    updated_at = now()
-"""
-
-
-async def record_submission(
-    conn: asyncpg.Connection, *, project_id: str, worker_id: str, gold_correct: bool | None
-) -> None:
-    answered = 0 if gold_correct is None else 1
-    await conn.execute(_RECORD_SUBMISSION, project_id, worker_id, answered, int(bool(gold_correct)))
-
-
 _LOCK_ROWS = """
 SELECT 1 FROM gold_stats g
 JOIN unnest($1::text[], $2::text[]) AS k(project_id, worker_id)

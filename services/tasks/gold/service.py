@@ -96,24 +96,12 @@ def _iou(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
     return inter / union if union > 0 else float(a == b)
 
 
-async def record_submission(
-    conn: asyncpg.Connection,
-    *,
-    project_id: str,
-    worker_id: str,
-    task_type: str,
-    answer: Any,
-    gold_answer: Any | None,
-) -> None:
-    """Count a submitted answer for the owner's per-worker page, and grade it if it is gold."""
-    correct = (
-        None
-        if gold_answer is None
-        else is_gold_correct(task_type=task_type, answer=answer, gold_answer=gold_answer)
-    )
-    await repository.record_submission(
-        conn, project_id=project_id, worker_id=worker_id, gold_correct=correct
-    )
+def grade(*, task_type: str, answer: Any, gold_answer: Any | None) -> bool | None:
+    """Is a submitted answer right? None for a task that is not gold. The submit statement
+    books the result in the worker's tally (gold_stats) with the submission itself."""
+    if gold_answer is None:
+        return None
+    return is_gold_correct(task_type=task_type, answer=answer, gold_answer=gold_answer)
 
 
 async def record_decisions(

@@ -73,6 +73,24 @@ async def test_one_worker_hammering_accept_gets_one_assignment_of_a_task(
     assert [(await accept(tasks_client, w, project.id)).status_code for w in others] == [201] * 4
 
 
+async def test_one_worker_accepting_many_at_once_gets_each_task_once(
+    tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    """A worker app firing accepts in parallel: the claims run side by side (nothing serializes
+    one worker's accepts), two of them may pick the same task, and the loser must claim another
+    task instead of failing or answering "no work" while work is left."""
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(10), assignments_per_task=3
+    )
+    worker = await create_worker(workers_client)
+    responses = await asyncio.gather(*(accept(tasks_client, worker, project.id) for _ in range(16)))
+    codes = Counter(r.status_code for r in responses)
+    assert codes == {201: 10, 404: 6}, (codes, [r.text for r in responses if r.status_code >= 500])
+    taken = [r.json()["task_id"] for r in responses if r.status_code == 201]
+    assert sorted(taken) == sorted(project.task_ids)
+    assert await open_slots(db, project.id) == 10 * 3 - 10
+
+
 async def test_accept_payload_and_a_worker_moves_through_every_task(
     tasks_client: httpx.AsyncClient, workers_client, payments_client
 ) -> None:
@@ -255,9 +273,9 @@ async def test_same_worker_accept_waits_for_its_own_uncommitted_claim(
     tasks_client: httpx.AsyncClient, workers_client, payments_client, db
 ) -> None:
     """One worker's accept still in flight (claimed, not yet committed) while the same worker
-    accepts again: the second must see the first's assignment, not collide with it (a unique
-    violation would be a 500). The in-flight accept is played by SQL that does what accept
-    does, including its per-(project, worker) lock."""
+    accepts again: the second waits for the task row, then must see the first's assignment, not
+    collide with it (a unique violation would be a 500). The in-flight accept is played by SQL
+    that does what the claim statement does."""
     project = await published_project(
         tasks_client, workers_client, payments_client, tasks=cat_tasks(1), assignments_per_task=3
     )
@@ -266,11 +284,6 @@ async def test_same_worker_accept_waits_for_its_own_uncommitted_claim(
     async with db.acquire() as conn:
         first = conn.transaction()
         await first.start()
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))",
-            project.id,
-            worker.id,
-        )
         await conn.execute("UPDATE tasks SET open_slots = open_slots - 1 WHERE id = $1", task_id)
         await conn.execute(
             """
@@ -289,4 +302,52 @@ async def test_same_worker_accept_waits_for_its_own_uncommitted_claim(
         await first.commit()
     resp = await pending
     assert resp.status_code == 404 and resp.json()["code"] == "no_work_available", resp.text
+    assert await open_slots(db, project.id) == 2
+
+
+async def test_a_claim_that_meets_its_own_workers_fresh_assignment_claims_another_task(
+    tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    """The claim's snapshot cannot show an assignment the same worker's other accept commits
+    while this one waits for the task row; its insert then does nothing (the unique (task,
+    worker)), and accept must claim again and get the other free task, not answer no work."""
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(2), assignments_per_task=2
+    )
+    first_task, other_task = project.task_ids
+    await db.execute(
+        "UPDATE tasks SET claim_rank = CASE WHEN id = $1 THEN 0 ELSE 1 END WHERE project_id = $2",
+        first_task,
+        project.id,
+    )
+    worker = await create_worker(workers_client)
+    async with db.acquire() as inflight, db.acquire() as holder:
+        claim = inflight.transaction()  # the worker's other accept, claiming the first task
+        await claim.start()
+        await inflight.execute(
+            "UPDATE tasks SET open_slots = open_slots - 1 WHERE id = $1", first_task
+        )
+        await inflight.execute(
+            """
+            INSERT INTO assignments (id, task_id, project_id, requester_id, worker_id,
+                                     reward_cents, fee_cents, deadline)
+            VALUES ('INFLIGHT' || $2, $1, $3, $4, $2, 10, 2, now() + interval '10 minutes')
+            """,
+            first_task,
+            worker.id,
+            project.id,
+            project.requester.id,
+        )
+        hold = holder.transaction()  # someone holding the other task's row for a moment
+        await hold.start()
+        await holder.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", other_task)
+        pending = asyncio.create_task(accept(tasks_client, worker, project.id))
+        await asyncio.sleep(0.3)  # both rows locked: the last, waiting pass waits on the first
+        assert not pending.done()
+        await claim.commit()
+        await asyncio.sleep(0.3)  # its insert met the committed assignment; it claims again
+        await hold.commit()
+    resp = await pending
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["task_id"] == other_task
     assert await open_slots(db, project.id) == 2

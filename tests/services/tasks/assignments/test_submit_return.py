@@ -253,3 +253,38 @@ async def test_worker_and_project_lists(
         "/v1/workers/me/assignments", params={"status": "lost"}, headers=worker.headers
     )
     assert bad.status_code == 422
+
+
+async def test_concurrent_submits_and_a_return_of_one_assignment_decide_once(
+    tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    """Submit reads, checks the answer, then writes with the state re-checked in the same
+    statement: of five submits and a return racing on one assignment exactly one wins, and the
+    worker's tally in the project (gold_stats) counts one submission or none."""
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(3), assignments_per_task=1
+    )
+    worker = await create_worker(workers_client)
+    for _ in range(3):
+        work = await accepted(tasks_client, worker, project.id)
+        assignment_id = work["assignment_id"]
+        before = await db.fetchval(
+            "SELECT coalesce(sum(submitted), 0) FROM gold_stats WHERE project_id = $1",
+            project.id,
+        )
+        calls = [submit(tasks_client, worker, assignment_id, {"label": "cat"}) for _ in range(5)]
+        calls.append(
+            tasks_client.post(f"/v1/assignments/{assignment_id}/return", headers=worker.headers)
+        )
+        answers = await asyncio.gather(*calls)
+        codes = [r.status_code for r in answers]
+        assert codes.count(200) == 1, [r.text for r in answers]
+        assert all(c == 409 for c in codes if c != 200), [r.text for r in answers]
+        status = await db.fetchval("SELECT status FROM assignments WHERE id = $1", assignment_id)
+        counted = await db.fetchval(
+            "SELECT coalesce(sum(submitted), 0) FROM gold_stats WHERE project_id = $1",
+            project.id,
+        )
+        won_by_submit = answers[codes.index(200)] is not answers[-1]
+        assert status == ("submitted" if won_by_submit else "returned")
+        assert counted - before == (1 if won_by_submit else 0)
