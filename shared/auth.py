@@ -141,6 +141,8 @@ RequesterDep = Annotated[Caller, Depends(require_kind("requester"))]
 WorkerDep = Annotated[Caller, Depends(require_kind("worker"))]
 WorkerOnConnectionDep = Annotated[Caller, Depends(require_kind("worker", on_connection=True))]
 """WorkerDep for routes on the driver pool (ConnectionDep)."""
+RequesterOnConnectionDep = Annotated[Caller, Depends(require_kind("requester", on_connection=True))]
+"""RequesterDep for routes on the driver pool (ConnectionDep)."""
 
 
 async def require_internal(

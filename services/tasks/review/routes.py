@@ -1,7 +1,9 @@
 """Review of submitted work by the project's owner: approve, reject, bulk.
 
 Approvals enqueue payouts; once the response is out (the transaction committed) this process's
-outbox deliverer is woken, so the worker is normally paid within milliseconds.
+outbox deliverer is woken, so the worker is normally paid within milliseconds. Single approve and
+reject are hot paths (a requester's tool approves a batch one call at a time): they run on the
+driver pool (shared.db.ConnectionDep), their statements in one transaction (`atomic`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from services.tasks.review.schemas import (
     BulkReviewResult,
     RejectBody,
 )
-from shared.auth import RequesterDep
-from shared.db import SessionDep
+from shared.auth import RequesterDep, RequesterOnConnectionDep
+from shared.db import ConnectionDep, SessionDep
 from shared.errors import (
     Conflict,
     DependencyUnavailable,
@@ -30,7 +32,7 @@ from shared.errors import (
     ValidationFailed,
     error_responses,
 )
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import IdempotencyDep, IdempotencyOnConnectionDep
 
 router = APIRouter(tags=["review"])
 
@@ -81,9 +83,9 @@ async def review_many(
 )
 async def approve(
     assignment_id: str,
-    caller: RequesterDep,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    caller: RequesterOnConnectionDep,
+    conn: ConnectionDep,
+    idem: IdempotencyOnConnectionDep,
     request: Request,
     background: BackgroundTasks,
     body: ApproveBody | None = None,
@@ -92,7 +94,7 @@ async def approve(
     return await idem.run(
         caller,
         lambda: service.approve(
-            session,
+            conn,
             payments=request.app.state.peers["payments"],
             requester_id=caller.account_id,
             assignment_id=assignment_id,
@@ -113,9 +115,9 @@ async def approve(
 async def reject(
     assignment_id: str,
     body: RejectBody,
-    caller: RequesterDep,
-    session: SessionDep,
-    idem: IdempotencyDep,
+    caller: RequesterOnConnectionDep,
+    conn: ConnectionDep,
+    idem: IdempotencyOnConnectionDep,
     request: Request,
     background: BackgroundTasks,
 ) -> Response:
@@ -124,7 +126,7 @@ async def reject(
     return await idem.run(
         caller,
         lambda: service.reject(
-            session,
+            conn,
             requester_id=caller.account_id,
             assignment_id=assignment_id,
             feedback=body.feedback,

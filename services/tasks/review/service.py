@@ -34,7 +34,7 @@ from services.tasks.review.schemas import (
     ReviewAction,
     ReviewItemResult,
 )
-from shared.db import driver_connection
+from shared.db import atomic, driver_connection
 from shared.errors import AppError, InvalidState
 from shared.http import InternalClient
 
@@ -64,14 +64,31 @@ def payout_message(row: asyncpg.Record, *, source: str) -> Message:
 
 
 async def approve(
-    session: AsyncSession,
+    conn: asyncpg.Connection,
     *,
     payments: InternalClient,
     requester_id: str,
     assignment_id: str,
     feedback: str | None,
 ) -> AssignmentRead:
-    conn = await driver_connection(session)
+    async with atomic(conn):
+        return await _approve(
+            conn,
+            payments=payments,
+            requester_id=requester_id,
+            assignment_id=assignment_id,
+            feedback=feedback,
+        )
+
+
+async def _approve(
+    conn: asyncpg.Connection,
+    *,
+    payments: InternalClient,
+    requester_id: str,
+    assignment_id: str,
+    feedback: str | None,
+) -> AssignmentRead:
     approved = await repository.decide_submitted(
         conn,
         requester_id=requester_id,
@@ -95,9 +112,17 @@ async def approve(
 
 
 async def reject(
-    session: AsyncSession, *, requester_id: str, assignment_id: str, feedback: str
+    conn: asyncpg.Connection, *, requester_id: str, assignment_id: str, feedback: str
 ) -> AssignmentRead:
-    conn = await driver_connection(session)
+    async with atomic(conn):
+        return await _reject(
+            conn, requester_id=requester_id, assignment_id=assignment_id, feedback=feedback
+        )
+
+
+async def _reject(
+    conn: asyncpg.Connection, *, requester_id: str, assignment_id: str, feedback: str
+) -> AssignmentRead:
     rejected = await repository.decide_submitted(
         conn,
         requester_id=requester_id,
