@@ -70,16 +70,24 @@ WHERE t.id = w.task_id AND t.project_id = ANY($3::text[]) AND p.id = t.project_i
   AND t.status = 'open' AND coalesce(t.expires_at, p.tasks_expire_at, 'infinity') > now()
 RETURNING t.id
 """
-_CONSUME = """
+
+
+def consume_slots_sql(consumed: str) -> str:
+    """The consuming UPDATE over `consumed`, a FROM item aliased `c` with columns (task_id, n),
+    so a caller can fold it into its own statement as a CTE (single approve does)."""
+    return f"""
 UPDATE tasks t
 SET approved_slots = t.approved_slots + c.n,
     status = CASE
         WHEN t.status = 'open' AND t.approved_slots + c.n >= t.max_assignments THEN 'completed'
         ELSE t.status
     END
-FROM unnest($1::text[], $2::int[]) AS c(task_id, n)
+FROM {consumed}
 WHERE t.id = c.task_id
 """
+
+
+_CONSUME = consume_slots_sql("unnest($1::text[], $2::int[]) AS c(task_id, n)")
 
 
 async def lock_for_slot_changes(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+import asyncpg
 import httpx
 from sqlalchemy import text
 
@@ -184,14 +186,21 @@ async def test_driver_pool_connections_that_died_are_replaced_without_a_failed_r
     pool = apps["tasks"].state.driver_pool
     held = [await pool.acquire() for _ in range(6)]
     pids = [conn.get_server_pid() for conn in held]
-    for conn in held:
-        await pool.release(conn)
     await db.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
-    for _ in range(100):
-        if await db.fetchval(
-            "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
-        ):
+
+    def closed(conn: asyncpg.Connection) -> bool:
+        try:
+            return conn.is_closed()
+        except asyncpg.InterfaceError:  # the pool took back a connection the server closed
+            return True
+
+    for _ in range(250):  # until each connection has seen the server close it
+        if all(closed(conn) for conn in held):
             break
         await asyncio.sleep(0.02)
+    assert all(closed(conn) for conn in held)
+    for conn in held:
+        with contextlib.suppress(asyncpg.InterfaceError):  # released already
+            await pool.release(conn)
     answers = await asyncio.gather(*(accept(tasks_client, w, project.id) for w in crowd))
     assert [r.status_code for r in answers] == [201] * 12, [r.text for r in answers]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from services.tasks.assignments.repository import ASSIGNMENT_COLUMNS
+from services.tasks.slots import consume_slots_sql
 
 # Everything review needs besides the public columns; `overridable` says whether a rejected
 # assignment is still within the override window (counted from its submission).
@@ -57,6 +58,50 @@ async def decide_submitted(
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
         _DECIDE, list(ids), list(feedbacks), override_window_days, decision, requester_id
+    )
+
+
+# A single approval in one statement (atomic on its own: no BEGIN/COMMIT), the hot path of
+# review. It does what `decide_submitted` + `slots.consume_slots` + `gold.record_decisions` +
+# the outbox's `enqueue` do for one assignment: submitted -> approved (the WHERE re-checks the
+# state on the locked row, so of two concurrent approvals one gets the row), its slot consumed
+# (the task completes with its last approval), the worker's tally in the project, and the
+# payout message (`service.payout_message`'s payload, built here; a test compares the two).
+_APPROVE_ONE = f"""
+WITH decided AS (
+    UPDATE assignments a
+    SET status = 'approved', feedback = $3, reviewed_at = now()
+    WHERE a.id = $1 AND a.requester_id = $2 AND a.status = 'submitted'
+    RETURNING {_REVIEW_COLUMNS.replace("$3", "$4")}
+), consumed AS (
+    {consume_slots_sql("(SELECT task_id, 1 AS n FROM decided) AS c")}
+), tallied AS (
+    UPDATE gold_stats g SET approved = g.approved + 1, updated_at = now()
+    FROM decided d WHERE g.project_id = d.project_id AND g.worker_id = d.worker_id
+), queued AS (
+    INSERT INTO outbox (kind, key, payload)
+    SELECT 'payout', 'pay:' || d.id, jsonb_build_object(
+        'requester_id', d.requester_id, 'project_id', d.project_id, 'task_id', d.task_id,
+        'assignment_id', d.id, 'worker_id', d.worker_id, 'reward_cents', d.reward_cents,
+        'fee_cents', d.fee_cents, 'source', 'reserved', 'key', 'pay:' || d.id)
+    FROM decided d
+    ON CONFLICT (key) DO NOTHING
+)
+SELECT * FROM decided
+"""
+
+
+async def approve_submitted(
+    conn: asyncpg.Connection,
+    *,
+    requester_id: str,
+    assignment_id: str,
+    feedback: str | None,
+    override_window_days: int,
+) -> asyncpg.Record | None:
+    """None when the requester has no submitted assignment of that id (any more)."""
+    return await conn.fetchrow(
+        _APPROVE_ONE, assignment_id, requester_id, feedback, override_window_days
     )
 
 

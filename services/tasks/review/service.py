@@ -71,8 +71,20 @@ async def approve(
     assignment_id: str,
     feedback: str | None,
 ) -> AssignmentRead:
+    """A submitted assignment is approved by one statement (repository.approve_submitted);
+    anything else (a replay of an approval, an override of a rejection, a refusal) looks at the
+    locked row in a transaction."""
+    approved = await repository.approve_submitted(
+        conn,
+        requester_id=requester_id,
+        assignment_id=assignment_id,
+        feedback=feedback,
+        override_window_days=OVERRIDE_WINDOW_DAYS,
+    )
+    if approved is not None:
+        return assignment_read(approved)
     async with atomic(conn):
-        return await _approve(
+        return await _approve_other(
             conn,
             payments=payments,
             requester_id=requester_id,
@@ -81,7 +93,7 @@ async def approve(
         )
 
 
-async def _approve(
+async def _approve_other(
     conn: asyncpg.Connection,
     *,
     payments: InternalClient,
@@ -89,20 +101,17 @@ async def _approve(
     assignment_id: str,
     feedback: str | None,
 ) -> AssignmentRead:
-    approved = await repository.decide_submitted(
-        conn,
-        requester_id=requester_id,
-        decision="approved",
-        ids=[assignment_id],
-        feedbacks=[feedback],
-        override_window_days=OVERRIDE_WINDOW_DAYS,
-    )
-    if approved:
-        await slots.consume_slots(conn, [r["task_id"] for r in approved])
-        await gold.record_decisions(conn, _stats_deltas(approved=approved))
-        await enqueue_many(conn, [payout_message(r, source="reserved") for r in approved])
-        return assignment_read(approved[0])
     current = await _locked_one(conn, requester_id=requester_id, assignment_id=assignment_id)
+    if current["status"] == "submitted":  # submitted since the first look: approve it now
+        approved = await repository.approve_submitted(
+            conn,
+            requester_id=requester_id,
+            assignment_id=assignment_id,
+            feedback=feedback,
+            override_window_days=OVERRIDE_WINDOW_DAYS,
+        )
+        if approved is not None:
+            return assignment_read(approved)
     if current["status"] == "approved":
         return assignment_read(current)
     if current["status"] != "rejected":

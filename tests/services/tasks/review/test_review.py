@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import orjson
 
+from services.tasks.review.service import payout_message
 from tests.factories import create_worker
 from tests.services.tasks.factories import (
     accept,
@@ -369,3 +371,32 @@ async def test_bulk_review_validation(
     resp = await tasks_client.post("/v1/assignments/review", json=many, headers=headers)
     assert resp.status_code == 200
     assert {r["code"] for r in resp.json()["results"]} == {"not_found"}
+
+
+async def test_single_approval_writes_what_the_set_based_path_writes(
+    tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    """A single approve is one statement of its own; it must leave exactly what the bulk path
+    (decide, consume the slot, tally, enqueue) leaves: the payout message as payout_message
+    builds it, the slot consumed (the task completes with its last approval), the tally."""
+    project = await published_project(
+        tasks_client, workers_client, payments_client, tasks=cat_tasks(1), assignments_per_task=2
+    )
+    crowd = [await create_worker(workers_client) for _ in range(2)]
+    done = [await submitted(tasks_client, w, project.id, {"label": "cat"}) for w in crowd]
+    task_id = project.task_ids[0]
+    for n, (worker, work) in enumerate(zip(crowd, done, strict=True), start=1):
+        tally = "SELECT approved FROM gold_stats WHERE project_id = $1 AND worker_id = $2"
+        before = await db.fetchval(tally, project.id, worker.id)
+        resp = await approve(tasks_client, project.requester, work["id"])
+        assert resp.status_code == 200, resp.text
+        row = await db.fetchrow(
+            "SELECT *, false AS overridable FROM assignments WHERE id = $1", work["id"]
+        )
+        expected = payout_message(row, source="reserved")
+        stored = await db.fetchrow("SELECT kind, payload FROM outbox WHERE key = $1", expected.key)
+        assert stored["kind"] == expected.kind
+        assert orjson.loads(stored["payload"]) == {**expected.payload, "key": expected.key}
+        task = await db.fetchrow("SELECT status, approved_slots FROM tasks WHERE id = $1", task_id)
+        assert (task["status"], task["approved_slots"]) == (("open", "completed")[n - 1], n)
+        assert await db.fetchval(tally, project.id, worker.id) == before + 1
