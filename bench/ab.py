@@ -1,7 +1,7 @@
 """A/B of a proposed change on the accept → submit cycle, both sides in the same run.
 
-    python -m bench.ab --variant no_preping [--concurrency 32] [--seconds 5] [--rounds 4]
-    python -m bench.ab --env TASKS_DB_POOL_SIZE=40 TASKS_DB_MAX_OVERFLOW=0
+    python -m bench.ab --variant no_access_log [--concurrency 32] [--seconds 5] [--rounds 4]
+    python -m bench.ab --env TASKS_DB_DRIVER_POOL_SIZE=20
 
 Starts the bench stack (unchanged services) plus a second tasks service with the variant patched
 in (bench/variants.py), both on the same database and peers, then alternates the figure-1 loop

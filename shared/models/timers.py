@@ -4,8 +4,10 @@ No new tables: the timers act on `assignments`, `tasks` and `outbox`. Two partia
 added to tables other modules describe, declared here so `alembic check` sees them:
 
 - `ix_tasks_expires_open (expires_at) WHERE status = 'open' AND expires_at IS NOT NULL`: the
-  lifetime sweep takes the oldest open tasks past their lifetime; only live tasks are in it (not
-  drafts, which have no lifetime yet, nor finished ones), so it stays the size of the live work.
+  lifetime sweep takes the oldest open tasks past their own lifetime (tasks added to a project
+  after it was published); tasks uploaded before publish have no `expires_at` of their own and
+  inherit the project's (`projects.tasks_expire_at`), swept per project through the indexes
+  declared in `shared/models/tasks.py`. Finished tasks are in neither.
 - `ix_outbox_delivered (delivered_at) WHERE delivered_at IS NOT NULL`: the retention sweep
   deletes the oldest delivered messages without reading the pending ones.
 
