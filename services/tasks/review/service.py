@@ -74,50 +74,31 @@ async def approve(
     """A submitted assignment is approved by one statement (repository.approve_submitted);
     anything else (a replay of an approval, an override of a rejection, a refusal) looks at the
     locked row in a transaction."""
-    approved = await repository.approve_submitted(
-        conn,
-        requester_id=requester_id,
-        assignment_id=assignment_id,
-        feedback=feedback,
-        override_window_days=OVERRIDE_WINDOW_DAYS,
-    )
-    if approved is not None:
-        return assignment_read(approved)
-    async with atomic(conn):
-        return await _approve_other(
-            conn,
-            payments=payments,
-            requester_id=requester_id,
-            assignment_id=assignment_id,
-            feedback=feedback,
-        )
 
-
-async def _approve_other(
-    conn: asyncpg.Connection,
-    *,
-    payments: InternalClient,
-    requester_id: str,
-    assignment_id: str,
-    feedback: str | None,
-) -> AssignmentRead:
-    current = await _locked_one(conn, requester_id=requester_id, assignment_id=assignment_id)
-    if current["status"] == "submitted":  # submitted since the first look: approve it now
-        approved = await repository.approve_submitted(
+    async def approve_if_submitted() -> asyncpg.Record | None:
+        return await repository.approve_submitted(
             conn,
             requester_id=requester_id,
             assignment_id=assignment_id,
             feedback=feedback,
             override_window_days=OVERRIDE_WINDOW_DAYS,
         )
-        if approved is not None:
+
+    approved = await approve_if_submitted()
+    if approved is not None:
+        return assignment_read(approved)
+    async with atomic(conn):
+        current = await _locked_one(conn, requester_id=requester_id, assignment_id=assignment_id)
+        if current["status"] == "submitted":  # submitted since the first look
+            approved = await approve_if_submitted()  # the row is locked: it is approved now
+            assert approved is not None
             return assignment_read(approved)
-    if current["status"] == "approved":
-        return assignment_read(current)
-    if current["status"] != "rejected":
-        raise _wrong_state(current, "approve")
-    overridden = await _override(conn, payments=payments, current=current, feedback=feedback)
-    return assignment_read(overridden)
+        if current["status"] == "approved":
+            return assignment_read(current)
+        if current["status"] != "rejected":
+            raise _wrong_state(current, "approve")
+        overridden = await _override(conn, payments=payments, current=current, feedback=feedback)
+        return assignment_read(overridden)
 
 
 async def reject(
