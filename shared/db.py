@@ -208,14 +208,25 @@ async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
         # connection's protocol busy with it (InternalClientError) or closed. That is the
         # database going away (503, retry), not a bug, and the connection is done for. Other
         # interface errors (a wrong number of arguments) are bugs and stay 500s.
-        if not (isinstance(exc, asyncpg.InternalClientError) or conn.is_closed()):
+        if not (isinstance(exc, asyncpg.InternalClientError) or _closed(conn)):
             raise
-        conn.terminate()
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.terminate()
         raise DependencyUnavailable(
             "The database is unavailable; retry shortly.", retry_after=2
         ) from exc
     finally:
-        await pool.release(conn)  # ends a transaction left open (see _end_open_transaction)
+        # Ends a transaction left open (see _end_open_transaction). A connection the server
+        # closed mid-request has been taken back by the pool already.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            await pool.release(conn)
+
+
+def _closed(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # released: the pool took back a connection that closed
+        return True
 
 
 def atomic(conn: asyncpg.Connection) -> AbstractAsyncContextManager[Any]:

@@ -7,6 +7,7 @@ import contextlib
 
 import asyncpg
 import httpx
+import pytest
 from sqlalchemy import text
 
 from shared.db import driver_connection
@@ -204,3 +205,28 @@ async def test_driver_pool_connections_that_died_are_replaced_without_a_failed_r
             await pool.release(conn)
     answers = await asyncio.gather(*(accept(tasks_client, w, project.id) for w in crowd))
     assert [r.status_code for r in answers] == [201] * 12, [r.text for r in answers]
+
+
+async def test_a_connection_closed_under_a_hot_path_request_answers_503(apps: dict, db) -> None:
+    """Postgres going away in the middle of a request on ConnectionDep: the driver's "connection
+    is closed" becomes 503 dependency_unavailable (retry), not a 500."""
+    from types import SimpleNamespace
+
+    from shared.db import get_connection
+    from shared.errors import DependencyUnavailable
+
+    dependency = get_connection(SimpleNamespace(app=apps["tasks"]))  # type: ignore[arg-type]
+    conn = await anext(dependency)
+    await db.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+    for _ in range(250):
+        try:
+            if conn.is_closed():
+                break
+        except asyncpg.InterfaceError:  # the pool took it back already
+            break
+        await asyncio.sleep(0.02)
+    with pytest.raises(DependencyUnavailable):
+        try:
+            await conn.fetchval("SELECT 1")
+        except Exception as exc:  # what the route would have raised, thrown into the dependency
+            await dependency.athrow(exc)
