@@ -1,7 +1,7 @@
 """Who is calling: API keys for the public API, a shared token for `/internal/*`.
 
-Every service authenticates a key with one indexed lookup on the shared `api_keys` table, in the
-request's own transaction, so a revoked key stops working on every service at once.
+Every service authenticates a key with one indexed lookup on the shared `api_keys` table on
+every request (no cache), so a revoked key stops working on every service at once.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def _presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 async def authenticate(request: Request, conn: asyncpg.Connection, key: str) -> Caller:
-    """The caller behind `key`, looked up in the request's transaction on `conn`."""
+    """The caller behind `key`, looked up on `conn`: in the request's transaction on a session,
+    on its own (autocommit) on ConnectionDep."""
     row = await conn.fetchrow(_LOOKUP, hash_api_key(key))
     if row is None:
         raise Unauthorized("Unknown or revoked API key.")
@@ -93,8 +94,8 @@ async def get_caller_on_connection(
     conn: ConnectionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    """get_caller for routes on the driver pool (ConnectionDep): the same lookup, in that
-    request's transaction."""
+    """get_caller for routes on the driver pool (ConnectionDep): the same lookup, on the
+    request's connection."""
     return await authenticate(request, conn, _presented_key(credentials))
 
 

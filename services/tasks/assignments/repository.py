@@ -190,18 +190,6 @@ async def submit(
     )
 
 
-async def get_submit_refusal(
-    conn: asyncpg.Connection, *, assignment_id: str, worker_id: str
-) -> asyncpg.Record | None:
-    """Why submit found nothing to change: the assignment's status and whether it is overdue."""
-    return await conn.fetchrow(
-        "SELECT status, deadline <= now() AS overdue FROM assignments "
-        "WHERE id = $1 AND worker_id = $2",
-        assignment_id,
-        worker_id,
-    )
-
-
 _RETURN = f"""
 UPDATE assignments a SET status = 'returned', ended_at = now()
 WHERE a.id = $1 AND a.worker_id = $2 AND a.status = 'accepted'
@@ -217,9 +205,12 @@ async def return_assignment(
 
 async def get_status_for_worker(
     conn: asyncpg.Connection, *, assignment_id: str, worker_id: str
-) -> str | None:
-    return await conn.fetchval(
-        "SELECT status FROM assignments WHERE id = $1 AND worker_id = $2",
+) -> asyncpg.Record | None:
+    """Why submit or return found nothing to change: the worker's assignment's status and
+    whether its deadline has passed."""
+    return await conn.fetchrow(
+        "SELECT status, deadline <= now() AS overdue FROM assignments "
+        "WHERE id = $1 AND worker_id = $2",
         assignment_id,
         worker_id,
     )

@@ -204,7 +204,7 @@ async def submit(
         gold_correct=int(bool(graded)),
     )
     if updated is None:  # expired, returned or submitted since the read
-        found = await repository.get_submit_refusal(
+        found = await repository.get_status_for_worker(
             conn, assignment_id=assignment_id, worker_id=worker_id
         )
         if found is None:
@@ -237,11 +237,12 @@ async def _return_assignment(
 ) -> AssignmentRead:
     row = await repository.return_assignment(conn, assignment_id=assignment_id, worker_id=worker_id)
     if row is None:
-        status = await repository.get_status_for_worker(
+        found = await repository.get_status_for_worker(
             conn, assignment_id=assignment_id, worker_id=worker_id
         )
-        if status is None:
+        if found is None:
             raise AssignmentNotFound("Assignment not found.")
+        status = found["status"]
         if status == "expired":
             raise AssignmentExpired("The deadline of this assignment has passed.")
         raise InvalidState(f"Only an accepted assignment can be returned; this one is {status}.")

@@ -9,10 +9,16 @@ import asyncpg
 from services.tasks.assignments.repository import ASSIGNMENT_COLUMNS
 from services.tasks.slots import consume_slots_sql
 
+
 # Everything review needs besides the public columns; `overridable` says whether a rejected
 # assignment is still within the override window (counted from its submission).
-_REVIEW_COLUMNS = f"""{ASSIGNMENT_COLUMNS}, a.requester_id, a.fee_cents,
-    a.submitted_at > now() - make_interval(days => $3) AS overridable"""
+def _review_columns(window_days: str) -> str:
+    """`window_days`: the statement's parameter holding the override window."""
+    return f"""{ASSIGNMENT_COLUMNS}, a.requester_id, a.fee_cents,
+    a.submitted_at > now() - make_interval(days => {window_days}) AS overridable"""
+
+
+_REVIEW_COLUMNS = _review_columns("$3")
 
 _LOCK = f"""
 SELECT {_REVIEW_COLUMNS}
@@ -72,7 +78,7 @@ WITH decided AS (
     UPDATE assignments a
     SET status = 'approved', feedback = $3, reviewed_at = now()
     WHERE a.id = $1 AND a.requester_id = $2 AND a.status = 'submitted'
-    RETURNING {_REVIEW_COLUMNS.replace("$3", "$4")}
+    RETURNING {_review_columns("$4")}
 ), consumed AS (
     {consume_slots_sql("(SELECT task_id, 1 AS n FROM decided) AS c")}
 ), tallied AS (
