@@ -12,7 +12,14 @@ from urllib.parse import unquote_to_bytes
 from fastapi import APIRouter, FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import database_ready, make_driver_pool, make_engine, make_sessionmaker
+from shared.auth import API_KEY_REVOKED_CHANNEL, ApiKeyCache
+from shared.db import (
+    database_ready,
+    make_driver_pool,
+    make_engine,
+    make_sessionmaker,
+    plain_postgres_url,
+)
 from shared.errors import (
     PROBLEM_JSON,
     AppError,
@@ -32,6 +39,7 @@ from shared.errors import (
 )
 from shared.http import InternalClient, make_http_client
 from shared.logging import RequestContextMiddleware, configure_logging, register_secret
+from shared.notifications import PostgresListener
 from shared.ratelimit import RateLimiter
 from shared.settings import ServiceSettings
 
@@ -360,11 +368,23 @@ async def base_lifespan(
     driver_pool = await make_driver_pool(
         settings.database_url, max_size=settings.db_driver_pool_size, application_name=service
     )
+    listener = PostgresListener(
+        plain_postgres_url(settings.database_url), application_name=f"{service}-listen"
+    )
+    api_key_cache = ApiKeyCache(
+        ttl_seconds=settings.api_key_cache_seconds, is_listening=lambda: listener.connected
+    )
+    listener.subscribe(
+        API_KEY_REVOKED_CHANNEL, on_message=api_key_cache.forget, on_reset=api_key_cache.clear
+    )
+    await listener.start()
     http = make_http_client(settings.http_timeout_seconds)
     token = settings.internal_token.get_secret_value()
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.driver_pool = driver_pool
+    app.state.listener = listener
+    app.state.api_key_cache = api_key_cache
     app.state.http = http
     app.state.peers = {
         "tasks": InternalClient(http, settings.tasks_url, token, "tasks"),
@@ -376,6 +396,7 @@ async def base_lifespan(
         yield
     finally:
         await http.aclose()
+        await listener.close()
         await driver_pool.close()
         await engine.dispose()
 

@@ -1,7 +1,16 @@
 """Who is calling: API keys for the public API, a shared token for `/internal/*`.
 
-Every service authenticates a key with one indexed lookup on the shared `api_keys` table on
-every request (no cache), so a revoked key stops working on every service at once.
+Keys live in the shared `api_keys` table. Each process keeps the keys it has seen in memory
+(`ApiKeyCache`): a key's owner and kind never change, only its revocation, and a trigger on
+`api_keys` (migration 0008) sends a notification on the `api_key_revoked` channel in the
+revoking transaction, which every process listens to (shared.notifications). So a revoked key
+stops working:
+- in the process that revoked it, before the revocation commits (`forget_api_key_in_process`);
+- in every other process and replica as soon as Postgres delivers the notification (a fraction
+  of a millisecond on one host; the bench prints the figure);
+- and if the listening connection is down, no process serves from its cache at all, while an
+  entry never lives longer than `api_key_cache_seconds` either way.
+The lookup on a miss is one indexed statement on the request's own connection.
 """
 
 from __future__ import annotations
@@ -10,6 +19,9 @@ import hashlib
 import hmac
 import inspect
 import secrets
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -31,6 +43,113 @@ class Caller:
     account_id: str
     kind: AccountKind
     key_id: str
+
+
+API_KEY_REVOKED_CHANNEL = "api_key_revoked"
+"""Notified with the key's id by the trigger on api_keys (revoked_at set, or the row deleted)."""
+TOUCH_INTERVAL_SECONDS = 60.0
+"""last_used_at is stamped at most this often per key and process."""
+
+
+@dataclass(slots=True)
+class _CachedKey:
+    caller: Caller
+    expires_at: float
+    touch_due_at: float
+
+
+class ApiKeyCache:
+    """The keys this process has authenticated, by hash: the lookup is skipped while the entry
+    is younger than `ttl_seconds` and the listener that would report its revocation is up.
+
+    A lookup races a revocation: it may read the key before the revoking transaction commits
+    and store it after the notification has been handled. `generation` closes that window: it
+    moves on every forget and reset, and `store` keeps only an entry whose lookup began in the
+    current generation.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        is_listening: Callable[[], bool],
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._is_listening = is_listening
+        self._max_entries = max_entries
+        self._clock = clock
+        self._by_hash: dict[bytes, _CachedKey] = {}
+        self._hash_by_key_id: dict[str, bytes] = {}
+        self.generation = 0
+        _caches_in_process.add(self)
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_seconds > 0 and self._is_listening()
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def get(self, key_hash: bytes) -> Caller | None:
+        entry = self._by_hash.get(key_hash)
+        if entry is None:
+            return None
+        if not self._is_listening() or entry.expires_at <= self._clock():
+            self._drop(key_hash)
+            return None
+        return entry.caller
+
+    def store(self, key_hash: bytes, caller: Caller, *, generation: int) -> None:
+        """Cache a key just read from the database by a lookup that began in `generation`."""
+        if generation != self.generation or not self.enabled:
+            return
+        if len(self._by_hash) >= self._max_entries:
+            self._drop(next(iter(self._by_hash)))  # the oldest entry
+        now = self._clock()
+        self._by_hash[key_hash] = _CachedKey(
+            caller, now + self.ttl_seconds, now + TOUCH_INTERVAL_SECONDS
+        )
+        self._hash_by_key_id[caller.key_id] = key_hash
+
+    def touch_due(self, key_hash: bytes) -> bool:
+        """True at most once per TOUCH_INTERVAL_SECONDS for a cached key: time to stamp
+        last_used_at again."""
+        entry = self._by_hash.get(key_hash)
+        now = self._clock()
+        if entry is None or entry.touch_due_at > now:
+            return False
+        entry.touch_due_at = now + TOUCH_INTERVAL_SECONDS
+        return True
+
+    def forget(self, key_id: str) -> None:
+        """The key was revoked (notification payload: its id)."""
+        self.generation += 1
+        key_hash = self._hash_by_key_id.get(key_id)
+        if key_hash is not None:
+            self._drop(key_hash)
+
+    def clear(self) -> None:
+        """Listening stopped or started again: revocations may have been missed."""
+        self.generation += 1
+        self._by_hash.clear()
+        self._hash_by_key_id.clear()
+
+    def _drop(self, key_hash: bytes) -> None:
+        entry = self._by_hash.pop(key_hash, None)
+        if entry is not None:
+            self._hash_by_key_id.pop(entry.caller.key_id, None)
+
+
+_caches_in_process: weakref.WeakSet[ApiKeyCache] = weakref.WeakSet()
+
+
+def forget_api_key_in_process(key_id: str) -> None:
+    """Called by the revoking request itself: its own process (every app in it, as in the test
+    suite) stops accepting the key before the response, without waiting for the notification."""
+    for cache in list(_caches_in_process):
+        cache.forget(key_id)
 
 
 def generate_api_key() -> tuple[str, str, bytes]:
@@ -69,15 +188,25 @@ def _presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 async def authenticate(request: Request, conn: asyncpg.Connection, key: str) -> Caller:
-    """The caller behind `key`, looked up on `conn`: in the request's transaction on a session,
-    on its own (autocommit) on ConnectionDep."""
-    row = await conn.fetchrow(_LOOKUP, hash_api_key(key))
-    if row is None:
-        raise Unauthorized("Unknown or revoked API key.")
-    request.app.state.key_rate_limiter.check(row["id"])
-    if row["stale"]:
-        await conn.execute(_TOUCH, row["id"])
-    return Caller(account_id=row["account_id"], kind=row["kind"], key_id=row["id"])
+    """The caller behind `key`: from the process's cache, or looked up on `conn` (in the
+    request's transaction on a session, on its own (autocommit) on ConnectionDep)."""
+    cache: ApiKeyCache = request.app.state.api_key_cache
+    key_hash = hash_api_key(key)
+    caller = cache.get(key_hash)
+    if caller is not None:
+        touch = cache.touch_due(key_hash)
+    else:
+        generation = cache.generation
+        row = await conn.fetchrow(_LOOKUP, key_hash)
+        if row is None:
+            raise Unauthorized("Unknown or revoked API key.")
+        caller = Caller(account_id=row["account_id"], kind=row["kind"], key_id=row["id"])
+        touch = row["stale"]
+        cache.store(key_hash, caller, generation=generation)
+    request.app.state.key_rate_limiter.check(caller.key_id)
+    if touch:
+        await conn.execute(_TOUCH, caller.key_id)
+    return caller
 
 
 async def get_caller(

@@ -181,10 +181,15 @@ async def _end_open_transaction(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+def plain_postgres_url(url: str) -> str:
+    """The URL as asyncpg itself takes it (no SQLAlchemy driver suffix)."""
+    return "postgresql://" + asyncpg_url(url).removeprefix("postgresql+asyncpg://")
+
+
 async def make_driver_pool(url: str, *, max_size: int, application_name: str) -> asyncpg.Pool:
     """Connections are opened on first use (min_size 0) and closed after 5 idle minutes."""
     return await asyncpg.create_pool(
-        "postgresql://" + asyncpg_url(url).removeprefix("postgresql+asyncpg://"),
+        plain_postgres_url(url),
         min_size=0,
         max_size=max_size,
         init=_init_driver_connection,

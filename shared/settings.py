@@ -26,6 +26,9 @@ class ServiceSettings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0, le=200)
     # The raw asyncpg pool of the hot paths (shared.db.ConnectionDep), opened on first use.
     db_driver_pool_size: int = Field(default=20, ge=1, le=200)
+    # How long a process may answer for an API key from memory (shared.auth.ApiKeyCache;
+    # revocations are pushed sooner, by notification). 0 looks every key up on every request.
+    api_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -13,7 +13,7 @@ from services.workers.accounts.schemas import (
     ApiKeyRead,
 )
 from services.workers.profiles.service import create_profile_for_new_worker
-from shared.auth import generate_api_key
+from shared.auth import forget_api_key_in_process, generate_api_key
 from shared.errors import Conflict, NotFound
 from shared.ids import new_id
 from shared.pagination import PageParams
@@ -87,5 +87,8 @@ async def list_api_keys(
 
 
 async def revoke_api_key(session: AsyncSession, *, account_id: str, key_id: str) -> None:
+    """Other processes drop the key from their caches on the trigger's notification, once this
+    commits; this process stops accepting it at once (see shared.auth)."""
     if not await repository.revoke_api_key(session, account_id, key_id):
         raise NotFound("API key not found.")
+    forget_api_key_in_process(key_id)
