@@ -252,6 +252,7 @@ class Bench:
                 await self.upload_figure()
             if c.wants("cycles"):
                 await self.cycles_figures()
+                await self.revocation_figure()
             if c.wants("approve"):
                 await self.approve_figure()
             if c.wants("scale") or c.wants("churn"):
@@ -346,6 +347,51 @@ class Bench:
                         ratio=ratio(value, reference),
                     )
                 )
+
+    async def revocation_figure(self, rounds: int = 40) -> None:
+        """How long another service keeps accepting a revoked key it has cached (shared.auth):
+        revoke on workers, then ask tasks until it refuses; time from the 204 to the first 401
+        and the requests still served in between. The price of the key cache, next to figure 1,
+        which it buys."""
+        worker, client, urls = self.workers[0], self.api.client, self.stack.urls
+        owner = {"Authorization": f"Bearer {worker['api_key']}"}
+        lags: list[float] = []
+        served_after = 0
+        for _ in range(rounds):
+            key = (
+                await self.api.call("workers", "POST", "/v1/accounts/me/api-keys", worker)
+            ).json()
+            headers = {"Authorization": f"Bearer {key['api_key']}"}
+            probe = urls["tasks"] + "/v1/workers/me/assignments?limit=1"
+            assert (await client.get(probe, headers=headers)).status_code == 200  # now cached
+            revoke = await client.delete(
+                urls["workers"] + f"/v1/accounts/me/api-keys/{key['id']}", headers=owner
+            )
+            assert revoke.status_code == 204, revoke.text
+            revoked_at = time.perf_counter()
+            while (await client.get(probe, headers=headers)).status_code == 200:
+                served_after += 1
+            lags.append(time.perf_counter() - revoked_at)
+        lags.sort()
+        self.figures.append(
+            Figure(
+                key="cycles_revocation",
+                title=f"   revoked key: tasks requests still served, of {rounds}",
+                value=served_after,
+                unit="requests",
+                details={
+                    "rounds": rounds,
+                    "refused_after_p50_ms": ms(lags[len(lags) // 2]),
+                    "refused_after_max_ms": ms(lags[-1]),
+                    "note": "time from the revoke's 204 to the first 401, that request included",
+                },
+            )
+        )
+        self.say(
+            f"revocation: {served_after} of {rounds} requests right after a revoke were still "
+            f"served by tasks; refused after p50 {lags[len(lags) // 2] * 1e3:.2f} ms, "
+            f"max {lags[-1] * 1e3:.2f} ms (the refused request included)"
+        )
 
     # ------------------------------------------------------------------ 2. churn
 

@@ -6,8 +6,9 @@ Keys live in the shared `api_keys` table. Each process keeps the keys it has see
 revoking transaction, which every process listens to (shared.notifications). So a revoked key
 stops working:
 - in the process that revoked it, before the revocation commits (`forget_api_key_in_process`);
-- in every other process and replica as soon as Postgres delivers the notification (a fraction
-  of a millisecond on one host; the bench prints the figure);
+- in every other process and replica as soon as Postgres delivers the notification: on an idle
+  host before the client's next request (the bench counts requests served after a revoke),
+  under heavy load a few milliseconds later;
 - and if the listening connection is down, no process serves from its cache at all, while an
   entry never lives longer than `api_key_cache_seconds` either way.
 The lookup on a miss is one indexed statement on the request's own connection.
