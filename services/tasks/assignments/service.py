@@ -1,9 +1,13 @@
 """The worker's side of the queue: accept a slot, submit an answer, give it back; expiry.
 
-Accept is the hot path. Its guarantees and how they hold under concurrency:
+Accept is the hot path: for a project whose rules SQL can decide (published, no
+qualification requirements, no minimum gold accuracy, the worker not blocked) it is one
+statement, the read and the first claim pass together (repository.ACCEPT_FUSED_SQL); the other
+passes, and projects with other rules, claim with separate statements. Its guarantees and how
+they hold under concurrency, the same on either path:
 - one worker never gets two assignments of one task: the unique (task_id, worker_id), on which
   the claim's insert does nothing when the worker's own concurrent accept got there first (the
-  claim is then tried again; see repository._CLAIM);
+  claim is then tried again; see repository._CLAIM_CTES);
 - never more than max_assignments live-or-approved per task: the claim decrements
   `open_slots` on the locked task row (CHECK open_slots >= 0);
 - never "no work" while a slot this worker may take exists: SKIP LOCKED passes can skip a row
@@ -96,38 +100,50 @@ def assignment_read(row: asyncpg.Record) -> AssignmentRead:
 async def accept(
     conn: asyncpg.Connection, *, worker_id: str, project_id: str
 ) -> AcceptedAssignment:
-    project = await repository.project_for_accept(conn, project_id=project_id, worker_id=worker_id)
+    """One round trip when SQL can decide the project's rules (repository.ACCEPT_FUSED_SQL):
+    the read and the first claim pass are one statement. Otherwise, or when that pass finds no
+    task, the remaining passes run as separate claims."""
+    assignment_id = new_id()
+    start = random.randint(0, MAX_CLAIM_RANK)
+    project = await repository.read_and_claim_first(
+        conn,
+        project_id=project_id,
+        worker_id=worker_id,
+        assignment_id=assignment_id,
+        from_rank=start,
+    )
     if project is None or project["status"] != "published":
         raise NoWorkAvailable("This project has no work available.")
-    _check_eligibility(project)
-    if gold.gold_accuracy_failed(
-        min_gold_accuracy=project["min_gold_accuracy"],
-        answered=project["gold_answered"],
-        correct=project["gold_correct"],
-    ):
-        raise GoldAccuracyTooLow(
-            f"Your accuracy on this project's gold tasks is below its minimum of "
-            f"{project['min_gold_accuracy']}%.",
-            extra={
-                "min_gold_accuracy": project["min_gold_accuracy"],
-                "gold_answered": project["gold_answered"],
-                "gold_correct": project["gold_correct"],
-            },
-        )
+    if project["sql_rules_passed"]:
+        if project["assignment_id"] is not None:
+            return _accepted(
+                project,
+                project_id=project_id,
+                assignment_id=project["assignment_id"],
+                claim=project,
+            )
+        # The first pass ran: what is left are the passes after it, and if it picked a task
+        # its insert met this worker's own concurrent accept (counted like any other such
+        # collision, and that pass tried again).
+        collided = project["picked_task_id"] is not None
+        passes = _claim_passes(start, first_done=not collided)
+        collisions = int(collided)
+    else:
+        # A rule SQL does not decide (requirements, minimum gold accuracy) or a refusal (a
+        # block): decided on the facts, as it always was, and the error names why.
+        _check_eligibility(project)
+        _check_gold_accuracy(project)
+        passes = _claim_passes(start, first_done=False)
+        collisions = 0
     claim: dict[str, Any] = {
         "project_id": project_id,
         "worker_id": worker_id,
         "requester_id": project["requester_id"],
-        "assignment_id": new_id(),
+        "assignment_id": assignment_id,
         "reward_cents": project["reward_cents"],
         "fee_cents": project["fee_cents"],
         "duration_seconds": project["assignment_duration_seconds"],
     }
-    start = random.randint(0, MAX_CLAIM_RANK)
-    # From a random rank; then from rank 0 (wrapping around); then the same, waiting for rows
-    # other transactions hold instead of skipping them.
-    passes = deque([(start, True), *([(0, True)] if start else []), (0, False)])
-    collisions = 0
     while passes:
         from_rank, skip_locked = passes.popleft()
         row = await repository.claim_slot(
@@ -143,27 +159,66 @@ async def accept(
             if collisions <= MAX_OWN_COLLISIONS:
                 passes.appendleft((from_rank, skip_locked))
             continue
-        return AcceptedAssignment(
-            assignment_id=row["id"],
-            task_id=row["task_id"],
-            project_id=project_id,
-            input=row["input"],
-            reward=project["reward_cents"],
-            accepted_at=row["accepted_at"],
-            deadline=row["deadline"],
-        )
+        return _accepted(project, project_id=project_id, assignment_id=row["id"], claim=row)
     raise NoWorkAvailable("No task of this project is left for you right now.")
 
 
+def _claim_passes(start: int, *, first_done: bool) -> deque[tuple[int, bool]]:
+    """(from rank, skip locked) of each claim pass still to run: from the random rank; then
+    from rank 0 (wrapping around); then the same, waiting for rows other transactions hold
+    instead of skipping them. `first_done`: the fused statement already ran the first."""
+    passes = deque([(start, True), *([(0, True)] if start else []), (0, False)])
+    if first_done:
+        passes.popleft()
+    return passes
+
+
+def _accepted(
+    project: asyncpg.Record, *, project_id: str, assignment_id: str, claim: asyncpg.Record
+) -> AcceptedAssignment:
+    """The response: the claim's columns, and the reward the project was read with (the one
+    the assignment was created with)."""
+    return AcceptedAssignment(
+        assignment_id=assignment_id,
+        task_id=claim["task_id"],
+        project_id=project_id,
+        input=claim["input"],
+        reward=project["reward_cents"],
+        accepted_at=claim["accepted_at"],
+        deadline=claim["deadline"],
+    )
+
+
+def _check_gold_accuracy(project: asyncpg.Record) -> None:
+    if gold.gold_accuracy_failed(
+        min_gold_accuracy=project["min_gold_accuracy"],
+        answered=project["gold_answered"],
+        correct=project["gold_correct"],
+    ):
+        raise GoldAccuracyTooLow(
+            f"Your accuracy on this project's gold tasks is below its minimum of "
+            f"{project['min_gold_accuracy']}%.",
+            extra={
+                "min_gold_accuracy": project["min_gold_accuracy"],
+                "gold_answered": project["gold_answered"],
+                "gold_correct": project["gold_correct"],
+            },
+        )
+
+
 def _check_eligibility(project: asyncpg.Record) -> None:
-    """On the facts read with the project (repository.project_for_accept)."""
+    """On the columns read with the project (repository.ACCEPT_FUSED_SQL): the block always,
+    the worker's facts only when there are requirements (the statement reads them only then)."""
+    if project["blocked"]:
+        raise Blocked("The requester of this project has blocked you.")
+    requirements = list(project["qualification_requirements"] or [])
+    if not requirements:
+        return
     rules = ProjectRules(
-        project_id=project["id"],
-        requester_id=project["requester_id"],
-        requirements=list(project["qualification_requirements"] or []),
+        project_id=project["id"], requester_id=project["requester_id"], requirements=requirements
     )
     verdict = evaluate_with_facts(facts_from_row(project), rules)
-    if verdict.blocked:
+    if verdict.blocked:  # the facts' own view of the block, in the same snapshot
         raise Blocked("The requester of this project has blocked you.")
     if not verdict.accept.ok:
         unmet = [failure.to_dict() for failure in verdict.accept.failures]
