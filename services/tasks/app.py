@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.tasks.assignments.accepted import AcceptedAssignments
 from services.tasks.assignments.routes import router as assignments_router
 from services.tasks.discovery.routes import router as discovery_router
 from services.tasks.gold.routes import router as gold_router
@@ -35,7 +36,7 @@ async def background_work(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # type: ignore[call-arg]  # read from TASKS_* env
-    return build_app(
+    app = build_app(
         service="tasks",
         title="Marketplace tasks service",
         description="Projects, tasks, assignments, review and results.",
@@ -53,3 +54,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         lifespan=background_work,
     )
+    app.state.accepted_assignments = AcceptedAssignments()
+    return app

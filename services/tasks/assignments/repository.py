@@ -42,6 +42,7 @@ _FACTS_IF_REQUIRED = f"""(
 _PROJECT_FOR_ACCEPT = f"""
     SELECT p.id, p.requester_id, p.status, p.reward_cents, p.fee_cents,
            p.assignment_duration_seconds, p.qualification_requirements, p.min_gold_accuracy,
+           p.task_type, p.labels, p.multi_label, p.answer_schema,
            p.tasks_expire_at, g.answered AS gold_answered, g.correct AS gold_correct,
            block.blocked,
            p.status = 'published' AND {_NO_REQUIREMENTS}
@@ -111,7 +112,7 @@ picked AS (
 ), claimed AS (
     UPDATE tasks t SET open_slots = t.open_slots - 1
     FROM created WHERE t.id = created.task_id
-    RETURNING t.id, t.input
+    RETURNING t.id, t.input, t.gold_answer
 )"""
 _CLAIM_JOINS = """
 LEFT JOIN created ON created.task_id = picked.id
@@ -121,7 +122,7 @@ _CLAIM = (
     + _CLAIM_CTES
     + """
 SELECT picked.id AS picked_task_id, created.id, created.task_id, created.accepted_at,
-       created.deadline, claimed.input
+       created.deadline, claimed.input, claimed.gold_answer
 FROM picked"""
     + _CLAIM_JOINS
     + "\n"
@@ -191,7 +192,7 @@ ACCEPT_FUSED_SQL = (
     )
     + """
 SELECT project.*, picked.id AS picked_task_id, created.id AS assignment_id, created.task_id,
-       created.accepted_at, created.deadline, claimed.input
+       created.accepted_at, created.deadline, claimed.input, claimed.gold_answer
 FROM project
 LEFT JOIN picked ON true"""
     + _CLAIM_JOINS
@@ -238,14 +239,14 @@ async def get_for_submit(
 # answers given and right, for the owner's per-worker page and the gold-accuracy gate) moves by
 # the deltas given. Postgres re-checks the WHERE on a row another transaction changed since the
 # read (a timer expiring it, a return, a concurrent submit), so it is decided exactly once.
-SUBMIT_SQL = f"""
+_SUBMIT = f"""
 WITH updated AS (
     UPDATE assignments a
     SET status = 'submitted', answer = $3::jsonb, submitted_at = now(),
         auto_approve_at = now() + make_interval(secs => p.auto_approve_seconds)
-    FROM projects p
+    FROM projects p{{also_from}}
     WHERE a.id = $1 AND a.worker_id = $2 AND a.status = 'accepted' AND a.deadline > now()
-      AND p.id = a.project_id
+      AND p.id = a.project_id{{also_where}}
     RETURNING {ASSIGNMENT_COLUMNS}
 ), counted AS (
     INSERT INTO gold_stats AS g (project_id, worker_id, answered, correct, submitted)
@@ -256,6 +257,20 @@ WITH updated AS (
 )
 SELECT * FROM updated
 """
+SUBMIT_SQL = _SUBMIT.format(also_from="", also_where="")
+
+# The same write for an answer checked against what accept read (services/tasks/assignments/
+# accepted.py) instead of a fresh read: it also requires that the project's answer format and
+# the task's gold answer are still the ones the answer was validated and graded on (jsonb
+# equality, NULL matching NULL). If either changed since, nothing is written and submit takes
+# the read path.
+SUBMIT_IF_UNCHANGED_SQL = _SUBMIT.format(
+    also_from=", tasks t",
+    also_where="""
+      AND t.id = a.task_id AND p.task_type = $6 AND p.labels IS NOT DISTINCT FROM $7::jsonb
+      AND p.multi_label = $8 AND p.answer_schema IS NOT DISTINCT FROM $9::jsonb
+      AND t.gold_answer IS NOT DISTINCT FROM $10::jsonb""",
+)
 
 
 async def submit(
@@ -271,6 +286,37 @@ async def submit(
     deadline (it changed since get_for_submit)."""
     return await conn.fetchrow(
         SUBMIT_SQL, assignment_id, worker_id, answer_json, gold_answered, gold_correct
+    )
+
+
+async def submit_if_unchanged(
+    conn: asyncpg.Connection,
+    *,
+    assignment_id: str,
+    worker_id: str,
+    answer_json: str,
+    gold_answered: int,
+    gold_correct: int,
+    task_type: str,
+    labels_json: str | None,
+    multi_label: bool,
+    answer_schema_json: str | None,
+    gold_answer_json: str | None,
+) -> asyncpg.Record | None:
+    """None when the assignment is not the worker's open one any more, or when the format or
+    the gold answer given is not the current one."""
+    return await conn.fetchrow(
+        SUBMIT_IF_UNCHANGED_SQL,
+        assignment_id,
+        worker_id,
+        answer_json,
+        gold_answered,
+        gold_correct,
+        task_type,
+        labels_json,
+        multi_label,
+        answer_schema_json,
+        gold_answer_json,
     )
 
 

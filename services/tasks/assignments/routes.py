@@ -59,10 +59,16 @@ async def accept(
     caller: WorkerOnConnectionDep,
     conn: ConnectionDep,
     idem: IdempotencyOnConnectionDep,
+    request: Request,
 ) -> Response:
     return await idem.run(
         caller,
-        lambda: service.accept(conn, worker_id=caller.account_id, project_id=project_id),
+        lambda: service.accept(
+            conn,
+            worker_id=caller.account_id,
+            project_id=project_id,
+            accepted=request.app.state.accepted_assignments,
+        ),
         status_code=status.HTTP_201_CREATED,
     )
 
@@ -81,11 +87,16 @@ async def submit(
     caller: WorkerOnConnectionDep,
     conn: ConnectionDep,
     idem: IdempotencyOnConnectionDep,
+    request: Request,
 ) -> Response:
     return await idem.run(
         caller,
         lambda: service.submit(
-            conn, worker_id=caller.account_id, assignment_id=assignment_id, answer=body.answer
+            conn,
+            worker_id=caller.account_id,
+            assignment_id=assignment_id,
+            answer=body.answer,
+            accepted=request.app.state.accepted_assignments,
         ),
         status_code=status.HTTP_200_OK,
     )

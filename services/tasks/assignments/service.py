@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.tasks.answers import answer_schema_for, validate_answer
 from services.tasks.assignments import repository
+from services.tasks.assignments.accepted import AcceptedAssignments, AcceptedContext
 from services.tasks.assignments.schemas import (
     AcceptedAssignment,
     AssignmentRead,
@@ -98,7 +99,11 @@ def assignment_read(row: asyncpg.Record) -> AssignmentRead:
 
 
 async def accept(
-    conn: asyncpg.Connection, *, worker_id: str, project_id: str
+    conn: asyncpg.Connection,
+    *,
+    worker_id: str,
+    project_id: str,
+    accepted: AcceptedAssignments | None = None,
 ) -> AcceptedAssignment:
     """One round trip when SQL can decide the project's rules (repository.ACCEPT_FUSED_SQL):
     the read and the first claim pass are one statement. Otherwise, or when that pass finds no
@@ -121,6 +126,8 @@ async def accept(
                 project_id=project_id,
                 assignment_id=project["assignment_id"],
                 claim=project,
+                worker_id=worker_id,
+                accepted=accepted,
             )
         # The first pass ran: what is left are the passes after it, and if it picked a task
         # its insert met this worker's own concurrent accept (counted like any other such
@@ -159,7 +166,14 @@ async def accept(
             if collisions <= MAX_OWN_COLLISIONS:
                 passes.appendleft((from_rank, skip_locked))
             continue
-        return _accepted(project, project_id=project_id, assignment_id=row["id"], claim=row)
+        return _accepted(
+            project,
+            project_id=project_id,
+            assignment_id=row["id"],
+            claim=row,
+            worker_id=worker_id,
+            accepted=accepted,
+        )
     raise NoWorkAvailable("No task of this project is left for you right now.")
 
 
@@ -174,10 +188,29 @@ def _claim_passes(start: int, *, first_done: bool) -> deque[tuple[int, bool]]:
 
 
 def _accepted(
-    project: asyncpg.Record, *, project_id: str, assignment_id: str, claim: asyncpg.Record
+    project: asyncpg.Record,
+    *,
+    project_id: str,
+    assignment_id: str,
+    claim: asyncpg.Record,
+    worker_id: str,
+    accepted: AcceptedAssignments | None,
 ) -> AcceptedAssignment:
     """The response: the claim's columns, and the reward the project was read with (the one
-    the assignment was created with)."""
+    the assignment was created with). What submit will check the answer on is kept (see
+    accepted.py)."""
+    if accepted is not None:
+        accepted.remember(
+            assignment_id,
+            AcceptedContext(
+                worker_id=worker_id,
+                task_type=project["task_type"],
+                labels=project["labels"],
+                multi_label=project["multi_label"],
+                answer_schema=project["answer_schema"],
+                gold_answer=claim["gold_answer"],
+            ),
+        )
     return AcceptedAssignment(
         assignment_id=assignment_id,
         task_id=claim["task_id"],
@@ -230,10 +263,23 @@ def _check_eligibility(project: asyncpg.Record) -> None:
 
 
 async def submit(
-    conn: asyncpg.Connection, *, worker_id: str, assignment_id: str, answer: Any
+    conn: asyncpg.Connection,
+    *,
+    worker_id: str,
+    assignment_id: str,
+    answer: Any,
+    accepted: AcceptedAssignments | None = None,
 ) -> AssignmentRead:
     """Read, check, then one write that re-checks the state (repository.SUBMIT_SQL): no
-    transaction needed, and a refused answer writes nothing."""
+    transaction needed, and a refused answer writes nothing. When this process handed out the
+    assignment, the check runs on what accept read and the write is all (accepted.py)."""
+    context = accepted.take(assignment_id, worker_id) if accepted is not None else None
+    if context is not None:
+        submitted = await _submit_as_accepted(
+            conn, context, worker_id=worker_id, assignment_id=assignment_id, answer=answer
+        )
+        if submitted is not None:
+            return submitted
     row = await repository.get_for_submit(conn, assignment_id=assignment_id, worker_id=worker_id)
     if row is None:
         raise AssignmentNotFound("Assignment not found.")
@@ -267,6 +313,46 @@ async def submit(
         _refuse_unless_open(found["status"], overdue=found["overdue"])
         raise InvalidState("This assignment changed while it was being submitted.")
     return assignment_read(updated)
+
+
+async def _submit_as_accepted(
+    conn: asyncpg.Connection,
+    context: AcceptedContext,
+    *,
+    worker_id: str,
+    assignment_id: str,
+    answer: Any,
+) -> AssignmentRead | None:
+    """One statement, or None for the read path: the answer does not fit the kept format (a
+    422 must be judged on the current one), or the write found the state, the format or the
+    gold answer changed (the read path then answers exactly as if this had not been tried)."""
+    schema = answer_schema_for(
+        task_type=context.task_type,
+        labels=context.labels,
+        multi_label=context.multi_label,
+        answer_schema=context.answer_schema,
+    )
+    if validate_answer(schema, answer):
+        return None
+    graded = gold.grade(task_type=context.task_type, answer=answer, gold_answer=context.gold_answer)
+    row = await repository.submit_if_unchanged(
+        conn,
+        assignment_id=assignment_id,
+        worker_id=worker_id,
+        answer_json=dumps(answer).decode(),
+        gold_answered=0 if graded is None else 1,
+        gold_correct=int(bool(graded)),
+        task_type=context.task_type,
+        labels_json=_json_or_none(context.labels),
+        multi_label=context.multi_label,
+        answer_schema_json=_json_or_none(context.answer_schema),
+        gold_answer_json=_json_or_none(context.gold_answer),
+    )
+    return None if row is None else assignment_read(row)
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else dumps(value).decode()
 
 
 def _refuse_unless_open(status: str, *, overdue: bool) -> None:
