@@ -113,9 +113,7 @@ async def test_a_format_changed_since_accept_judges_the_answer(
     worker = await create_worker(workers_client)
     first = await accepted(tasks_client, worker, project.id)
     second = await accepted(tasks_client, worker, project.id)
-    await db.execute(
-        "UPDATE projects SET labels = '[\"cat\", \"bird\"]' WHERE id = $1", project.id
-    )
+    await db.execute('UPDATE projects SET labels = \'["cat", "bird"]\' WHERE id = $1', project.id)
     refused = await submit(tasks_client, worker, first["assignment_id"], {"label": "dog"})
     assert refused.status_code == 422, refused.text
     assert await _status(db, first["assignment_id"]) == ("accepted", None)
@@ -204,3 +202,39 @@ async def test_concurrent_submits_of_the_holder_decide_once(
     assert await _status(db, work["assignment_id"]) == ("submitted", winner["answer"])
     correct = int(winner["answer"] == {"label": "cat"})
     assert await _tally(db, project.id, worker.id) == (1, 1, correct)
+
+
+async def test_hot_statements_run_on_generic_plans_that_probe_by_key(apps: dict) -> None:
+    """The driver pool forces generic plans (shared.db.HOT_PATH_SERVER_SETTINGS): no submit
+    statement's generic plan may read the assignments table whole. (Which index it probes
+    depends on the table's statistics: on the suite's small tables the planner may prefer the
+    partial index of accepted assignments to the primary key; the claim's plans are checked at
+    scale in test_accept_fused.)"""
+    async with apps["tasks"].state.driver_pool.acquire() as conn:
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        for name, sql, types in (
+            ("read", repository._FOR_SUBMIT, "text, text"),
+            ("write", repository.SUBMIT_SQL, "text, text, text, integer, integer"),
+            (
+                "write_if_unchanged",
+                repository.SUBMIT_IF_UNCHANGED_SQL,
+                "text, text, text, integer, integer, text, text, boolean, text, text",
+            ),
+        ):
+            await conn.execute(f"PREPARE probe_{name} ({types}) AS {sql}")
+            try:
+                count = types.count(",") + 1
+                plan = "\n".join(
+                    r[0]
+                    for r in await conn.fetch(
+                        f"EXPLAIN EXECUTE probe_{name} ({', '.join(['NULL'] * count)})"
+                    )
+                )
+            finally:
+                await conn.execute(f"DEALLOCATE probe_{name}")
+            scans = [
+                line
+                for line in plan.splitlines()
+                if "Scan" in line and " on assignments a " in line
+            ]
+            assert scans and all("Index Scan using" in line for line in scans), (name, plan)
