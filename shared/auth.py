@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import inspect
 import secrets
 import time
 import weakref
@@ -30,12 +29,12 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.db import ConnectionDep, SessionDep, driver_connection
+from shared.db import SessionDep, driver_connection
 from shared.errors import Forbidden, Unauthorized
 
 AccountKind = Literal["requester", "worker"]
 KEY_PREFIX = "mk_"
-_bearer = HTTPBearer(auto_error=False, description="An API key from POST /v1/accounts")
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key from POST /v1/accounts")
 _internal_header = APIKeyHeader(name="X-Internal-Token", auto_error=False)
 
 
@@ -178,7 +177,7 @@ _TOUCH = """
 """
 
 
-def _presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
+def presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
     """The key from the Authorization header, refused before any database work if malformed."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <api_key>'.")
@@ -190,7 +189,8 @@ def _presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 async def authenticate(request: Request, conn: asyncpg.Connection, key: str) -> Caller:
     """The caller behind `key`: from the process's cache, or looked up on `conn` (in the
-    request's transaction on a session, on its own (autocommit) on ConnectionDep)."""
+    request's transaction on a session, on its own (autocommit) on the hot paths' connection,
+    shared.hot_path)."""
     cache: ApiKeyCache = request.app.state.api_key_cache
     key_hash = hash_api_key(key)
     caller = cache.get(key_hash)
@@ -213,26 +213,16 @@ async def authenticate(request: Request, conn: asyncpg.Connection, key: str) -> 
 async def get_caller(
     request: Request,
     session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Caller:
-    key = _presented_key(credentials)
+    key = presented_key(credentials)
     return await authenticate(request, await driver_connection(session), key)
-
-
-async def get_caller_on_connection(
-    request: Request,
-    conn: ConnectionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
-    """get_caller for routes on the driver pool (ConnectionDep): the same lookup, on the
-    request's connection."""
-    return await authenticate(request, conn, _presented_key(credentials))
 
 
 async def get_optional_caller(
     request: Request,
     session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Caller | None:
     """For endpoints the contract opens to "anyone": no key gives the public view; a wrong or
     revoked key is still 401, so a client with a broken key finds out instead of silently
@@ -242,26 +232,12 @@ async def get_optional_caller(
     return await get_caller(request, session, credentials)
 
 
-def require_kind(kind: AccountKind, *, on_connection: bool = False):
-    caller_dependency = get_caller_on_connection if on_connection else get_caller
-
-    async def _require(caller: Caller) -> Caller:
+def require_kind(kind: AccountKind):
+    async def _require(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
         if caller.kind != kind:
             raise Forbidden(f"This endpoint is for {kind} accounts.", code="wrong_role")
         return caller
 
-    # The dependency is chosen at run time, so it is handed to FastAPI as a signature object
-    # (a postponed annotation naming a local could not be resolved).
-    _require.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
-            inspect.Parameter(
-                "caller",
-                inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                annotation=Annotated[Caller, Depends(caller_dependency)],
-            )
-        ],
-        return_annotation=Caller,
-    )
     _require.required_kind = kind  # type: ignore[attr-defined]  # read by the route-table tests
     return _require
 
@@ -270,10 +246,6 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 OptionalCallerDep = Annotated[Caller | None, Depends(get_optional_caller)]
 RequesterDep = Annotated[Caller, Depends(require_kind("requester"))]
 WorkerDep = Annotated[Caller, Depends(require_kind("worker"))]
-WorkerOnConnectionDep = Annotated[Caller, Depends(require_kind("worker", on_connection=True))]
-"""WorkerDep for routes on the driver pool (ConnectionDep)."""
-RequesterOnConnectionDep = Annotated[Caller, Depends(require_kind("requester", on_connection=True))]
-"""RequesterDep for routes on the driver pool (ConnectionDep)."""
 
 
 async def require_internal(

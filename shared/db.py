@@ -209,7 +209,9 @@ async def make_driver_pool(url: str, *, max_size: int, application_name: str) ->
 _ACQUIRE_TIMEOUT_SECONDS = 30.0  # as SQLAlchemy's pool_timeout: then the request fails (503)
 
 
-async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+@contextlib.asynccontextmanager
+async def request_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """A driver-pool connection for one request (ConnectionDep, shared.hot_path)."""
     pool: asyncpg.Pool = request.app.state.driver_pool
     # The pool replaces a connection the server has closed (Postgres restarted) on acquire.
     conn = await pool.acquire(timeout=_ACQUIRE_TIMEOUT_SECONDS)
@@ -233,6 +235,11 @@ async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
         # closed mid-request has been taken back by the pool already.
         with contextlib.suppress(asyncpg.InterfaceError):
             await pool.release(conn)
+
+
+async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with request_connection(request) as conn:
+        yield conn
 
 
 def _closed(conn: asyncpg.Connection) -> bool:

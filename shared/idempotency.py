@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from shared.auth import Caller
-from shared.db import ConnectionDep, SessionDep, atomic, driver_connection
+from shared.db import SessionDep, atomic, driver_connection
 from shared.errors import Conflict, ValidationFailed
 from shared.jsonutil import dumps, loads
 
@@ -119,7 +119,7 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def _checked(idempotency_key: str | None) -> str | None:
+def checked_idempotency_key(idempotency_key: str | None) -> str | None:
     if idempotency_key is not None and not (1 <= len(idempotency_key) <= 255):
         raise ValidationFailed(
             "Idempotency-Key must be 1-255 characters.",
@@ -131,18 +131,9 @@ def _checked(idempotency_key: str | None) -> str | None:
 async def get_idempotency(
     session: SessionDep, request: Request, idempotency_key: IdempotencyKeyHeader = None
 ) -> Idempotency:
-    return Idempotency(lambda: driver_connection(session), request, _checked(idempotency_key))
-
-
-async def get_idempotency_on_connection(
-    conn: ConnectionDep, request: Request, idempotency_key: IdempotencyKeyHeader = None
-) -> Idempotency:
-    async def connection() -> asyncpg.Connection:
-        return conn
-
-    return Idempotency(connection, request, _checked(idempotency_key))
+    return Idempotency(
+        lambda: driver_connection(session), request, checked_idempotency_key(idempotency_key)
+    )
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
-IdempotencyOnConnectionDep = Annotated[Idempotency, Depends(get_idempotency_on_connection)]
-"""IdempotencyDep for routes on the driver pool (ConnectionDep)."""

@@ -41,13 +41,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Marketplace tasks service",
         description="Projects, tasks, assignments, review and results.",
         settings=settings,
+        # Matched in this order, route by route: the busiest requests (accept, submit,
+        # return, approve, reject) first. No path of theirs overlaps another router's.
         routers=[
+            assignments_router,
+            review_router,
             projects_router,
             tasks_router,
             results_router,
             discovery_router,
-            assignments_router,
-            review_router,
             gold_router,
             outbox_router,
             timers_router,

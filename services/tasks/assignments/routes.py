@@ -2,7 +2,8 @@
 
 Every POST here takes `Idempotency-Key`: a worker app retrying after a timeout gets the first
 answer again (the same assignment, not a second one). Accept, submit and return are the site's
-busiest requests: they run on the driver pool (shared.db.ConnectionDep), not a session.
+busiest requests: they run on the driver pool, not a session, with the caller, the connection
+and the key resolved by one dependency (shared.hot_path).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from services.tasks.assignments.schemas import (
     WorkerAssignmentRead,
 )
 from services.tasks.outbox.service import wake_after_commit
-from shared.auth import RequesterDep, WorkerDep, WorkerOnConnectionDep
-from shared.db import ConnectionDep, SessionDep
+from shared.auth import RequesterDep, WorkerDep
+from shared.db import SessionDep
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -32,7 +33,7 @@ from shared.errors import (
     ValidationFailed,
     error_responses,
 )
-from shared.idempotency import IdempotencyOnConnectionDep
+from shared.hot_path import WorkerCallDep
 from shared.pagination import Page, PageDep
 
 router = APIRouter(tags=["assignments"])
@@ -54,18 +55,12 @@ StatusFilter = Annotated[
     "`gold_accuracy_too_low`; 404 `no_work_available` (also for a project that is not "
     "published).",
 )
-async def accept(
-    project_id: str,
-    caller: WorkerOnConnectionDep,
-    conn: ConnectionDep,
-    idem: IdempotencyOnConnectionDep,
-    request: Request,
-) -> Response:
-    return await idem.run(
-        caller,
+async def accept(project_id: str, call: WorkerCallDep, request: Request) -> Response:
+    return await call.idem.run(
+        call.caller,
         lambda: service.accept(
-            conn,
-            worker_id=caller.account_id,
+            call.conn,
+            worker_id=call.caller.account_id,
             project_id=project_id,
             accepted=request.app.state.accepted_assignments,
         ),
@@ -84,16 +79,14 @@ async def accept(
 async def submit(
     assignment_id: str,
     body: SubmitBody,
-    caller: WorkerOnConnectionDep,
-    conn: ConnectionDep,
-    idem: IdempotencyOnConnectionDep,
+    call: WorkerCallDep,
     request: Request,
 ) -> Response:
-    return await idem.run(
-        caller,
+    return await call.idem.run(
+        call.caller,
         lambda: service.submit(
-            conn,
-            worker_id=caller.account_id,
+            call.conn,
+            worker_id=call.caller.account_id,
             assignment_id=assignment_id,
             answer=body.answer,
             accepted=request.app.state.accepted_assignments,
@@ -110,18 +103,16 @@ async def submit(
 )
 async def return_assignment(
     assignment_id: str,
-    caller: WorkerOnConnectionDep,
-    conn: ConnectionDep,
-    idem: IdempotencyOnConnectionDep,
+    call: WorkerCallDep,
     request: Request,
     background: BackgroundTasks,
 ) -> Response:
     # In a closed project (or an expired task) the slot's money is released instead.
     wake_after_commit(request, background)
-    return await idem.run(
-        caller,
+    return await call.idem.run(
+        call.caller,
         lambda: service.return_assignment(
-            conn, worker_id=caller.account_id, assignment_id=assignment_id
+            call.conn, worker_id=call.caller.account_id, assignment_id=assignment_id
         ),
         status_code=status.HTTP_200_OK,
     )

@@ -3,7 +3,7 @@
 Approvals enqueue payouts; once the response is out (the transaction committed) this process's
 outbox deliverer is woken, so the worker is normally paid within milliseconds. Single approve and
 reject are hot paths (a requester's tool approves a batch one call at a time): they run on the
-driver pool (shared.db.ConnectionDep), their statements in one transaction (`atomic`).
+driver pool (shared.hot_path), their statements in one transaction (`atomic`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from services.tasks.review.schemas import (
     BulkReviewResult,
     RejectBody,
 )
-from shared.auth import RequesterDep, RequesterOnConnectionDep
-from shared.db import ConnectionDep, SessionDep
+from shared.auth import RequesterDep
+from shared.db import SessionDep
 from shared.errors import (
     Conflict,
     DependencyUnavailable,
@@ -32,7 +32,8 @@ from shared.errors import (
     ValidationFailed,
     error_responses,
 )
-from shared.idempotency import IdempotencyDep, IdempotencyOnConnectionDep
+from shared.hot_path import RequesterCallDep
+from shared.idempotency import IdempotencyDep
 
 router = APIRouter(tags=["review"])
 
@@ -83,20 +84,18 @@ async def review_many(
 )
 async def approve(
     assignment_id: str,
-    caller: RequesterOnConnectionDep,
-    conn: ConnectionDep,
-    idem: IdempotencyOnConnectionDep,
+    call: RequesterCallDep,
     request: Request,
     background: BackgroundTasks,
     body: ApproveBody | None = None,
 ) -> Response:
     wake_after_commit(request, background)
-    return await idem.run(
-        caller,
+    return await call.idem.run(
+        call.caller,
         lambda: service.approve(
-            conn,
+            call.conn,
             payments=request.app.state.peers["payments"],
-            requester_id=caller.account_id,
+            requester_id=call.caller.account_id,
             assignment_id=assignment_id,
             feedback=body.feedback if body else None,
         ),
@@ -115,19 +114,17 @@ async def approve(
 async def reject(
     assignment_id: str,
     body: RejectBody,
-    caller: RequesterOnConnectionDep,
-    conn: ConnectionDep,
-    idem: IdempotencyOnConnectionDep,
+    call: RequesterCallDep,
     request: Request,
     background: BackgroundTasks,
 ) -> Response:
     # A rejection in a closed project or of an expired task releases the slot's money.
     wake_after_commit(request, background)
-    return await idem.run(
-        caller,
+    return await call.idem.run(
+        call.caller,
         lambda: service.reject(
-            conn,
-            requester_id=caller.account_id,
+            call.conn,
+            requester_id=call.caller.account_id,
             assignment_id=assignment_id,
             feedback=body.feedback,
         ),
