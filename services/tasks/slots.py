@@ -280,7 +280,9 @@ GROUP BY e.project_id, p.requester_id, p.reward_cents, p.fee_cents
 # (the ones the sweep has not finished), locked FOR NO KEY UPDATE SKIP LOCKED: projects before
 # tasks, the global lock order, and a project someone is changing or closing right now is left
 # to the next batch. Then up to `$1` of their open tasks, SKIP LOCKED, from
-# ix_tasks_inherited_expiry_open; each gets the project's expiry written as its own as it
+# ix_tasks_inherited_expiry_open, probed per due project (a LATERAL: with `project_id = ANY
+# (due ids)` the planner read the whole tasks table on every run once most open tasks inherit
+# their expiry, ~50 ms a run under the bench's load even with no project due); each gets the project's expiry written as its own as it
 # expires (its row is rewritten now anyway, at the end of its life). A project none of whose
 # tasks is left open (in this statement's snapshot, apart from those expired here) is marked
 # swept and leaves the index: no task can start inheriting its expiry again, since uploads into
@@ -293,11 +295,15 @@ WITH due_projects AS (
     LIMIT $1
     FOR NO KEY UPDATE SKIP LOCKED
 ), due AS (
-    SELECT id, project_id, open_slots FROM tasks
-    WHERE project_id = ANY (ARRAY(SELECT id FROM due_projects))
-      AND status = 'open' AND expires_at IS NULL
+    SELECT t.id, t.project_id, t.open_slots
+    FROM due_projects dp
+    CROSS JOIN LATERAL (
+        SELECT id, project_id, open_slots FROM tasks
+        WHERE project_id = dp.id AND status = 'open' AND expires_at IS NULL
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+    ) t
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
 ), expired AS (
     UPDATE tasks t SET status = 'expired', open_slots = 0, expires_at = dp.tasks_expire_at
     FROM due JOIN due_projects dp ON dp.id = due.project_id

@@ -150,3 +150,66 @@ async def test_a_task_past_its_projects_lifetime_releases_given_back_slots_once(
     await settle_outbox(db, apps, project.id)
     assert await held(db, project.id) == 0
     await assert_ledger_ok(payments_client)
+
+
+async def test_the_lifetime_sweep_reads_no_task_when_no_project_is_due(workers_client, db) -> None:
+    """A live project of 20,000 tasks inheriting its expiry, due tomorrow: the sweep of
+    inheriting tasks (run every timer tick) must not read the tasks table. With
+    `project_id = ANY (due ids)` the planner chose a sequential scan of all tasks, ~50 ms per
+    tick under the bench's load, whether a project was due or not."""
+    from services.tasks import slots
+    from shared.ids import new_id
+    from tests.factories import create_requester
+
+    requester = await create_requester(workers_client)
+    project_id = new_id()
+    async with db.acquire() as conn:
+        await conn.execute(
+            """
+            INSERT INTO projects (id, requester_id, status, title, task_type, labels,
+                reward_cents, fee_cents, assignments_per_task, assignment_duration_seconds,
+                lifetime_seconds, auto_approve_seconds, published_at, tasks_expire_at)
+            VALUES ($1, $2, 'published', 'sweep probe', 'classification', '["a", "b"]',
+                5, 1, 1, 60, 86400, 3600, now(), now() + interval '1 day')
+            """,
+            project_id,
+            requester.id,
+        )
+        await conn.execute(
+            """
+            INSERT INTO tasks (id, project_id, requester_id, input, max_assignments, open_slots)
+            SELECT $1 || '-' || g, $1, $2, '{}', 1, 1 FROM generate_series(1, 20000) g
+            """,
+            project_id,
+            requester.id,
+        )
+        await conn.execute("ANALYZE tasks; ANALYZE projects")
+        try:
+            async with conn.transaction():
+                # Other tests' projects may be due right now: out of the picture, rolled back.
+                await conn.execute(
+                    "UPDATE projects SET tasks_expiry_swept_at = now() "
+                    "WHERE id <> $1 AND tasks_expiry_swept_at IS NULL",
+                    project_id,
+                )
+                plan = "\n".join(
+                    r[0]
+                    for r in await conn.fetch(
+                        "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) "
+                        + slots._EXPIRE_DUE_INHERITING_TASKS,
+                        500,
+                        0.0,
+                    )
+                )
+                raise _RolledBack
+        except _RolledBack:
+            pass
+        finally:
+            await conn.execute("UPDATE projects SET status = 'closed' WHERE id = $1", project_id)
+    task_scans = [line for line in plan.splitlines() if "Scan" in line and " on tasks" in line]
+    assert task_scans, plan
+    assert all("never executed" in line for line in task_scans), plan
+
+
+class _RolledBack(Exception):
+    pass
