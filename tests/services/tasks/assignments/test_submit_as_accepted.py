@@ -205,14 +205,15 @@ async def test_concurrent_submits_of_the_holder_decide_once(
 
 
 async def test_hot_statements_run_on_generic_plans_that_probe_by_key(apps: dict) -> None:
-    """The driver pool forces generic plans (shared.db.HOT_PATH_SERVER_SETTINGS): no submit
-    statement's generic plan may read the assignments table whole. (Which index it probes
-    depends on the table's statistics: on the suite's small tables the planner may prefer the
-    partial index of accepted assignments to the primary key; the claim's plans are checked at
-    scale in test_accept_fused.)"""
+    """The driver pool forces generic plans without sequential scans
+    (shared.db.HOT_PATH_SERVER_SETTINGS): accept's and submit's statements probe indexes even
+    on tables of a page or two, as the suite's are (and gold_stats is right after seeding).
+    The claim's scan is checked at scale in test_accept_fused."""
     async with apps["tasks"].state.driver_pool.acquire() as conn:
         assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        assert await conn.fetchval("SHOW enable_seqscan") == "off"
         for name, sql, types in (
+            ("accept", repository.ACCEPT_FUSED_SQL, "text, text, integer, text"),
             ("read", repository._FOR_SUBMIT, "text, text"),
             ("write", repository.SUBMIT_SQL, "text, text, text, integer, integer"),
             (
@@ -232,9 +233,6 @@ async def test_hot_statements_run_on_generic_plans_that_probe_by_key(apps: dict)
                 )
             finally:
                 await conn.execute(f"DEALLOCATE probe_{name}")
-            scans = [
-                line
-                for line in plan.splitlines()
-                if "Scan" in line and " on assignments a " in line
-            ]
-            assert scans and all("Index Scan using" in line for line in scans), (name, plan)
+            # The suite's tables are small (projects, gold_stats, blocks: a page or two), where
+            # a planner left to itself reads them whole.
+            assert "Seq Scan" not in plan, (name, plan)
