@@ -16,8 +16,9 @@ ASSIGNMENT_COLUMNS = """
     a.reward_cents, a.accepted_at, a.deadline, a.submitted_at, a.reviewed_at, a.auto_approve_at
 """
 
-# What accept decides on: the project, the worker's gold tally in it, whether its requester
-# blocked the worker, and, only for a project with qualification requirements, the worker's facts
+# What accept decides on: the project, the worker's gold tally in it (only for a project with a
+# minimum gold accuracy, the one rule that reads it), whether its requester blocked the worker,
+# and, only for a project with qualification requirements, the worker's facts
 # for them (shared.eligibility, as a LATERAL sub-select: the qualification types come from the
 # project's own requirements). A project without requirements needs none of the facts but the
 # block, so it skips them: their stats half sums the worker's not yet compacted stats deltas,
@@ -49,7 +50,11 @@ _PROJECT_FOR_ACCEPT = f"""
                AND p.min_gold_accuracy IS NULL AND NOT block.blocked AS sql_rules_passed,
            facts.*
     FROM projects p
-    LEFT JOIN gold_stats g ON g.project_id = p.id AND g.worker_id = $2
+    LEFT JOIN LATERAL (
+        SELECT g.answered, g.correct FROM gold_stats g
+        WHERE p.min_gold_accuracy IS NOT NULL AND g.project_id = p.id AND g.worker_id = $2
+        OFFSET 0
+    ) AS g ON true
     CROSS JOIN LATERAL (
         SELECT EXISTS (
             SELECT 1 FROM worker_blocks b WHERE b.worker_id = $2 AND b.requester_id = p.requester_id
@@ -66,7 +71,11 @@ _PROJECT_FOR_ACCEPT = f"""
 #   on one head row, and dead index entries left by earlier claims are spread thin.
 # - Tasks this worker already had are skipped with one probe of uq_assignments_task_id_worker_id
 #   per candidate. `OFFSET 0` keeps the planner from turning it into an anti-join that reads
-#   all of the worker's assignments (every project, ever) on each claim.
+#   all of the worker's assignments (every project, ever) on each claim, and `|| ''` keeps it
+#   from probing ix_assignments_worker_id_id instead, which reads the same: both indexes look
+#   like one-row probes to a plan made on small or stale statistics, and the hot pool's generic
+#   plans are made once per connection (the bench caught one reading 420 of a worker's
+#   assignments per claim, ~0.3 ms, after a few minutes of load).
 # - The project must still be published in this statement's snapshot (pause/close since):
 #   `may_claim`, a one-time filter above the scan (an EXISTS on the project alone; in the
 #   fused statement, the rules it decided on the project row of the same snapshot).
@@ -95,7 +104,7 @@ picked AS (
       AND t.status = 'open' AND t.open_slots > 0
       AND coalesce(t.expires_at, {tasks_expire_at}) > now()
       AND NOT EXISTS (
-          SELECT 1 FROM assignments x WHERE x.task_id = t.id AND x.worker_id = $2 OFFSET 0
+          SELECT 1 FROM assignments x WHERE x.task_id = t.id AND x.worker_id || '' = $2 OFFSET 0
       )
       AND {may_claim}
     ORDER BY t.claim_rank

@@ -541,6 +541,9 @@ async def test_the_fused_plan_probes_the_queue_index_and_skips_the_facts(
             assert "Tuples Inserted: 1" in plan, (kind, plan)
             facts = [line for line in plan.splitlines() if "worker_stats" in line]
             assert facts and all("never executed" in line for line in facts), (kind, plan)
+            # No minimum gold accuracy: the worker's tally is not read either.
+            tally = [line for line in plan.splitlines() if " on gold_stats" in line]
+            assert tally and all("never executed" in line for line in tally), (kind, plan)
         plan = plans["requirements"]
         facts = [line for line in plan.splitlines() if "worker_stats_deltas" in line]
         assert facts and not any("never executed" in line for line in facts), plan

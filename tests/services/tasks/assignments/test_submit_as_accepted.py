@@ -236,3 +236,8 @@ async def test_hot_statements_run_on_generic_plans_that_probe_by_key(apps: dict)
             # The suite's tables are small (projects, gold_stats, blocks: a page or two), where
             # a planner left to itself reads them whole.
             assert "Seq Scan" not in plan, (name, plan)
+            if name == "accept":
+                # Skipping the worker's own tasks: one probe of (task_id, worker_id) per
+                # candidate, never a read of all the worker's assignments.
+                assert "using uq_assignments_task_id_worker_id on assignments x" in plan, plan
+                assert "ix_assignments_worker_id_id on assignments x" not in plan, plan
