@@ -192,11 +192,11 @@ different ids, on plans that must not depend on them or on the statistics of the
 and partial-index probes, the claim scan from a rank.
 - Generic plans: left to choose, Postgres re-planned accept's statement on every execution
   (300 custom plans out of 300 in a test: 1.78 ms per execution against 0.65 ms).
-- No sequential scans: a generic plan is made once per connection, with the statistics of
-  that moment. Made on a fresh table (gold_stats right after seeding) it read the table whole;
-  each submit then leaves a dead row version there, and the bench measured accept's statement
-  at 363 buffers and 0.58 ms per call against 55 buffers and 0.27 ms for the claim alone.
-  Every statement here has an index to probe, so the planner is told to use it.
+- No sequential scans: a generic plan is made once per connection, with the statistics of that
+  moment, and on small tables (projects, gold_stats and worker_blocks in the test suite, or right
+  after a deployment) the planner reads them whole. Every statement here has an index to probe.
+  (Which index is the statement's own business: see the claim's own-task probe in
+  services/tasks/assignments/repository.py.)
 tests/services/tasks/assignments check the plans of the hot statements on this pool."""
 
 
