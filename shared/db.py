@@ -256,7 +256,7 @@ def _closed(conn: asyncpg.Connection) -> bool:
 
 
 def atomic(conn: asyncpg.Connection) -> AbstractAsyncContextManager[Any]:
-    """A transaction around several statements of a request on ConnectionDep; nothing more when
+    """A transaction around several statements of a request on the driver pool; nothing more when
     one is open already (an Idempotency-Key's, which holds the key row and the work together)."""
     if conn.is_in_transaction():
         return contextlib.nullcontext()

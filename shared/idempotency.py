@@ -27,7 +27,7 @@ from shared.jsonutil import dumps, loads
 REPLAY_WINDOW = "24 hours"
 
 # Raw SQL on the request's asyncpg connection, whichever pool it came from (SessionDep's through
-# driver_connection, or ConnectionDep's): one code path for both kinds of routes.
+# driver_connection, or the hot paths' driver pool): one code path for both kinds of routes.
 _EXPIRE = f"""DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2
     AND created_at < now() - interval '{REPLAY_WINDOW}'"""
 _CLAIM = """INSERT INTO idempotency_keys (account_id, key, request_hash) VALUES ($1, $2, $3)
@@ -87,7 +87,7 @@ class Idempotency:
         body = await self.request.body()
         digest = _request_hash(self.request.method, self.request.url.path, body)
         # The key row and the work commit together (a request on a session is in its
-        # transaction already; one on ConnectionDep gets one here).
+        # transaction already; one on the driver pool gets one here).
         async with atomic(conn):
             await conn.execute(_EXPIRE, account, key)
             claimed = await conn.fetchval(_CLAIM, account, key, digest)
