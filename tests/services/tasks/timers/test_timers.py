@@ -288,7 +288,9 @@ async def test_retention_sweep_prunes_only_old_delivered_messages(
         " created_at = now() - interval '30 days' WHERE key = $1",
         parked,
     )
-    assert await runner(apps).drain("outbox_retention") >= 1
+    # The live services' own timers run the same sweep and may get there first: what is
+    # asserted is the outcome, not which sweeper pruned it.
+    await runner(apps).drain("outbox_retention")
     left = {r["key"] for r in await db.fetch("SELECT key FROM outbox WHERE key = ANY($1)", keys)}
     assert left == {recent, parked}
 
