@@ -33,6 +33,10 @@ class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
 
 
+class ConflictingTransaction(Conflict):
+    code = "conflicting_transaction"
+
+
 class AccountNotFound(NotFound):
     code = "account_not_found"
 
@@ -112,7 +116,9 @@ async def record(conn: asyncpg.Connection, tx: NewTransaction) -> tuple[asyncpg.
     With a key already used by the same request: (the first row, False), so the caller answers
     with the first result and moves nothing. Used by a different request: 409. A concurrent
     duplicate waits on the unique index until the first commits (then replays) or rolls back
-    (then acts itself), so two calls with one key can never both move money.
+    (then acts itself), so two calls with one key can never both move money. A conflict on
+    another unique index (a payout's assignment, already paid under another key) raises
+    ConflictingTransaction.
     """
     row = await repository.insert_transaction(
         conn,
@@ -134,13 +140,14 @@ async def record(conn: asyncpg.Connection, tx: NewTransaction) -> tuple[asyncpg.
     )
     if row is not None:
         return row, True
-    assert tx.key is not None  # only a key can conflict
-    first = await repository.get_transaction_by_key(conn, tx.key)
-    if (
-        first is None
-        or first["request_hash"] is None
-        or bytes(first["request_hash"]) != (tx.request_hash or b"")
-    ):
+    first = None if tx.key is None else await repository.get_transaction_by_key(conn, tx.key)
+    if first is None:
+        # Not the key: another unique index (a payout's assignment, paid under another key).
+        raise ConflictingTransaction(
+            "Another transaction already settles what this one would.",
+            extra={"reference": tx.reference},
+        )
+    if first["request_hash"] is None or bytes(first["request_hash"]) != (tx.request_hash or b""):
         raise IdempotencyKeyReused(
             f"The key {tx.key!r} was already used for a different request.",
             extra={"key": tx.key},

@@ -167,12 +167,11 @@ async def pay(
                 details={"source": data.source},
             ),
         )
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == PAYOUT_ASSIGNMENT_INDEX:
-            raise AlreadyPaid(
-                f"Assignment {data.assignment_id} was already paid under another key."
-            ) from exc
-        raise
+    except ledger.ConflictingTransaction as exc:
+        # The only other unique index: one payout per assignment (PAYOUT_ASSIGNMENT_INDEX).
+        raise AlreadyPaid(
+            f"Assignment {data.assignment_id} was already paid under another key."
+        ) from exc
     if not acting:
         return transaction_read(row), True
     if data.source == "reserved":

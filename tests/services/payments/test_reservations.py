@@ -203,28 +203,36 @@ async def test_replays_act_once_and_a_changed_body_is_409(
 async def test_concurrent_duplicates_of_one_key_pay_once(
     payments_client: httpx.AsyncClient, workers_client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
+    """20 copies of one payout at once, 10 times over: one acts (201), the others replay (200).
+    A copy that met the assignment's unique index before the key's used to answer 409
+    already_paid, in about 1 round in 10."""
     requester = await create_requester(workers_client)
     worker = await create_worker(workers_client)
-    await deposit(payments_client, requester, "10.00")
-    project_id = new_id()
-    assert (
-        await reserve(
-            payments_client, requester_id=requester.id, project_id=project_id, amount_cents=1000
+    rounds = 10
+    await deposit(payments_client, requester, f"{10 * rounds}.00")
+    for _ in range(rounds):
+        project_id = new_id()
+        assert (
+            await reserve(
+                payments_client,
+                requester_id=requester.id,
+                project_id=project_id,
+                amount_cents=1000,
+            )
+        ).status_code == 201
+        body = payout_body(
+            requester_id=requester.id,
+            worker_id=worker.id,
+            project_id=project_id,
+            reward_cents=100,
+            fee_cents=20,
         )
-    ).status_code == 201
-    body = payout_body(
-        requester_id=requester.id,
-        worker_id=worker.id,
-        project_id=project_id,
-        reward_cents=100,
-        fee_cents=20,
-    )
-    results = await asyncio.gather(*(pay(payments_client, body) for _ in range(20)))
-    statuses = sorted(r.status_code for r in results)
-    assert statuses == [200] * 19 + [201]
-    assert len({r.json()["transaction_id"] for r in results}) == 1
-    assert (await balance(payments_client, worker))["available"] == "1.00"
-    assert (await balance(payments_client, requester))["reserved"] == "8.80"
+        results = await asyncio.gather(*(pay(payments_client, body) for _ in range(20)))
+        statuses = sorted(r.status_code for r in results)
+        assert statuses == [200] * 19 + [201], [r.text for r in results if r.status_code >= 300]
+        assert len({r.json()["transaction_id"] for r in results}) == 1
+    assert (await balance(payments_client, worker))["available"] == f"{rounds}.00"
+    assert (await balance(payments_client, requester))["reserved"] == f"{8.80 * rounds:.2f}"
     await assert_ledger_ok(payments_client)
 
 
