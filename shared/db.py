@@ -217,7 +217,7 @@ _ACQUIRE_TIMEOUT_SECONDS = 30.0  # as SQLAlchemy's pool_timeout: then the reques
 
 @contextlib.asynccontextmanager
 async def request_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """A driver-pool connection for one request (ConnectionDep, shared.hot_path)."""
+    """A driver-pool connection for one request (shared.hot_path)."""
     pool: asyncpg.Pool = request.app.state.driver_pool
     # The pool replaces a connection the server has closed (Postgres restarted) on acquire.
     conn = await pool.acquire(timeout=_ACQUIRE_TIMEOUT_SECONDS)
@@ -243,11 +243,6 @@ async def request_connection(request: Request) -> AsyncIterator[asyncpg.Connecti
             await pool.release(conn)
 
 
-async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    async with request_connection(request) as conn:
-        yield conn
-
-
 def _closed(conn: asyncpg.Connection) -> bool:
     try:
         return conn.is_closed()
@@ -261,8 +256,3 @@ def atomic(conn: asyncpg.Connection) -> AbstractAsyncContextManager[Any]:
     if conn.is_in_transaction():
         return contextlib.nullcontext()
     return conn.transaction()
-
-
-ConnectionDep = Annotated[asyncpg.Connection, Depends(get_connection, scope="function")]
-"""A pooled raw asyncpg connection for the request, outside any transaction (hot paths; see
-the driver pool's comment above)."""

@@ -24,7 +24,7 @@ class ServiceSettings(BaseSettings):
 
     db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=0, ge=0, le=200)
-    # The raw asyncpg pool of the hot paths (shared.hot_path, shared.db.ConnectionDep), opened on
+    # The raw asyncpg pool of the hot paths (shared.hot_path), opened on
     # first use.
     db_driver_pool_size: int = Field(default=20, ge=1, le=200)
     # How long a process may answer for an API key from memory (shared.auth.ApiKeyCache;

@@ -282,8 +282,9 @@ GROUP BY e.project_id, p.requester_id, p.reward_cents, p.fee_cents
 # to the next batch. Then up to `$1` of their open tasks, SKIP LOCKED, from
 # ix_tasks_inherited_expiry_open, probed per due project (a LATERAL: with `project_id = ANY
 # (due ids)` the planner read the whole tasks table on every run once most open tasks inherit
-# their expiry, ~50 ms a run under the bench's load even with no project due); each gets the project's expiry written as its own as it
-# expires (its row is rewritten now anyway, at the end of its life). A project none of whose
+# their expiry, ~50 ms a run under the bench's load even with no project due); each gets the
+# project's expiry written as its own as it expires (its row is rewritten now anyway, at the
+# end of its life). A project none of whose
 # tasks is left open (in this statement's snapshot, apart from those expired here) is marked
 # swept and leaves the index: no task can start inheriting its expiry again, since uploads into
 # a live project carry their own. Nothing here waits for a lock, so it cannot deadlock.

@@ -183,7 +183,7 @@ async def test_driver_pool_connections_that_died_are_replaced_without_a_failed_r
     payments_client: httpx.AsyncClient,
     db,
 ) -> None:
-    """The same for the hot paths' asyncpg pool (ConnectionDep): accepts right after the
+    """The same for the hot paths' asyncpg pool (shared.hot_path): accepts right after the
     server closed every pooled connection all succeed."""
     project = await published_project(
         tasks_client, workers_client, payments_client, tasks=cat_tasks(40)
@@ -213,15 +213,15 @@ async def test_driver_pool_connections_that_died_are_replaced_without_a_failed_r
 
 
 async def test_a_connection_closed_under_a_hot_path_request_answers_503(apps: dict, db) -> None:
-    """Postgres going away in the middle of a request on ConnectionDep: the driver's "connection
-    is closed" becomes 503 dependency_unavailable (retry), not a 500."""
+    """Postgres going away in the middle of a request on the driver pool: the driver's
+    "connection is closed" becomes 503 dependency_unavailable (retry), not a 500."""
     from types import SimpleNamespace
 
-    from shared.db import get_connection
+    from shared.db import request_connection
     from shared.errors import DependencyUnavailable
 
-    dependency = get_connection(SimpleNamespace(app=apps["tasks"]))  # type: ignore[arg-type]
-    conn = await anext(dependency)
+    held = request_connection(SimpleNamespace(app=apps["tasks"]))  # type: ignore[arg-type]
+    conn = await held.__aenter__()
     await db.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
     for _ in range(250):
         try:
@@ -233,5 +233,5 @@ async def test_a_connection_closed_under_a_hot_path_request_answers_503(apps: di
     with pytest.raises(DependencyUnavailable):
         try:
             await conn.fetchval("SELECT 1")
-        except Exception as exc:  # what the route would have raised, thrown into the dependency
-            await dependency.athrow(exc)
+        except Exception as exc:  # what the route would have raised, leaving the `async with`
+            await held.__aexit__(type(exc), exc, exc.__traceback__)

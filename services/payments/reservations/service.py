@@ -24,7 +24,6 @@ from shared.db import driver_connection
 from shared.errors import Conflict
 
 HOLD_REQUESTER_FK = "fk_project_holds_requester_id_accounts"
-PAYOUT_ASSIGNMENT_INDEX = "uq_ledger_transactions_payout_assignment_id"
 
 
 class ReservationExhausted(Conflict):
@@ -168,7 +167,8 @@ async def pay(
             ),
         )
     except ledger.ConflictingTransaction as exc:
-        # The only other unique index: one payout per assignment (PAYOUT_ASSIGNMENT_INDEX).
+        # The only other unique index: one payout per assignment
+        # (uq_ledger_transactions_payout_assignment_id).
         raise AlreadyPaid(
             f"Assignment {data.assignment_id} was already paid under another key."
         ) from exc

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
+from services.tasks.assignments import service as assignments_service
 from shared.money import format_cents
 from tests.factories import Actor, create_requester, create_worker
 from tests.services.payments.factories import INTERNAL, assert_ledger_ok, cents, deposit
@@ -189,3 +192,32 @@ async def held(db: asyncpg.Pool, project_id: str) -> int:
     return await db.fetchval(
         "SELECT coalesce(sum(held_cents), 0) FROM project_holds WHERE project_id = $1", project_id
     )
+
+
+# --------------------------------------------------------------------------- hot-path probes
+
+
+def start_claims_at(monkeypatch: pytest.MonkeyPatch, rank: int) -> None:
+    """Accept's random first rank, fixed (only the service module's view of `random`)."""
+    monkeypatch.setattr(
+        assignments_service, "random", SimpleNamespace(randint=lambda low, high: rank)
+    )
+
+
+class StatementRecorder:
+    """An asyncpg connection that records the text of each statement it is asked to run."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._conn, name)
+        if name not in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
+            return attribute
+
+        async def recorded(query: str, *args: Any, **kwargs: Any) -> Any:
+            self.statements.append(query)
+            return await attribute(query, *args, **kwargs)
+
+        return recorded

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -23,15 +22,18 @@ from services.tasks.assignments.schemas import AcceptedAssignment
 from shared.eligibility import APPROVED_COUNT_TYPE_ID
 from shared.ids import new_id
 from tests.factories import create_requester, create_worker
-from tests.services.tasks.factories import accept, cat_tasks, open_slots, published_project, workers
+from tests.services.tasks.factories import (
+    StatementRecorder,
+    accept,
+    cat_tasks,
+    open_slots,
+    published_project,
+    start_claims_at,
+    workers,
+)
 from tests.services.workers.factories import create_type, grant
 
 ClaimPasses = list[tuple[int, bool]]
-
-
-def start_claims_at(monkeypatch: pytest.MonkeyPatch, rank: int) -> None:
-    """Accept's random first rank, fixed (only the service module's view of `random`)."""
-    monkeypatch.setattr(service, "random", SimpleNamespace(randint=lambda low, high: rank))
 
 
 @pytest.fixture
@@ -51,25 +53,6 @@ def claim_passes(monkeypatch: pytest.MonkeyPatch) -> ClaimPasses:
 
     monkeypatch.setattr(repository, "claim_slot", recording_claim_slot)
     return passes
-
-
-class StatementRecorder:
-    """An asyncpg connection that records the text of each statement it is asked to run."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
-        self.statements: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._conn, name)
-        if name not in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
-            return attribute
-
-        async def recorded(query: str, *args: Any, **kwargs: Any) -> Any:
-            self.statements.append(query)
-            return await attribute(query, *args, **kwargs)
-
-        return recorded
 
 
 async def assignments_of(db: asyncpg.Pool, project_id: str) -> list[asyncpg.Record]:

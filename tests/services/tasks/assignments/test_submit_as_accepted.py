@@ -10,13 +10,18 @@ import json
 
 import asyncpg
 import httpx
-import pytest
 
 from services.tasks.assignments import repository, service
 from services.tasks.assignments.accepted import AcceptedAssignments, AcceptedContext
 from tests.factories import create_worker
-from tests.services.tasks.assignments.test_accept_fused import StatementRecorder, start_claims_at
-from tests.services.tasks.factories import accepted, cat_tasks, published_project, submit
+from tests.services.tasks.factories import (
+    StatementRecorder,
+    accepted,
+    cat_tasks,
+    published_project,
+    start_claims_at,
+    submit,
+)
 
 
 async def _status(db: asyncpg.Pool, assignment_id: str) -> tuple[str, object]:
@@ -178,9 +183,8 @@ async def test_a_passed_deadline_is_409_on_the_fast_path_too(
     assert await _status(db, work["assignment_id"]) == ("accepted", None)
 
 
-@pytest.mark.parametrize("racers", [6])
 async def test_concurrent_submits_of_the_holder_decide_once(
-    tasks_client: httpx.AsyncClient, workers_client, payments_client, db, racers: int
+    tasks_client: httpx.AsyncClient, workers_client, payments_client, db
 ) -> None:
     """One racer takes the kept context (one statement), the others read: exactly one 200,
     the others 409, and the tally counts one submission."""
@@ -192,6 +196,7 @@ async def test_concurrent_submits_of_the_holder_decide_once(
     )
     worker = await create_worker(workers_client)
     work = await accepted(tasks_client, worker, project.id)
+    racers = 6
     answers = [{"label": "cat" if i % 2 else "dog"} for i in range(racers)]
     responses = await asyncio.gather(
         *(submit(tasks_client, worker, work["assignment_id"], a) for a in answers)
