@@ -14,7 +14,7 @@ class Settings(ServiceSettings):
     # timer sweeps use the engine's pool (db_pool_size).
     db_driver_pool_size: int = Field(default=40, ge=1, le=200)
 
-    # --- projects side (engineer P): uploads, discovery, results -------------------------------
+    # Projects: uploads, discovery, results.
     upload_max_tasks: int = Field(default=10_000, ge=1, le=100_000)
     # Published projects examined per discovery query while filling one page (blocks,
     # requirements and gold accuracy are filtered in bulk per batch).
@@ -22,9 +22,8 @@ class Settings(ServiceSettings):
     # Requester review stats and measured working times shown in discovery are cached this long.
     discovery_stats_ttl_seconds: float = Field(default=60.0, ge=0, le=3_600)
     results_batch_rows: int = Field(default=500, ge=10, le=10_000)
-    # --- end projects side ---------------------------------------------------------------------
 
-    # --- queue side (engineer Q): accept, review, outbox ---------------------------------------
+    # The queue: accept, review, outbox.
     # The outbox deliverer: how often it looks for due payouts/releases when nobody wakes it,
     # how many it leases per pass, and the retry backoff (base * 2^(attempt-1), capped).
     outbox_enabled: bool = True
@@ -36,9 +35,8 @@ class Settings(ServiceSettings):
     # A leased message is retried by anyone after this long (a deliverer that died mid-call);
     # longer than one payments call can take.
     outbox_lease_seconds: float = Field(default=30.0, ge=1, le=3_600)
-    # --- end queue side ------------------------------------------------------------------------
 
-    # --- timers (engineer T): deadlines, auto-approval, task lifetimes, outbox retention ---------
+    # Timers: deadlines, auto-approval, task lifetimes, outbox retention.
     # Every tasks process runs the sweeps (services/tasks/timers/); replicas share the due items
     # through `FOR UPDATE SKIP LOCKED` batches, so adding replicas adds throughput, not repeats.
     timers_enabled: bool = True
@@ -61,4 +59,3 @@ class Settings(ServiceSettings):
     background_stop_timeout_seconds: float = Field(default=5.0, ge=0, le=60)
     # Delivered outbox rows are kept this long (for inspection), then pruned by a sweep.
     outbox_retention_seconds: float = Field(default=7 * 86_400, ge=0, le=365 * 86_400)
-    # --- end timers ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ they hold under concurrency, the same on either path:
 - never more than max_assignments live-or-approved per task: the claim decrements
   `open_slots` on the locked task row (CHECK open_slots >= 0);
 - never "no work" while a slot this worker may take exists: SKIP LOCKED passes can skip a row
-  another transaction holds for an instant (FACTS.md: ~1 in 1,000), so before answering no work
+  another transaction holds for an instant (measured: ~1 in 1,000), so before answering no work
   a last pass waits for those locks and re-checks the rows.
 """
 
