@@ -275,8 +275,7 @@ def operation(doc: dict[str, Any], method: str, path: str) -> dict[str, Any] | N
 
 def operation_fields(doc: dict[str, Any], op: dict[str, Any]) -> set[str]:
     schemas = [
-        media.get("schema", {})
-        for media in op.get("requestBody", {}).get("content", {}).values()
+        media.get("schema", {}) for media in op.get("requestBody", {}).get("content", {}).values()
     ]
     for status, response in op["responses"].items():
         if str(status).startswith("2"):
