@@ -57,6 +57,7 @@ def uvicorn_argv(app: str, port: int, *, workers: int = 1, factory: bool = True)
     argv = [sys.executable, "-m", "uvicorn"]
     argv += ["--factory"] if factory else []
     argv += [app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    argv += ["--no-proxy-headers"]  # the app judges X-Forwarded-For (*_FORWARDED_ALLOW_IPS)
     argv += ["--loop", "uvloop", "--http", "httptools"]
     if workers > 1:
         argv += ["--workers", str(workers)]

@@ -156,6 +156,8 @@ def service_specs(host: str, ports: dict[str, int]) -> list[ProcessSpec]:
                 "--port",
                 str(port),
                 "--no-access-log",
+                # Forwarded headers are judged by the app alone (*_FORWARDED_ALLOW_IPS).
+                "--no-proxy-headers",
                 # Drain in-flight requests on SIGTERM, but not forever (the supervisor's
                 # STOP_TIMEOUT SIGKILLs after 15 s).
                 "--timeout-graceful-shutdown",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import json
+import math
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -10,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import API_KEY_REVOKED_CHANNEL, ApiKeyCache
@@ -26,6 +29,7 @@ from shared.errors import (
     BadRequest,
     Conflict,
     DependencyUnavailable,
+    HeadersTooLarge,
     JSONTooDeep,
     NotFound,
     PayloadTooLarge,
@@ -40,7 +44,7 @@ from shared.errors import (
 from shared.http import InternalClient, make_http_client
 from shared.logging import RequestContextMiddleware, configure_logging, register_secret
 from shared.notifications import PostgresListener
-from shared.ratelimit import RateLimiter
+from shared.ratelimit import RateLimiter, TrustedProxies
 from shared.settings import ServiceSettings
 
 
@@ -124,19 +128,34 @@ _EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
 def scan_json_text(body: bytes, *, max_depth: int, per_line: bool) -> tuple[str, int] | None:
     """The first reason to refuse a JSON (or, per_line, NDJSON) body, with its 1-based line.
 
-    Two things no service can handle are refused: nesting deeper than `max_depth`, and NUL
+    Three things no service can handle are refused: nesting deeper than `max_depth`, NUL
     characters (a raw 0x00 byte or the `\\u0000` escape), which PostgreSQL cannot store in
-    text or jsonb. Syntax is not checked (the parsers do that); a broken line of NDJSON resets
-    the state at its end so one bad line cannot poison the next.
+    text or jsonb, and non-finite numbers ("non_finite": the `NaN`, `Infinity` and `-Infinity`
+    tokens Python's json parser accepts although JSON has no such values, and numbers too large
+    for a double, which it reads as infinity). Syntax is not checked (the parsers do that); a
+    broken line of NDJSON resets the state at its end so one bad line cannot poison the next.
 
     Fast path for the common case (about 10 ms for a 7 MB upload of 10,000 tasks, against 300 ms
     for the exact scan): no NUL in sight, and the bracket skeleton empties within `max_depth`
     rounds of deleting innermost pairs. Anything else (a NUL, an escaped backslash before
-    "u0000", unbalanced or deep brackets) is decided by the exact scan.
+    "u0000", unbalanced or deep brackets) is decided by the exact scan. Non-finite numbers are
+    looked for outside strings (the skeleton's first step), with one regex search.
     """
+    outside_strings = _JSON_STRING.sub(b"", body)
     if b"\x00" in body or b"\\u0000" in body:
-        return _scan_json_exactly(body, max_depth=max_depth, per_line=per_line)
-    skeleton = _JSON_STRING.sub(b"", body).translate(None, _NOT_SKELETON).replace(b"\n", b"")
+        found = _scan_json_exactly(body, max_depth=max_depth, per_line=per_line)
+    else:
+        found = _scan_depth(body, outside_strings, max_depth=max_depth, per_line=per_line)
+    if found is not None:
+        return found
+    line = _non_finite_line(outside_strings)
+    return None if line is None else ("non_finite", line)
+
+
+def _scan_depth(
+    body: bytes, outside_strings: bytes, *, max_depth: int, per_line: bool
+) -> tuple[str, int] | None:
+    skeleton = outside_strings.translate(None, _NOT_SKELETON).replace(b"\n", b"")
     for _ in range(max_depth):
         if not skeleton:
             return None
@@ -147,6 +166,34 @@ def scan_json_text(body: bytes, *, max_depth: int, per_line: bool) -> tuple[str,
     if not skeleton:
         return None
     return _scan_json_exactly(body, max_depth=max_depth, per_line=per_line)
+
+
+# Outside strings, only these can make Python's json parser produce a non-finite float: the
+# NaN/Infinity tokens, an exponent of 3 digits or more, or a run of 300+ digits. Looked for as
+# plain substrings once every digit is a "0" (C-speed passes; a regex over every number of a
+# large upload cost more than the rest of the scan), then decided exactly.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NON_FINITE_HINTS = (b"e000", b"E000", b"e+000", b"E+000", b"0" * 300)
+_JSON_NUMBER_OR_NAME = re.compile(
+    rb"NaN|Infinity|-?(?:0|[1-9][0-9]*)(?P<float>(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+)
+
+
+def _non_finite_line(outside_strings: bytes) -> int | None:
+    """The 1-based line of the first non-finite number (strings removed: JSON strings hold no
+    raw newline, so line numbers are the body's)."""
+    if b"NaN" not in outside_strings and b"Infinity" not in outside_strings:
+        zeroed = outside_strings.translate(_DIGITS_TO_ZERO)
+        if not any(hint in zeroed for hint in _NON_FINITE_HINTS):
+            return None
+    for match in _JSON_NUMBER_OR_NAME.finditer(outside_strings):
+        fraction_or_exponent = match.group("float")  # None for NaN and Infinity
+        if fraction_or_exponent is not None and (
+            not fraction_or_exponent or math.isfinite(float(match.group()))
+        ):
+            continue  # an integer (Python keeps it exact), or a finite float
+        return outside_strings.count(b"\n", 0, match.start()) + 1
+    return None
 
 
 def _scan_json_exactly(body: bytes, *, max_depth: int, per_line: bool) -> tuple[str, int] | None:
@@ -203,37 +250,67 @@ def _body_refusal(media_type: str, body: bytes, max_depth: int) -> AppError | No
             f"JSON may be nested at most {max_depth} levels deep.",
             errors=[{"loc": loc, "msg": f"nested deeper than {max_depth} levels"}],
         )
+    if reason == "non_finite":
+        return ValidationFailed(
+            "JSON numbers must be finite: NaN, Infinity, -Infinity and numbers beyond the range"
+            " of a double are not accepted.",
+            errors=[{"loc": loc, "msg": "not a finite number"}],
+        )
     return ValidationFailed(
         "Text may not contain NUL characters (\\u0000).",
         errors=[{"loc": loc, "msg": "contains a NUL character"}],
     )
 
 
+MAX_HEADER_BYTES = 16 * 1024
+"""Total size of a request's header fields (names, values and their separators), as h11's
+default limit; the httptools parser uvicorn prefers has none of its own."""
+
+
 class RequestHygieneMiddleware:
     """Refuses, before any route runs, input that would otherwise crash a service deep inside:
 
+    - request headers over `max_header_bytes` in total (431 headers_too_large);
     - a NUL character in the path (404: no object has such an id) or the query string (422),
       since PostgreSQL cannot compare or store it;
-    - a JSON, NDJSON or CSV body with NUL characters (422) or JSON nested past
-      `max_json_depth` (400 json_too_deep).
+    - a JSON, NDJSON or CSV body with NUL characters (422), JSON nested past
+      `max_json_depth` (400 json_too_deep) or, in JSON and NDJSON, non-finite numbers (422).
 
     Bodies of those types are read here (bounded by BodySizeLimitMiddleware, which must wrap this
     one) and handed on unchanged; the routes read them whole anyway. Other bodies stream through.
     """
 
-    def __init__(self, app: ASGIApp, max_json_depth: int = MAX_JSON_DEPTH) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_json_depth: int = MAX_JSON_DEPTH,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+    ) -> None:
         self.app = app
         self.max_json_depth = max_json_depth
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._refuse_target(scope)
         media_type = ""
+        header_bytes = 0
         for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value) + 4  # "name: value\r\n"
             if name == b"content-type":
                 media_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+        if header_bytes > self.max_header_bytes:
+            response = problem_response(
+                HeadersTooLarge(
+                    f"The request's header fields are larger than {self.max_header_bytes} bytes.",
+                    code="headers_too_large",
+                )
+            )
+            response.headers["Connection"] = "close"  # the body, if any, is not read
+            await response(scope, receive, send)
+            return
+        refusal = self._refuse_target(scope)
         checked = refusal is None and (
             is_json_media_type(media_type) or media_type in _TEXT_UPLOAD_TYPES
         )
@@ -291,19 +368,34 @@ _KIT_ERRORS_WITH_BODY: tuple[type[AppError], ...] = (
 )
 
 
+# Statuses whose answers carry Retry-After (seconds): rate limited, a dependency down.
+_RETRY_AFTER_STATUSES = frozenset({"429", "503"})
+_RETRY_AFTER_HEADER: dict[str, Any] = {
+    "description": "Seconds to wait before retrying.",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+}
+# The one operation that touches no database (the process is up): every other may answer 503.
+_NO_DATABASE_PATHS = frozenset({"/healthz"})
+
+
 def _problem_response_doc(err: type[AppError]) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "description": err.title,
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
+    if str(err.status) in _RETRY_AFTER_STATUSES:
+        doc["headers"] = {"Retry-After": _RETRY_AFTER_HEADER}
+    return doc
 
 
 def document_kit_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Add to each operation the kit's own answers it does not document yet: 401/429 where a key
     is read, 400/413/415/422 where a body is, 422 where parameters are, 404 for path ids, 409
-    where an Idempotency-Key is taken; and
-    say problem+json for every error response (that is what the handlers send)."""
-    for item in schema.get("paths", {}).values():
+    where an Idempotency-Key is taken, 503 wherever the database is used (all but /healthz);
+    say problem+json for every error response (that is what the handlers send), and
+    Retry-After on every 429 and 503."""
+    for path, item in schema.get("paths", {}).items():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
@@ -319,6 +411,8 @@ def document_kit_errors(schema: dict[str, Any]) -> dict[str, Any]:
                 errors.append(NotFound)
             if any(p.get("name", "").lower() == "idempotency-key" for p in params):
                 errors.append(Conflict)  # idempotency_key_reused
+            if path not in _NO_DATABASE_PATHS:
+                errors.append(DependencyUnavailable)
             responses = operation["responses"]
             for err in errors:
                 responses.setdefault(str(err.status), _problem_response_doc(err))
@@ -329,7 +423,22 @@ def document_kit_errors(schema: dict[str, Any]) -> dict[str, Any]:
                     response["content"] = {
                         PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
                     }
+                    if str(status) in _RETRY_AFTER_STATUSES:
+                        response.setdefault("headers", {})["Retry-After"] = _RETRY_AFTER_HEADER
+    _drop_unused_fastapi_schemas(schema)
     return schema
+
+
+def _drop_unused_fastapi_schemas(schema: dict[str, Any]) -> None:
+    """FastAPI's 422 body (HTTPValidationError, ValidationError) is replaced by Problem above:
+    drop its components once nothing refers to them (a generated client would carry them)."""
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        if name in components:
+            rest = {k: v for k, v in schema.items() if k != "components"}
+            others = {k: v for k, v in components.items() if k != name}
+            if f'"#/components/schemas/{name}"' not in json.dumps([rest, others]):
+                del components[name]
 
 
 def health_router() -> APIRouter:
@@ -438,10 +547,16 @@ def build_app(
         description=description,
         version="1.0.0",
         lifespan=lifespan_all,
+        generate_unique_id_function=_operation_id_for(service),
+        # No trailing-slash redirects: Starlette builds their Location from the Host header
+        # (an open redirect through a misrouted Host); a path with a slash too many is a 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.key_rate_limiter = RateLimiter(settings.rate_limit_per_key)
+    app.state.account_rate_limiter = RateLimiter(settings.account_rate_limit)
     app.state.signup_rate_limiter = RateLimiter(settings.rate_limit_signup)
+    app.state.api_key_creation_rate_limiter = RateLimiter(settings.rate_limit_api_key_creation)
+    app.state.trusted_proxies = TrustedProxies(settings.forwarded_allow_ips)
     app.state.service = service
     install_error_handlers(app)
     app.include_router(health_router())
@@ -453,10 +568,24 @@ def build_app(
     app.add_middleware(
         RequestHygieneMiddleware,
         max_json_depth=getattr(settings, "max_json_depth", MAX_JSON_DEPTH),
+        max_header_bytes=getattr(settings, "max_header_bytes", MAX_HEADER_BYTES),
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _operation_id_for(service: str) -> Callable[[APIRoute], str]:
+    """The OpenAPI operationId of each route: its name (the endpoint function's, or `name=`),
+    snake_case, unique across the three services for the public routes (checked by
+    tests/test_openapi_documents.py); the kit's own and internal routes, which every service
+    has or may share names in, are prefixed with the service (`tasks_readyz`). Stable: clients
+    generated from the documents use them as method names (docs/api.md)."""
+
+    def operation_id(route: APIRoute) -> str:
+        return route.name if route.path.startswith("/v1/") else f"{service}_{route.name}"
+
+    return operation_id
 
 
 def _install_openapi_with_kit_errors(app: FastAPI) -> None:

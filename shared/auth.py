@@ -31,6 +31,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from shared.db import SessionDep, driver_connection
 from shared.errors import Forbidden, Unauthorized
+from shared.ratelimit import TrustedProxies
 
 AccountKind = Literal["requester", "worker"]
 KEY_PREFIX = "mk_"
@@ -204,7 +205,8 @@ async def authenticate(request: Request, conn: asyncpg.Connection, key: str) -> 
         caller = Caller(account_id=row["account_id"], kind=row["kind"], key_id=row["id"])
         touch = row["stale"]
         cache.store(key_hash, caller, generation=generation)
-    request.app.state.key_rate_limiter.check(caller.key_id)
+    # Per account, not per key: keys are cheap to mint (shared.ratelimit).
+    request.app.state.account_rate_limiter.check(caller.account_id)
     if touch:
         await conn.execute(_TOUCH, caller.key_id)
     return caller
@@ -261,10 +263,18 @@ async def require_internal(
 InternalDep = Depends(require_internal)
 
 
+def client_key(request: Request) -> str:
+    """The client's rate-limit bucket: its address, believed from X-Forwarded-For only when the
+    TCP peer is a configured proxy (`*_FORWARDED_ALLOW_IPS`; shared.ratelimit.TrustedProxies).
+    uvicorn runs with --no-proxy-headers, so `request.client` is always the TCP peer."""
+    trusted: TrustedProxies = request.app.state.trusted_proxies
+    peer = request.client.host if request.client else None
+    return trusted.client_key(peer, request.headers.getlist("x-forwarded-for"))
+
+
 async def limit_by_client_address(request: Request) -> None:
     """For unauthenticated endpoints that create things (sign-up)."""
-    address = request.client.host if request.client else "unknown"
-    request.app.state.signup_rate_limiter.check(address)
+    request.app.state.signup_rate_limiter.check(client_key(request))
 
 
 SignupRateLimitDep = Depends(limit_by_client_address)

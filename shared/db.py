@@ -96,10 +96,11 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under `session`, inside the session's transaction.
 
     Hot paths (accept, submit, approve, ledger writes) run their few statements straight on
-    asyncpg: FACTS.md measured the SQLAlchemy layer at ~40% of a primary-key read. SQLAlchemy
+    asyncpg: on this project's 2-core machines the SQLAlchemy layer cost ~40% of a primary-key
+    read (an asyncpg-direct vs Core A/B). SQLAlchemy
     opens the asyncpg transaction lazily on the first statement, so we open it here if needed;
     otherwise raw statements would run in autocommit and escape the request's rollback
-    (tests/shared/test_db.py guards this against SQLAlchemy upgrades).
+    (tests/shared/test_foundation.py guards this against SQLAlchemy upgrades).
     """
     for attempt in range(_BEGIN_ATTEMPTS):
         conn = await session.connection()

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from typing_extensions import TypeAliasType
 
 from shared.iso import normalize_country
 
@@ -40,8 +41,12 @@ APPROVAL_RATE_MIN_DECIDED = 10
 
 MAX_REQUIREMENTS = 10
 
-Comparator = Literal["lt", "lte", "gt", "gte", "eq", "ne", "exists", "not_exists", "in", "not_in"]
-Guard = Literal["discover", "preview", "accept"]
+# Named (TypeAliasType): one `$ref`-ed component each in the OpenAPI documents.
+Comparator = TypeAliasType(
+    "QualificationComparator",
+    Literal["lt", "lte", "gt", "gte", "eq", "ne", "exists", "not_exists", "in", "not_in"],
+)
+Guard = TypeAliasType("QualificationGuard", Literal["discover", "preview", "accept"])
 GUARDS: tuple[Guard, ...] = ("discover", "preview", "accept")
 _GUARD_RANK = {"discover": 0, "preview": 1, "accept": 2}
 _ORDERING = {"lt", "lte", "gt", "gte"}

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.eligibility import Comparator, Guard
 from shared.jsonutil import dumps
 
 PROBLEM_JSON = "application/problem+json"
@@ -30,15 +34,74 @@ class ProblemItem(BaseModel):
     msg: str
 
 
+class ProblemUnmetRequirement(BaseModel):
+    """One qualification requirement the caller does not meet (`not_qualified`)."""
+
+    qualification_type_id: str
+    comparator: Comparator
+    values: list[int | str]
+    actual: int | str | None = Field(description="The caller's value; null when it has none.")
+    reason: str
+    guard: Guard
+
+
 class Problem(BaseModel):
-    """The body of every error response (documented in each route's `responses=`)."""
+    """The body of every error response (documented in each route's `responses=`).
+
+    Besides the RFC 9457 members, some codes carry extra members (the `extra=` of the error
+    raised); each is listed here, absent unless the code says otherwise."""
 
     type: str = Field(examples=["about:blank"])
     title: str
     status: int
     detail: str
     code: str
-    errors: list[ProblemItem] | None = None
+    errors: list[ProblemItem] | None = Field(
+        default=None, description="validation_error (and others): each field that failed."
+    )
+    retry_after: int | None = Field(
+        default=None,
+        description="Seconds to wait before retrying, as the Retry-After header says "
+        "(rate_limited; retry_not_allowed, where null means no retake is ever allowed).",
+    )
+    retry_allowed_at: datetime | None = Field(
+        default=None,
+        description="retry_not_allowed: when a retake is allowed (null: never).",
+    )
+    unmet_requirements: list[ProblemUnmetRequirement] | None = Field(
+        default=None, description="not_qualified: every requirement the caller does not meet."
+    )
+    min_gold_accuracy: int | None = Field(
+        default=None, description="gold_accuracy_too_low: the project's minimum (percent)."
+    )
+    gold_answered: int | None = Field(
+        default=None, description="gold_accuracy_too_low: the caller's gold answers so far."
+    )
+    gold_correct: int | None = Field(
+        default=None, description="gold_accuracy_too_low: how many of them were correct."
+    )
+    attempt_id: str | None = Field(
+        default=None,
+        description="attempt_in_progress, request_pending: the attempt in question.",
+    )
+    deadline: datetime | None = Field(
+        default=None, description="attempt_in_progress: that attempt's deadline."
+    )
+    held_cents: int | None = Field(
+        default=None, description="reservation_exhausted: the cents the reservation holds."
+    )
+    needed_cents: int | None = Field(
+        default=None, description="reservation_exhausted: the cents needed."
+    )
+    reference: str | None = Field(
+        default=None, description="conflicting_transaction: what the transaction settles."
+    )
+    key: str | None = Field(
+        default=None, description="idempotency_key_reused (ledger): the key in question."
+    )
+    max_active_api_keys: int | None = Field(
+        default=None, description="too_many_api_keys: the most active keys an account may hold."
+    )
 
 
 class AppError(Exception):
@@ -137,6 +200,10 @@ class RateLimited(AppError):
     status, code, title = 429, "rate_limited", "Too Many Requests"
 
 
+class HeadersTooLarge(AppError):
+    status, code, title = 431, "headers_too_large", "Request Header Fields Too Large"
+
+
 class DependencyUnavailable(AppError):
     status, code, title = 503, "dependency_unavailable", "Service Unavailable"
 
@@ -158,6 +225,7 @@ _STATUS_CLASS: dict[int, type[AppError]] = {
         UnsupportedMediaType,
         ValidationFailed,
         RateLimited,
+        HeadersTooLarge,
         DependencyUnavailable,
     )
 }
@@ -207,6 +275,16 @@ def _validation_items(exc: RequestValidationError) -> Iterable[dict[str, Any]]:
 
 async def _app_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    if isinstance(exc, DependencyUnavailable):
+        # A dependency down (a peer service, the database under a hot-path request): one
+        # WARNING line, as for the database errors below, never a traceback.
+        cause = exc.__cause__
+        log.warning(
+            "%s%s",
+            exc.detail,
+            f" ({_describe(cause)})" if cause is not None else "",
+            extra={"method": request.method, "path": request.url.path, "status": exc.status},
+        )
     return problem_response(exc)
 
 
@@ -259,7 +337,11 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
             MalformedJSON("The request body is not valid JSON (or not UTF-8, or too deep).")
         )
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-    err = AppError(str(exc.detail), code=codes.get(exc.status_code, f"http_{exc.status_code}"))
+    detail = str(exc.detail)
+    if exc.status_code == 404 and len(request.url.path) > 1 and request.url.path.endswith("/"):
+        # Trailing-slash redirects are off (they reflected the Host header): say why.
+        detail = "Not Found: paths take no trailing slash."
+    err = AppError(detail, code=codes.get(exc.status_code, f"http_{exc.status_code}"))
     err.status = exc.status_code
     err.title = str(exc.detail)
     if exc.headers:
@@ -280,8 +362,8 @@ def _hide_statement_parameters(exc: BaseException) -> None:
 
 
 def _database_unreachable(exc: BaseException) -> bool:
-    """True when the error chain says the database connection is gone or refused: that is a
-    dependency being down (503, retry), not a bug (500)."""
+    """True when the error chain says the database connection is gone, refused or out of room:
+    that is a dependency being down (503, retry), not a bug (500)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -297,6 +379,8 @@ def _database_unreachable(exc: BaseException) -> bool:
                 asyncpg.ConnectionDoesNotExistError,
                 asyncpg.CannotConnectNowError,
                 asyncpg.AdminShutdownError,
+                asyncpg.TooManyConnectionsError,
+                SQLAlchemyPoolTimeout,
             ),
         ):
             return True
@@ -306,12 +390,70 @@ def _database_unreachable(exc: BaseException) -> bool:
     return False
 
 
-async def _unexpected_handler(request: Request, exc: Exception) -> Response:
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message` on one line, short (no traceback, no statement parameters)."""
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _dependency_down_response(request: Request, what: str, exc: BaseException) -> Response:
+    log.warning(
+        "%s unavailable, answered 503: %s",
+        what,
+        _describe(exc),
+        extra={"method": request.method, "path": request.url.path, "status": 503},
+    )
+    return problem_response(
+        DependencyUnavailable(
+            f"The {what} is unavailable; retry shortly.",
+            retry_after=DATABASE_RETRY_AFTER_SECONDS,
+        )
+    )
+
+
+async def _dependency_error_handler(request: Request, exc: Exception) -> Response:
+    """Database and network errors, answered where the route's other errors are (Starlette's
+    ExceptionMiddleware), so an outage is an ordinary response: 503 with Retry-After, one
+    WARNING line, the access log says 503, and the client's keep-alive connection stays
+    usable. The same exception types raised by a bug (a constraint violation, a bad statement)
+    go on to `_unexpected_handler` (500, traceback) exactly as before."""
     _hide_statement_parameters(exc)
     if _database_unreachable(exc):
-        log.warning("database unavailable: %s", type(exc).__name__)
+        return _dependency_down_response(request, "database", exc)
+    raise exc
+
+
+async def _peer_unreachable_handler(request: Request, exc: Exception) -> Response:
+    """A peer service that cannot be reached (shared.http turns its own calls' failures into
+    DependencyUnavailable; this covers any other httpx call)."""
+    return _dependency_down_response(request, "peer service", exc)
+
+
+# The exception types whose handler decides between "a dependency is down" (503) and a bug.
+DEPENDENCY_ERROR_TYPES: tuple[type[BaseException], ...] = (
+    OSError,  # ConnectionRefusedError, TimeoutError (asyncpg's acquire/connect timeouts), ...
+    asyncpg.PostgresError,  # connection errors, admin shutdown, too many connections
+    asyncpg.InterfaceError,  # connection closed mid-request
+    asyncpg.InternalClientError,  # protocol busy with a server's goodbye
+    SQLAlchemyError,  # DBAPIError with connection_invalidated, the pool's timeout
+)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> Response:
+    """Last resort (Starlette's ServerErrorMiddleware, which re-raises to the server afterwards:
+    the connection is closed). Dependency failures normally never get here (see
+    _dependency_error_handler); one that does (raised by a middleware) still answers 503."""
+    _hide_statement_parameters(exc)
+    if _database_unreachable(exc):
+        log.warning("database unavailable: %s", _describe(exc))
         return problem_response(
-            DependencyUnavailable("The database is unavailable; retry shortly.", retry_after=2)
+            DependencyUnavailable(
+                "The database is unavailable; retry shortly.",
+                retry_after=DATABASE_RETRY_AFTER_SECONDS,
+            )
         )
     log.exception("unhandled error", exc_info=exc)
     return problem_response(AppError("An unexpected error occurred."))
@@ -321,4 +463,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    for exc_type in DEPENDENCY_ERROR_TYPES:
+        app.add_exception_handler(exc_type, _dependency_error_handler)
+    app.add_exception_handler(httpx.TransportError, _peer_unreachable_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

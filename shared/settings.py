@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
 
-from shared.ratelimit import validate_rate
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.ratelimit import validate_networks, validate_rate
 
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "changethis", "password", "token"}
 
@@ -35,13 +37,40 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=64, ge=8, le=200)
     # Rate limits in `limits` notation ("3000/minute", "50/second"); see shared/ratelimit.py.
+    # Counted per process (a replica enforces its own budget).
+    # Per ACCOUNT, all its keys together (minting keys does not buy more). RATE_LIMIT_PER_KEY is
+    # the old name, kept as an alias: it applies while RATE_LIMIT_PER_ACCOUNT is unset.
+    rate_limit_per_account: str | None = None
     rate_limit_per_key: str = "3000/minute"
+    # Sign-up, per client address (an IPv6 client: per /64); see forwarded_allow_ips.
     rate_limit_signup: str = "120/minute"
+    # POST /v1/accounts/me/api-keys per account, and the active keys an account may hold
+    # (both read by the workers service, which issues keys).
+    rate_limit_api_key_creation: str = "60/hour"
+    max_active_api_keys: int = Field(default=20, ge=1, le=10_000)
+    # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated or a JSON list):
+    # the gateway's address or network. Empty (the default): nobody's, the TCP peer is the
+    # client. uvicorn runs with --no-proxy-headers; shared.ratelimit.TrustedProxies decides.
+    forwarded_allow_ips: Annotated[tuple[str, ...], NoDecode] = ()
 
-    @field_validator("rate_limit_per_key", "rate_limit_signup")
+    @property
+    def account_rate_limit(self) -> str:
+        return self.rate_limit_per_account or self.rate_limit_per_key
+
+    @field_validator(
+        "rate_limit_per_account",
+        "rate_limit_per_key",
+        "rate_limit_signup",
+        "rate_limit_api_key_creation",
+    )
     @classmethod
-    def _valid_rate(cls, v: str) -> str:
-        return validate_rate(v)
+    def _valid_rate(cls, v: str | None) -> str | None:
+        return None if v is None else validate_rate(v)
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _valid_networks(cls, v: Any) -> tuple[str, ...]:
+        return validate_networks(v)
 
     @field_validator("internal_token")
     @classmethod

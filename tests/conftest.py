@@ -123,6 +123,7 @@ class LiveServices:
                 "--port",
                 str(self.ports[svc]),
                 "--no-access-log",
+                "--no-proxy-headers",  # as deployed: the app judges X-Forwarded-For
             ],
             cwd=ROOT,
             env=self.env,

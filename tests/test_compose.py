@@ -356,3 +356,68 @@ def _app_paths(app: Any) -> set[str]:
     routes = flatten(app.routes) if flatten else app.routes
     paths = {path for route in routes if isinstance(path := getattr(route, "path", None), str)}
     return paths | set(app.openapi()["paths"])
+
+
+# --------------------------------------------------------------------------- client addresses
+
+
+def test_uvicorn_leaves_forwarded_headers_to_the_app(compose: dict[str, Any]) -> None:
+    """uvicorn's own proxy-headers handling trusts X-Forwarded-For from 127.0.0.1 by default;
+    the services judge it themselves (shared.ratelimit.TrustedProxies, *_FORWARDED_ALLOW_IPS)."""
+    for name in SERVICES:
+        assert "--no-proxy-headers" in _command(compose["services"][name]), name
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert "uvicorn" in cmd and '"--no-proxy-headers"' in cmd
+
+
+def _locations_with_bodies(conf: str) -> list[tuple[str, str]]:
+    text = _strip_comments(conf)
+    return [
+        (match.group(2), text[match.end() : _block_end(text, match.end() - 1)])
+        for match in _LOCATION.finditer(text)
+    ]
+
+
+def test_gateway_sends_the_client_address_it_saw(nginx_conf: str) -> None:
+    """nginx is the edge: X-Forwarded-For is overwritten with the TCP peer's address, never
+    appended to what the client sent (which would let a client pick its own address)."""
+    text = _strip_comments(nginx_conf)
+    assert "$proxy_add_x_forwarded_for" not in text
+    xff = re.findall(r"\bproxy_set_header\s+X-Forwarded-For\s+([^;]+);", text, re.IGNORECASE)
+    assert xff == ["$remote_addr"], xff
+    # A location with its own proxy_set_header inherits none of the server's: none may have any
+    # unless it sets X-Forwarded-For too.
+    for path, body in _locations_with_bodies(nginx_conf):
+        if "proxy_set_header" in body:
+            assert re.search(r"X-Forwarded-For\s+\$remote_addr\s*;", body), path
+
+
+def test_services_trust_forwarded_headers_from_the_gateway_network_only(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ipaddress
+
+    from shared.ratelimit import TrustedProxies
+
+    network = compose["networks"]["default"]
+    subnets = [_interpolate(c["subnet"], {}) for c in network["ipam"]["config"]]
+    assert subnets and all(ipaddress.ip_network(s).is_private for s in subnets)
+    gateway = compose["services"]["nginx"]
+    assert gateway.get("networks") in (None, ["default"]), "the gateway must be on that network"
+    inside = str(next(ipaddress.ip_network(subnets[0]).hosts()))
+    for name in SERVICES:
+        service = compose["services"][name]
+        assert "ports" not in service, f"{name} is reachable without the gateway"
+        assert service.get("networks") in (None, ["default"]), name
+        env = _environment(service)
+        raw = env[f"{name.upper()}_FORWARDED_ALLOW_IPS"]
+        monkeypatch.setenv(f"{name.upper()}_DATABASE_URL", "postgresql://x@localhost/x")
+        monkeypatch.setenv(f"{name.upper()}_INTERNAL_TOKEN", "compose-test-token-0123456789")
+        monkeypatch.setenv(f"{name.upper()}_FORWARDED_ALLOW_IPS", _interpolate(raw, {}))
+        settings = _settings_class(name)()
+        trusted = TrustedProxies(settings.forwarded_allow_ips)
+        assert trusted.networks == tuple(ipaddress.ip_network(s) for s in subnets), name
+        # through the gateway: the address nginx saw; from elsewhere: the peer itself
+        assert trusted.client_key(inside, ["9.9.9.9, 203.0.113.7"]) == "203.0.113.7"
+        assert trusted.client_key("198.51.100.1", ["203.0.113.7"]) == "198.51.100.1"

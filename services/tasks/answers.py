@@ -1,21 +1,31 @@
 """The JSON Schema an answer must satisfy, and answer validation.
 
 Built-in task types derive their schema from the project's settings (labels, multi_label), so a
-requester never writes one; `free_form` projects bring their own. Validation runs on the submit
-hot path, so compiled validators are cached by the schema's canonical JSON: building a
-`Draft202012Validator` costs far more than checking one small answer with it.
+requester never writes one; `free_form` projects bring their own, which is hostile input: it is
+compiled by `shared.safe_schema` (local references only, bounded size, depth and work,
+linear-time patterns, no format assertions; validation in Rust via jsonschema-rs). Validation
+runs on the submit hot path, so compiled validators (and refusals) are cached by the schema's
+canonical JSON. Every answer, whatever the task type, is refused when it carries NaN or
+Infinity (orjson would store them as null).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
 from threading import Lock
 from typing import Any, Literal
 
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
+
+from shared.safe_schema import (
+    SafeValidator,
+    UnsafeSchema,
+    compile_schema,
+    instance_issues,
+    non_finite_paths,
+)
 
 TaskType = Literal["classification", "sentiment", "transcription", "bounding_box", "free_form"]
 TASK_TYPES: tuple[str, ...] = (
@@ -29,6 +39,13 @@ SENTIMENT_LABELS: tuple[str, ...] = ("positive", "negative", "neutral")
 MAX_ERRORS_PER_ANSWER = 20
 
 _FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
+
+
+MAX_BOXES = 500
+"""Most boxes one bounding-box answer (or gold answer) may hold. Gold grading pairs boxes by
+overlap, quadratic in their number: unbounded, one submit against a gold answer of tens of
+thousands of boxes would hold the event loop for seconds. Real images rarely carry more than a
+few hundred objects."""
 
 
 def answer_schema_for(
@@ -72,7 +89,7 @@ def answer_schema_for(
                 "height": _FRACTION,
             }
         )
-        return _object({"boxes": {"type": "array", "items": box}})
+        return _object({"boxes": {"type": "array", "items": box, "maxItems": MAX_BOXES}})
     if task_type == "free_form":
         if answer_schema is None:
             raise ValueError("a free_form project needs an answer_schema")
@@ -92,51 +109,63 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
 def schema_problems(schema: Any) -> list[str]:
     """Why `schema` cannot be a free_form project's answer schema (empty when it can).
 
-    It must be a valid Draft 2020-12 schema describing a JSON object: answers are stored as
-    objects, and the results export puts them in one JSON cell each.
+    It must be a valid Draft 2020-12 schema describing a JSON object (answers are stored as
+    objects, and the results export puts them in one JSON cell each), and a safe one
+    (`shared.safe_schema`: local references only, size, depth and work limits, Rust regex
+    patterns).
     """
     if not isinstance(schema, dict):
         return ["answer_schema must be a JSON object"]
+    # Before the cache: its key is orjson's, which writes NaN as null.
+    for path in non_finite_paths(schema, limit=1):
+        where = "".join(f"/{p}" for p in path)
+        return [f"answer_schema is not allowed: NaN and Infinity are not JSON numbers at {where}"]
     try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return [
-            f"answer_schema is not a valid JSON Schema: {exc.message}"
-            + (f" at /{where}" if where else "")
-        ]
+        validator_for(schema)
+    except UnsafeSchema as exc:
+        return [f"answer_schema is not allowed: {exc}"]
     if schema.get("type") != "object":
         return ['answer_schema must describe an object ("type": "object")']
     return []
 
 
 class _ValidatorCache:
-    """A small LRU of compiled validators keyed by the schema's canonical JSON bytes."""
+    """A small LRU of compiled validators (or the reason a schema is refused) keyed by the
+    schema's canonical JSON bytes."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[bytes, Draft202012Validator] = OrderedDict()
+        self._items: OrderedDict[bytes, SafeValidator | UnsafeSchema] = OrderedDict()
         self._lock = Lock()
 
-    def get(self, schema: dict[str, Any]) -> Draft202012Validator:
-        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    def get(self, schema: dict[str, Any]) -> SafeValidator:
+        try:
+            key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            raise UnsafeSchema(f"the schema cannot be serialized as JSON: {exc}") from exc
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
-                return found
-        validator = Draft202012Validator(schema)
-        with self._lock:
-            self._items[key] = validator
-            if len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return validator
+        if found is None:
+            try:
+                found = compile_schema(schema)
+            except UnsafeSchema as exc:
+                found = exc
+            with self._lock:
+                self._items[key] = found
+                if len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        if isinstance(found, UnsafeSchema):
+            raise found
+        return found
 
 
 _validators = _ValidatorCache(size=1024)
 
 
-def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
+def validator_for(schema: dict[str, Any]) -> SafeValidator:
+    """The compiled validator of `schema`; UnsafeSchema when the schema is not allowed."""
     return _validators.get(schema)
 
 
@@ -145,27 +174,42 @@ def validate_answer(schema: dict[str, Any], answer: Any) -> list[dict[str, Any]]
 
     `loc` is the path inside the answer (e.g. `["boxes", 0, "x"]`); callers prefix it with where
     the answer sits in their request (`["body", "answer"]`, `["tasks", 3, "gold_answer"]`).
+    NaN/Infinity anywhere, an answer too large for the schema's work budget, or a stored schema
+    that is not allowed any more (saved before the rules) refuse the answer without validating.
     """
-    validator = validator_for(schema)
+    try:
+        validator = validator_for(schema)
+    except UnsafeSchema as exc:
+        return [
+            {
+                "loc": [],
+                "msg": f"this project's answer schema is not accepted any more ({exc}); "
+                "its owner must replace it",
+            }
+        ]
+    issues = instance_issues(
+        answer, cost_per_value=validator.cost_per_value, limit=MAX_ERRORS_PER_ANSWER
+    )
+    if issues:
+        return [{"loc": i.path, "msg": i.msg} for i in issues[:MAX_ERRORS_PER_ANSWER]]
+    errors = itertools.islice(validator.iter_errors(answer), MAX_ERRORS_PER_ANSWER * 50)
     problems: list[dict[str, Any]] = []
-    for error in sorted(validator.iter_errors(answer), key=_error_order):
-        problems.append({"loc": list(error.absolute_path), "msg": _message(error)})
+    for error in sorted(errors, key=_error_order):
+        problems.append({"loc": list(error.instance_path), "msg": _message(error)})
         if len(problems) >= MAX_ERRORS_PER_ANSWER:
             break
     return problems
 
 
-def _error_order(error: ValidationError) -> tuple[str, ...]:
-    return tuple(str(p) for p in error.absolute_path)
+def _error_order(error: Any) -> tuple[str, ...]:
+    return tuple(str(p) for p in error.instance_path)
 
 
-def _message(error: ValidationError) -> str:
-    if error.validator == "enum":
-        allowed = ", ".join(orjson.dumps(v).decode() for v in error.validator_value)
+def _message(error: Any) -> str:
+    kind = error.kind
+    if kind.name == "enum":
+        allowed = ", ".join(orjson.dumps(v).decode() for v in kind.options)
         return f"must be one of {allowed}"
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = set(error.schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in known)
-        if extra:
-            return "unknown field(s): " + ", ".join(extra)
-    return error.message
+    if kind.name == "additionalProperties" and kind.unexpected:
+        return "unknown field(s): " + ", ".join(sorted(map(str, kind.unexpected)))
+    return str(error.message)

@@ -38,7 +38,12 @@ def test_readme_walkthrough_works_as_written(live_services: LiveServices) -> Non
     balances = [o for o in out if set(o) >= {"available", "withdrawn"}]
     assert balances and balances[-1]["available"] == "1.10"
     requester_balance = next(o for o in out if set(o) >= {"available", "reserved", "spent"})
-    assert requester_balance == {"available": "19.52", "reserved": "0.48", "spent": "0.00"}
+    assert requester_balance == {
+        "kind": "requester",
+        "available": "19.52",
+        "reserved": "0.48",
+        "spent": "0.00",
+    }
     assert any(o.get("status") == "granted" for o in out)
     withdrawal = out[-1]
     assert withdrawal["amount"] == "1.10" and withdrawal["status"] in ("pending", "paid")

@@ -106,6 +106,7 @@ class Stack(LiveServices):
                 "--port",
                 str(self.ports[svc]),
                 "--no-access-log",
+                "--no-proxy-headers",
                 "--timeout-graceful-shutdown",
                 "20",
             ],

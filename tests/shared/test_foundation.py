@@ -81,7 +81,8 @@ async def test_driver_connection_runs_inside_the_request_transaction(apps: dict,
     async with sessionmaker() as session:
         conn = await driver_connection(session)
         await conn.execute(
-            "INSERT INTO accounts (id, kind, name, email) VALUES ($1, 'worker', 'x', $2)",
+            "INSERT INTO accounts (id, kind, name, email, email_normalized)"
+            " VALUES ($1, 'worker', 'x', $2, $2)",
             marker,
             f"{marker}@example.com",
         )
@@ -93,7 +94,8 @@ async def test_driver_connection_runs_inside_the_request_transaction(apps: dict,
         await session.execute(text("SELECT 1"))
         conn = await driver_connection(session)
         await conn.execute(
-            "INSERT INTO accounts (id, kind, name, email) VALUES ($1, 'worker', 'x', $2)",
+            "INSERT INTO accounts (id, kind, name, email, email_normalized)"
+            " VALUES ($1, 'worker', 'x', $2, $2)",
             marker,
             f"{marker}@example.com",
         )
@@ -235,3 +237,183 @@ async def test_a_connection_closed_under_a_hot_path_request_answers_503(apps: di
             await conn.fetchval("SELECT 1")
         except Exception as exc:  # what the route would have raised, leaving the `async with`
             await held.__aexit__(type(exc), exc, exc.__traceback__)
+
+
+# --------------------------------------------------------------------------- hostile transport
+
+
+@pytest.mark.parametrize("host", ["testserver", "evil.example"])
+async def test_a_trailing_slash_is_a_404_problem_never_a_redirect(
+    tasks_client: httpx.AsyncClient,
+    workers_client: httpx.AsyncClient,
+    payments_client: httpx.AsyncClient,
+    host: str,
+) -> None:
+    """Starlette's trailing-slash redirect built its Location from the Host header (an open
+    redirect through a misrouted Host): redirects are off, the path is simply not found."""
+    for client, path in (
+        (tasks_client, "/v1/projects/"),
+        (tasks_client, "/v1/work/projects/"),
+        (workers_client, "/v1/accounts/me/"),
+        (workers_client, "/v1/blocks/"),
+        (payments_client, "/v1/transactions/"),
+        (payments_client, "/v1/deposits/"),
+    ):
+        for method in ("GET", "POST"):
+            resp = await client.request(
+                method, path, headers={"Host": host}, follow_redirects=False
+            )
+            assert resp.status_code == 404, (method, path, resp.status_code, resp.headers)
+            assert "location" not in resp.headers
+            assert resp.headers["content-type"].startswith("application/problem+json")
+            assert resp.json()["code"] == "not_found"
+            assert "trailing slash" in resp.json()["detail"]
+
+
+def _headers_of(total_bytes: int) -> dict[str, str]:
+    return {f"X-Pad-{i}": "a" * 1000 for i in range(total_bytes // 1000)}
+
+
+async def test_request_headers_over_16_kib_are_431(workers_client: httpx.AsyncClient) -> None:
+    ok = await workers_client.get("/healthz", headers=_headers_of(12_000))
+    assert ok.status_code == 200
+    for headers in (_headers_of(17_000), {"X-Big": "a" * 17_000}):
+        resp = await workers_client.get("/healthz", headers=headers)
+        assert resp.status_code == 431, resp.text
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        assert resp.json()["code"] == "headers_too_large"
+        assert resp.headers["connection"] == "close"
+
+
+async def test_a_megabyte_of_headers_is_431_from_a_real_server(live_services: LiveServices) -> None:
+    """uvicorn's default parser (httptools) has no header size limit of its own."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        for svc, url in live_services.urls.items():
+            resp = await client.get(url + "/healthz", headers={"X-Big": "a" * 1_000_000})
+            assert resp.status_code == 431, (svc, resp.status_code)
+            assert resp.json()["code"] == "headers_too_large"
+            assert (await client.get(url + "/healthz")).status_code == 200
+
+
+# --------------------------------------------------------------------------- non-finite numbers
+
+
+NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e999", "-1.5E+400"]
+
+
+async def test_non_finite_numbers_in_json_bodies_are_422_on_every_service(
+    tasks_client: httpx.AsyncClient,
+    workers_client: httpx.AsyncClient,
+    payments_client: httpx.AsyncClient,
+) -> None:
+    """Python's json parser reads NaN, Infinity and -Infinity (not JSON) and turns 1e999 into
+    infinity; a service then failed (500) or stored null. Refused before any route runs."""
+    for client, path, template in (
+        (tasks_client, "/v1/projects", '{"title": "t", "reward": "0.10", "x": %s}'),
+        (tasks_client, "/v1/projects/NOPE/tasks", '{"tasks": [{"input": {"v": [1, %s]}}]}'),
+        (workers_client, "/v1/accounts", '{"kind": "worker", "name": %s}'),
+        (payments_client, "/v1/deposits", '{"amount": %s}'),
+    ):
+        for token in NON_FINITE:
+            resp = await client.post(
+                path,
+                content=template % token,
+                headers={"Content-Type": "application/json", "Authorization": "Bearer nope"},
+            )
+            assert resp.status_code == 422, (path, token, resp.text)
+            assert resp.json()["errors"] == [{"loc": ["body"], "msg": "not a finite number"}]
+    # NDJSON uploads: the line is named
+    resp = await tasks_client.post(
+        "/v1/projects/NOPE/tasks",
+        content=b'{"input": {"a": 1}}\n{"input": {"a": NaN}}\n',
+        headers={"Content-Type": "application/x-ndjson", "Authorization": "Bearer nope"},
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["errors"] == [{"loc": ["line", 2], "msg": "not a finite number"}]
+
+
+async def test_the_words_nan_and_infinity_in_strings_and_tiny_or_long_numbers_pass(
+    tasks_client: httpx.AsyncClient, workers_client: httpx.AsyncClient
+) -> None:
+    from tests.factories import create_requester
+    from tests.services.tasks.factories import PROJECT_DEFAULTS
+
+    requester = await create_requester(workers_client)
+    resp = await tasks_client.post("/v1/projects", json=PROJECT_DEFAULTS, headers=requester.headers)
+    assert resp.status_code == 201, resp.text
+    path = f"/v1/projects/{resp.json()['id']}/tasks"
+    for word in ("NaN", "Infinity", "1e999", '-Infinity \\" NaN', "\\u0030e999"):
+        body = (
+            f'{{"tasks": [{{"input": {{"t": "{word}", "n": [1e-999, 123.456e-7, {"9" * 50}]}}}}]}}'
+        )
+        resp = await tasks_client.post(
+            path,
+            content=body,
+            headers={**requester.headers, "Content-Type": "application/json"},
+        )
+        assert resp.status_code == 201, (body, resp.text)
+
+
+def test_no_float_query_parameter_accepts_nan_or_infinity(apps: dict) -> None:
+    """Query, path and header parameters typed float would take "nan" and "inf" (pydantic's
+    float parsing): any such parameter must say allow_inf_nan=False."""
+    from pydantic.fields import FieldInfo
+
+    from tests.security.routes import iter_routes
+
+    offenders = []
+    for info in iter_routes(apps):
+        stack = [info.route.dependant]
+        while stack:
+            dep = stack.pop()
+            stack.extend(dep.dependencies)
+            for param in (*dep.query_params, *dep.path_params, *dep.header_params):
+                annotation = getattr(param.field_info, "annotation", None)
+                if "float" not in repr(annotation):
+                    continue
+                allowed = [
+                    m.allow_inf_nan
+                    for m in param.field_info.metadata
+                    if hasattr(m, "allow_inf_nan")
+                ]
+                if not isinstance(param.field_info, FieldInfo) or allowed != [False]:
+                    offenders.append(f"{info.service} {info.method} {info.path} {param.name}")
+    assert not offenders, offenders
+
+
+# --------------------------------------------------------------------------- dependency errors
+
+
+async def test_dependency_errors_are_answered_by_the_route_layer_not_the_server_layer() -> None:
+    """503 for the database or a peer being unreachable comes from Starlette's
+    ExceptionMiddleware: nothing is re-raised to the server (which would log a traceback, record
+    500 and drop the connection). The same exception types raised by a bug stay 500s."""
+    from fastapi import FastAPI
+
+    from shared.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+    failures: dict[str, BaseException] = {
+        "refused": ConnectionRefusedError(111, "Connect call failed"),
+        "timeout": TimeoutError(),
+        "gone": asyncpg.ConnectionDoesNotExistError("connection was closed"),
+        "shutdown": asyncpg.AdminShutdownError("terminating connection"),
+        "full": asyncpg.TooManyConnectionsError("too many clients"),
+        "peer": httpx.ConnectError("peer down"),
+        "bug": asyncpg.UniqueViolationError("duplicate key"),
+    }
+
+    @app.get("/fail/{what}")
+    async def fail(what: str) -> None:
+        raise failures[what]
+
+    transport = httpx.ASGITransport(app=app)  # raises what the app re-raises to the server
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for what in ("refused", "timeout", "gone", "shutdown", "full", "peer"):
+            resp = await client.get(f"/fail/{what}")
+            assert resp.status_code == 503, (what, resp.text)
+            assert resp.json()["code"] == "dependency_unavailable"
+            assert int(resp.headers["Retry-After"]) >= 1
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await client.get("/fail/bug")

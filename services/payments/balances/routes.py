@@ -5,7 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.payments.balances import service
-from services.payments.balances.schemas import RequesterBalance, TransactionEntry, WorkerBalance
+from services.payments.balances.schemas import (
+    Balance,
+    RequesterBalance,
+    TransactionEntry,
+    WorkerBalance,
+)
 from shared.auth import CallerDep
 from shared.db import SessionDep
 from shared.errors import Unauthorized, ValidationFailed, error_responses
@@ -16,9 +21,10 @@ router = APIRouter(prefix="/v1", tags=["money"])
 
 @router.get(
     "/balance",
-    response_model=RequesterBalance | WorkerBalance,
+    response_model=Balance,
     responses=error_responses(Unauthorized),
-    summary="Requester: {available, reserved, spent}; worker: {pending, available, withdrawn}",
+    summary="Requester: {kind, available, reserved, spent}; "
+    "worker: {kind, pending, available, withdrawn}",
 )
 async def get_balance(caller: CallerDep, session: SessionDep) -> RequesterBalance | WorkerBalance:
     return await service.get_balance(session, caller=caller)

@@ -4,8 +4,11 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from shared.money import Money, MoneyOut
+
+DepositStatus = TypeAliasType("DepositStatus", Literal["succeeded"])
 
 
 class DepositCreate(BaseModel):
@@ -17,7 +20,7 @@ class DepositCreate(BaseModel):
 class DepositRead(BaseModel):
     id: str = Field(description="The ledger transaction of the deposit.")
     amount: MoneyOut
-    status: Literal["succeeded"]
+    status: DepositStatus
     provider: str
     provider_reference: str
     available: MoneyOut = Field(description="The requester's available balance after it.")

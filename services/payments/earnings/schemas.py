@@ -34,5 +34,14 @@ class Earnings(BaseModel):
     )
     hourly_rate: MoneyOut | None = Field(
         description="total / hours_worked (bonuses included), rounded half up to a cent; null "
-        "without hours."
+        "when less than hourly_rate_min_seconds of work was measured (a rate over a few seconds "
+        "means nothing), and so without hours."
+    )
+    measured_seconds: int = Field(
+        description="The measured work behind hours_worked and hourly_rate: the sum over paid "
+        "assignments of submitted_at - accepted_at, in whole seconds (rounded half up)."
+    )
+    hourly_rate_min_seconds: int = Field(
+        description="hourly_rate is null unless the unrounded measured work is at least this "
+        "many seconds (300)."
     )

@@ -2,7 +2,12 @@
 
 Bonuses count in `total`, `by_day[].amount` and `by_project[].amount` (a bonus belongs to the
 project of its assignment) and so in `hourly_rate`; they do not count as `assignments` and add
-no hours. Days are UTC days of the payment; `from` and `to` are inclusive.
+no hours. Days are UTC days of the payment; `from` and `to` are inclusive, and bounded to
+[`EARLIEST_DAY`, `LATEST_DAY`] (the route refuses others with 422; checked here again so no
+caller can reach the date arithmetic or SQL with a day whose next day does not exist).
+
+`hourly_rate` is null unless at least `MIN_RATE_SECONDS` (shared/money.py, 300 s) of work were
+measured: `measured_seconds` says how much was.
 """
 
 from __future__ import annotations
@@ -17,11 +22,18 @@ from services.payments.earnings.schemas import Earnings, EarningsDay, EarningsPr
 from services.payments.ledger import service as ledger
 from shared.db import driver_connection
 from shared.errors import ValidationFailed
+from shared.money import MIN_RATE_SECONDS
+
+EARLIEST_DAY = date(1970, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
 
 
-def hourly_rate_cents(total_cents: int, seconds: Decimal) -> int | None:
-    """total / hours, rounded half up to a whole cent; None without hours."""
-    if seconds <= 0:
+def hourly_rate_cents(
+    total_cents: int, seconds: Decimal, *, min_seconds: int = MIN_RATE_SECONDS
+) -> int | None:
+    """total / hours, rounded half up to a whole cent; None under `min_seconds` of measured
+    work (a rate over a few seconds means nothing) and always None without hours."""
+    if seconds <= 0 or seconds < min_seconds:
         return None
     rate = Decimal(total_cents) * 3600 / seconds
     return int(rate.quantize(Decimal(1), rounding=ROUND_HALF_UP))
@@ -31,6 +43,16 @@ def hours(seconds: Decimal) -> float:
     return float((seconds / 3600).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
+def whole_seconds(seconds: Decimal) -> int:
+    return int(seconds.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _check_day(name: str, day: date | None) -> None:
+    if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+        msg = f"must be between {EARLIEST_DAY} and {LATEST_DAY}"
+        raise ValidationFailed(f"{name}: {msg}", errors=[{"loc": ["query", name], "msg": msg}])
+
+
 def _start_of(day: date | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time.min, tzinfo=UTC)
 
@@ -38,6 +60,8 @@ def _start_of(day: date | None) -> datetime | None:
 async def get_earnings(
     session: AsyncSession, *, worker_id: str, from_date: date | None, to_date: date | None
 ) -> Earnings:
+    _check_day("from", from_date)
+    _check_day("to", to_date)
     if from_date is not None and to_date is not None and from_date > to_date:
         raise ValidationFailed(
             "from: must not be after `to`",
@@ -75,4 +99,6 @@ async def get_earnings(
         ],
         hours_worked=hours(seconds),
         hourly_rate=hourly_rate_cents(total, seconds),
+        measured_seconds=whole_seconds(seconds),
+        hourly_rate_min_seconds=MIN_RATE_SECONDS,
     )

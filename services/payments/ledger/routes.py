@@ -10,7 +10,12 @@ from shared.auth import InternalDep
 from shared.db import SessionDep
 from shared.errors import Unauthorized, error_responses
 
-router = APIRouter(prefix="/internal/ledger", tags=["internal"], dependencies=[InternalDep])
+router = APIRouter(
+    prefix="/internal/ledger",
+    tags=["internal"],
+    dependencies=[InternalDep],
+    include_in_schema=False,  # service-to-service: served, not in the public document
+)
 
 
 @router.get(

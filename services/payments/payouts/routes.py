@@ -23,7 +23,12 @@ from shared.errors import (
     error_responses,
 )
 
-router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalDep])
+router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[InternalDep],
+    include_in_schema=False,  # service-to-service: served, not in the public document
+)
 
 
 @router.post(

@@ -28,7 +28,12 @@ from shared.errors import (
     error_responses,
 )
 
-router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalDep])
+router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[InternalDep],
+    include_in_schema=False,  # service-to-service: served, not in the public document
+)
 
 
 # A repeated key answers 200 with the first result (documented, so clients and the OpenAPI

@@ -4,8 +4,11 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from shared.money import Money, MoneyOut
+
+WithdrawalStatus = TypeAliasType("WithdrawalStatus", Literal["pending", "paid"])
 
 
 class WithdrawalCreate(BaseModel):
@@ -17,7 +20,7 @@ class WithdrawalCreate(BaseModel):
 class WithdrawalRead(BaseModel):
     id: str
     amount: MoneyOut
-    status: Literal["pending", "paid"]
+    status: WithdrawalStatus
     provider_reference: str | None = Field(description="Set by the payout provider once paid.")
     created_at: datetime
     paid_at: datetime | None

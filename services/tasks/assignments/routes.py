@@ -45,6 +45,7 @@ StatusFilter = Annotated[
 
 @router.post(
     "/v1/work/projects/{project_id}/accept",
+    operation_id="accept_work",
     status_code=status.HTTP_201_CREATED,
     response_model=AcceptedAssignment,
     responses=error_responses(
@@ -70,6 +71,7 @@ async def accept(project_id: str, call: WorkerCallDep, request: Request) -> Resp
 
 @router.post(
     "/v1/assignments/{assignment_id}/submit",
+    operation_id="submit_assignment",
     response_model=AssignmentRead,
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
     summary="Submit the answer of an accepted assignment (holder only)",

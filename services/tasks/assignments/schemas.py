@@ -6,10 +6,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from shared.money import MoneyOut
 
-AssignmentStatus = Literal["accepted", "submitted", "approved", "rejected", "returned", "expired"]
+AssignmentStatus = TypeAliasType(
+    "AssignmentStatus",
+    Literal["accepted", "submitted", "approved", "rejected", "returned", "expired"],
+)
 
 
 class AcceptedAssignment(BaseModel):

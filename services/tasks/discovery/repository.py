@@ -110,7 +110,8 @@ async def sample_input(conn: asyncpg.Connection, *, worker_id: str, project_id: 
 _WORKING_TIMES = """
 SELECT project_id, count(*) AS answers,
        percentile_cont(0.5) WITHIN GROUP (
-           ORDER BY extract(epoch FROM submitted_at - accepted_at)) AS median_seconds
+           ORDER BY extract(epoch FROM submitted_at - accepted_at)) AS median_seconds,
+       sum(extract(epoch FROM submitted_at - accepted_at)) AS total_seconds
 FROM assignments
 WHERE project_id = ANY($1::text[]) AND status IN ('submitted', 'approved')
   AND submitted_at IS NOT NULL
@@ -122,13 +123,19 @@ GROUP BY project_id
 class WorkingTime:
     answers: int
     median_seconds: float
+    total_seconds: float = 0.0  # all the measured work (accept to submit) of these answers
 
 
 async def working_times(
     conn: asyncpg.Connection, project_ids: Sequence[str]
 ) -> dict[str, WorkingTime]:
     rows = await conn.fetch(_WORKING_TIMES, list(project_ids))
-    return {r["project_id"]: WorkingTime(r["answers"], float(r["median_seconds"])) for r in rows}
+    return {
+        r["project_id"]: WorkingTime(
+            r["answers"], float(r["median_seconds"]), float(r["total_seconds"])
+        )
+        for r in rows
+    }
 
 
 _REQUESTER_STATS = """

@@ -16,6 +16,7 @@ router = APIRouter(prefix="/v1/work/projects", tags=["discovery"])
 
 @router.get(
     "",
+    operation_id="list_work_projects",
     response_model=Page[WorkProject],
     responses=error_responses(Unauthorized, Forbidden, ValidationFailed),
     summary="Published projects with work this worker may take now, newest first",
@@ -36,6 +37,7 @@ async def list_work(
 
 @router.get(
     "/{project_id}",
+    operation_id="preview_work_project",
     response_model=WorkProjectPreview,
     responses=error_responses(Unauthorized, Forbidden, NotFound),
     summary="Preview: instructions, answer format and one sample input (preview guard applies)",

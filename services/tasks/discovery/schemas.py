@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from typing_extensions import TypeAliasType
 
 from services.tasks.projects.schemas import TaskTypeName
 from shared.money import MoneyOut
+
+# Named: one `HourlyRateBasis` component in the OpenAPI document (docs/api.md).
+HourlyRateBasis = TypeAliasType("HourlyRateBasis", Literal["measured", "estimate"])
 
 
 class RequesterStats(BaseModel):
@@ -37,7 +41,19 @@ class WorkProject(BaseModel):
     estimated_seconds_per_assignment: int | None
     hourly_rate_estimate: MoneyOut | None = Field(
         description="reward per hour from the median measured working time (accept to submit) "
-        "once 3 answers exist, else from estimated_seconds_per_assignment; null with neither."
+        "once 3 answers and at least 300 s of measured work in all exist (a rate over less "
+        "measured time means nothing), else from estimated_seconds_per_assignment; null with "
+        "neither."
+    )
+    hourly_rate_basis: HourlyRateBasis | None = Field(
+        default=None,
+        description="What hourly_rate_estimate comes from: the measured median working time, "
+        "the requester's estimate, or nothing (null rate).",
+    )
+    measured_seconds: int = Field(
+        default=0,
+        description="Measured working time (accept to submit, whole seconds) of this project's "
+        "submitted and approved answers so far, all workers together.",
     )
     requester_stats: RequesterStats
     published_at: datetime | None

@@ -26,6 +26,7 @@ from services.tasks.gold.service import gold_accuracy_failed
 from shared.db import driver_connection
 from shared.eligibility import ProjectRules, evaluate_eligibility
 from shared.errors import Forbidden, NotFound
+from shared.money import MIN_RATE_SECONDS
 from shared.pagination import PageParams
 
 MIN_MEASURED_ANSWERS = 3
@@ -94,17 +95,39 @@ def gold_failed(min_gold_accuracy: int | None, record: GoldRecord | None) -> boo
     )
 
 
+def measured_enough(measured: WorkingTime | None) -> bool:
+    """Measured time is a rate's basis from `MIN_MEASURED_ANSWERS` answers and `MIN_RATE_SECONDS`
+    (shared/money.py) of measured work on: a median over a few seconds of work in all (three
+    10 ms answers) would extrapolate to thousands of dollars an hour."""
+    return (
+        measured is not None
+        and measured.answers >= MIN_MEASURED_ANSWERS
+        and measured.total_seconds >= MIN_RATE_SECONDS
+    )
+
+
 def hourly_rate_cents(
     reward_cents: int, measured: WorkingTime | None, estimated_seconds: int | None
 ) -> int | None:
-    """Reward per hour (cents, rounded down) from measured time, else the requester's estimate."""
-    if measured is not None and measured.answers >= MIN_MEASURED_ANSWERS:
+    """Reward per hour (cents, rounded down) from measured time when there is enough of it
+    (`measured_enough`), else the requester's estimate, else None."""
+    if measured is not None and measured_enough(measured):
         seconds = max(measured.median_seconds, 1.0)
     elif estimated_seconds:
         seconds = float(estimated_seconds)
     else:
         return None
     return int(reward_cents * 3600 // seconds)
+
+
+def rate_basis(measured: WorkingTime | None, estimated_seconds: int | None) -> str | None:
+    if measured_enough(measured):
+        return "measured"
+    return "estimate" if estimated_seconds else None
+
+
+def measured_seconds(measured: WorkingTime | None) -> int:
+    return 0 if measured is None else round(measured.total_seconds)
 
 
 def requester_stats(stats: ReviewStats | None) -> RequesterStats:
@@ -166,6 +189,10 @@ async def _decorate(
             hourly_rate_estimate=hourly_rate_cents(
                 r["reward_cents"], measured.get(r["id"]), r["estimated_seconds_per_assignment"]
             ),
+            hourly_rate_basis=rate_basis(
+                measured.get(r["id"]), r["estimated_seconds_per_assignment"]
+            ),
+            measured_seconds=measured_seconds(measured.get(r["id"])),
             requester_stats=requester_stats(reviews.get(r["requester_id"])),
             published_at=r["published_at"],
         )

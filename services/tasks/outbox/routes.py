@@ -10,7 +10,12 @@ from shared.auth import InternalDep
 from shared.db import SessionDep, driver_connection
 from shared.errors import Unauthorized, error_responses
 
-router = APIRouter(prefix="/internal/outbox", tags=["outbox"], dependencies=[InternalDep])
+router = APIRouter(
+    prefix="/internal/outbox",
+    tags=["outbox"],
+    dependencies=[InternalDep],
+    include_in_schema=False,  # service-to-service: served, not in the public document
+)
 
 
 @router.get(

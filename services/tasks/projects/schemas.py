@@ -12,12 +12,18 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from typing_extensions import TypeAliasType
 
 from shared.eligibility import QualificationRequirement
 from shared.money import Money, MoneyOut
 
-ProjectStatus = Literal["draft", "published", "paused", "closed"]
-TaskTypeName = Literal["classification", "sentiment", "transcription", "bounding_box", "free_form"]
+# Named aliases: each is one component of the OpenAPI document (`$ref`), so a generated client
+# has one type per enum; the names are part of the contract (docs/api.md).
+ProjectStatus = TypeAliasType("ProjectStatus", Literal["draft", "published", "paused", "closed"])
+TaskTypeName = TypeAliasType(
+    "TaskType",
+    Literal["classification", "sentiment", "transcription", "bounding_box", "free_form"],
+)
 
 MAX_REWARD_CENTS = 10_000_000  # 100,000.00: the largest deposit the test provider takes
 

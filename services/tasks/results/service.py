@@ -4,6 +4,13 @@ The owner check happens in the request's transaction (404 before any byte goes o
 are then read by the response itself on a connection of its own, in one read-only
 repeatable-read transaction (a consistent snapshot even while workers keep submitting), through
 a server-side cursor, `batch_rows` at a time. Memory stays flat whatever the project's size.
+
+CSV injection (OWASP "CSV Injection"): requesters (external ids, inputs) and workers (answers)
+control cell text, and a spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (or a
+tab or carriage return before one) as a formula. Every CSV cell that starts with one of
+`CSV_FORMULA_TRIGGERS` is written with a single quote `'` in front (`neutralize_cell`), and the
+csv module quotes any cell holding a separator, quote or line break, so no cell can start a
+new one. JSON and JSON Lines exports are never altered.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from shared.db import driver_connection
 
 ResultsFormat = Literal["json", "jsonl", "csv"]
 CSV_COLUMNS = ("task_id", "external_id", "input", "aggregate_answer", "agreement", "answers")
+# OWASP's list: the characters a spreadsheet treats as the start of a formula, plus tab and
+# carriage return (which some strip before looking).
+CSV_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 MEDIA_TYPES: dict[str, str] = {
     "json": "application/json",
     "jsonl": "application/x-ndjson",
@@ -132,25 +142,29 @@ async def _jsonl_chunks(
         yield b"".join(buffer)
 
 
+def neutralize_cell(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text: `'` in front of a formula trigger."""
+    return "'" + value if value.startswith(CSV_FORMULA_TRIGGERS) else value
+
+
 async def _csv_chunks(
     rows: AsyncIterator[Any], aggregator: Aggregator, batch_rows: int
 ) -> AsyncIterator[bytes]:
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\r\n")
+    writer = csv.writer(text, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_COLUMNS)
     pending = 0
     async for row in rows:
         answers, aggregate = _record(row, aggregator)
-        writer.writerow(
-            (
-                row["id"],
-                row["external_id"] or "",
-                row["input"],
-                "" if aggregate["answer"] is None else orjson.dumps(aggregate["answer"]).decode(),
-                "" if aggregate["agreement"] is None else f"{aggregate['agreement']:.2f}",
-                orjson.dumps(answers).decode(),
-            )
+        cells = (
+            row["id"],
+            row["external_id"] or "",
+            row["input"],
+            "" if aggregate["answer"] is None else orjson.dumps(aggregate["answer"]).decode(),
+            "" if aggregate["agreement"] is None else f"{aggregate['agreement']:.2f}",
+            orjson.dumps(answers).decode(),
         )
+        writer.writerow([neutralize_cell(cell) for cell in cells])
         pending += 1
         if pending >= batch_rows:
             yield text.getvalue().encode()

@@ -40,6 +40,7 @@ router = APIRouter(tags=["review"])
 
 @router.post(
     "/v1/assignments/review",
+    operation_id="review_assignments",
     response_model=BulkReviewResult,
     responses=error_responses(Unauthorized, Forbidden, Conflict, ValidationFailed),
     summary="Approve and reject up to 1,000 assignments; each item succeeds or fails alone",
@@ -67,6 +68,7 @@ async def review_many(
 
 @router.post(
     "/v1/assignments/{assignment_id}/approve",
+    operation_id="approve_assignment",
     response_model=AssignmentRead,
     responses=error_responses(
         Unauthorized,
@@ -105,6 +107,7 @@ async def approve(
 
 @router.post(
     "/v1/assignments/{assignment_id}/reject",
+    operation_id="reject_assignment",
     response_model=AssignmentRead,
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
     summary="submitted → rejected; the slot reopens for another worker",

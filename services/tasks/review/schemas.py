@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from typing_extensions import TypeAliasType
+
+from services.tasks.assignments.schemas import AssignmentStatus
 
 MAX_REVIEW_ITEMS = 1_000
 
@@ -51,14 +54,15 @@ class BulkReviewBody(BaseModel):
         return self
 
 
-ReviewAction = Literal["approve", "reject"]
+ReviewAction = TypeAliasType("ReviewAction", Literal["approve", "reject"])
+ReviewItemStatus = TypeAliasType("ReviewItemStatus", Literal["ok", "error"])
 
 
 class ReviewItemResult(BaseModel):
     id: str
     action: ReviewAction
-    status: Literal["ok", "error"]
-    assignment_status: str | None = Field(
+    status: ReviewItemStatus
+    assignment_status: AssignmentStatus | None = Field(
         default=None, description="The assignment's status after this call (when it exists)."
     )
     code: str | None = None

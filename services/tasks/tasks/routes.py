@@ -49,17 +49,28 @@ _UPLOAD_BODY: dict[str, Any] = {
                     },
                 }
             },
+            # A Media Type Object has no `description` (OpenAPI 3.1 validators refuse one): each
+            # text form says what it holds in its schema's description. `format: binary` makes
+            # generators that send raw bodies as files (openapi-python-client) send them as is.
             "text/csv": {
-                "schema": {"type": "string"},
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "Header row; an `input` column of JSON, or one column per "
+                    "input field; optional gold_answer (JSON), external_id, max_assignments.",
+                },
                 "example": _CSV_EXAMPLE,
-                "description": "Header row; an `input` column of JSON, or one column per input "
-                "field; optional gold_answer (JSON), external_id, max_assignments.",
             },
             "application/x-ndjson": {
-                "schema": {"type": "string"},
-                "description": "One task object per line, as in the JSON form's `tasks`.",
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "One task object per line, as in the JSON form's `tasks`.",
+                },
             },
         },
+        "description": "The tasks as JSON (`{tasks: [...]}`), CSV or NDJSON (one task per "
+        "row/line); up to 10,000, all or nothing.",
     }
 }
 

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from services.tasks.assignments.schemas import AssignmentRead
 
-TaskStatus = Literal["open", "completed", "expired"]
+TaskStatus = TypeAliasType("TaskStatus", Literal["open", "completed", "expired"])
 
 
 class TaskIn(BaseModel):

@@ -10,7 +10,12 @@ from shared.auth import InternalDep
 from shared.db import SessionDep, driver_connection
 from shared.errors import Unauthorized, error_responses
 
-router = APIRouter(prefix="/internal/timers", tags=["timers"], dependencies=[InternalDep])
+router = APIRouter(
+    prefix="/internal/timers",
+    tags=["timers"],
+    dependencies=[InternalDep],
+    include_in_schema=False,  # service-to-service: served, not in the public document
+)
 
 
 @router.get(

@@ -24,13 +24,25 @@ _KEY_COLS = (ApiKey.id, ApiKey.prefix, ApiKey.name, ApiKey.created_at, ApiKey.la
 
 
 async def insert_account(session: AsyncSession, values: dict[str, Any]) -> Row | None:
-    """Insert unless (kind, email) is taken; None means the email is already registered."""
+    """Insert unless (kind, email_normalized) is taken; None means the email is already
+    registered. A concurrent sign-up with the same normalised address waits on the unique index
+    until the first commits, then finds the conflict: one account, one 201, the other 409."""
     stmt = pg_insert(Account).values(**values).on_conflict_do_nothing().returning(*_ACCOUNT_COLS)
     return (await session.execute(stmt)).first()
 
 
 async def get_account(session: AsyncSession, account_id: str) -> Row | None:
     return (await session.execute(select(*_ACCOUNT_COLS).where(Account.id == account_id))).first()
+
+
+async def lock_account_and_count_active_keys(session: AsyncSession, account_id: str) -> int:
+    """Serialise key creation per account (the row lock, FOR NO KEY UPDATE, does not block
+    other tables' foreign-key checks against the account), then count its active keys."""
+    await session.execute(
+        select(Account.id).where(Account.id == account_id).with_for_update(key_share=True)
+    )
+    stmt = select(func.count()).where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+    return (await session.execute(stmt)).scalar_one()
 
 
 async def insert_api_key(session: AsyncSession, values: dict[str, Any]) -> Row:

@@ -1,14 +1,19 @@
 """Accounts and API keys (contract: "Accounts").
 
-`POST /v1/accounts` and `POST /v1/accounts/me/api-keys` do not replay `Idempotency-Key`: a replay
-would need the key in plain text at rest. Sign-up is naturally idempotent on the email (409).
+`POST /v1/accounts` and `POST /v1/accounts/me/api-keys` take `Idempotency-Key`: a retry with the
+same key and body within 24 h gets the first response again, API key included, which is kept
+at rest only sealed with a key derived from the Idempotency-Key (accounts/replay.py). Sign-up's
+keys are anonymous: they must be unguessable (a UUID4).
+
+Limits: sign-up per client address (shared.auth.limit_by_client_address); key creation per
+account (`*_RATE_LIMIT_API_KEY_CREATION`) and at most `*_MAX_ACTIVE_API_KEYS` active keys.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
-from services.workers.accounts import service
+from services.workers.accounts import replay, service
 from services.workers.accounts.schemas import (
     AccountCreate,
     AccountCreated,
@@ -27,6 +32,7 @@ from shared.errors import (
     ValidationFailed,
     error_responses,
 )
+from shared.idempotency import IdempotencyKeyHeader, checked_idempotency_key
 from shared.pagination import Page, PageDep
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -39,12 +45,31 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
     responses=error_responses(Conflict, ValidationFailed, RateLimited),
     dependencies=[SignupRateLimitDep],
     summary="Sign up as a requester or a worker; the first API key is returned once",
+    description="With `Idempotency-Key` (use a random UUID: sign-up is anonymous, so the key is "
+    "the only secret of a replay), a retry within 24 h returns the first response again, API "
+    "key included.",
 )
-async def create_account(body: AccountCreate, session: SessionDep) -> AccountCreated:
-    return await service.create_account(session, data=body)
+async def create_account(
+    request: Request,
+    body: AccountCreate,
+    session: SessionDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+):
+    return await replay.run_signup(
+        request,
+        session,
+        checked_idempotency_key(idempotency_key),
+        lambda: service.create_account(session, data=body),
+        account_id=lambda created: created.account.id,
+    )
 
 
-@router.get("/me", response_model=AccountRead, responses=error_responses(Unauthorized))
+@router.get(
+    "/me",
+    operation_id="get_my_account",
+    response_model=AccountRead,
+    responses=error_responses(Unauthorized),
+)
 async def get_me(caller: CallerDep, session: SessionDep) -> AccountRead:
     return await service.get_account(session, account_id=caller.account_id)
 
@@ -53,13 +78,30 @@ async def get_me(caller: CallerDep, session: SessionDep) -> AccountRead:
     "/me/api-keys",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses=error_responses(Unauthorized, ValidationFailed),
+    responses=error_responses(Unauthorized, Conflict, ValidationFailed, RateLimited),
+    summary="Create another API key (shown once); 409 too_many_api_keys at the cap",
 )
 async def create_api_key(
-    caller: CallerDep, session: SessionDep, body: ApiKeyCreate | None = None
-) -> ApiKeyCreated:
-    return await service.create_api_key(
-        session, account_id=caller.account_id, name=body.name if body else None
+    request: Request,
+    caller: CallerDep,
+    session: SessionDep,
+    body: ApiKeyCreate | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+):
+    settings = request.app.state.settings
+
+    async def create() -> ApiKeyCreated:
+        # Inside the replayable action: a replay neither counts nor is refused by the cap.
+        request.app.state.api_key_creation_rate_limiter.check(caller.account_id)
+        return await service.create_api_key(
+            session,
+            account_id=caller.account_id,
+            name=body.name if body else None,
+            max_active=settings.max_active_api_keys,
+        )
+
+    return await replay.run_key_creation(
+        request, session, caller, checked_idempotency_key(idempotency_key), create
     )
 
 

@@ -4,12 +4,15 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from typing_extensions import TypeAliasType
 
-from shared.auth import AccountKind
+from shared import auth
 from shared.iso import normalize_country, normalize_language
 
 CountryCode = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(normalize_country)]
 LanguageCode = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(normalize_language)]
+# Named: one `AccountKind` component in the OpenAPI document (docs/api.md: stable name).
+AccountKind = TypeAliasType("AccountKind", auth.AccountKind)
 
 
 class AccountCreate(BaseModel):

@@ -1,4 +1,9 @@
-"""Account rules: sign-up issues the first key; keys are shown once and stored as hashes."""
+"""Account rules: sign-up issues the first key; keys are shown once and stored as hashes.
+
+An e-mail address is unique per kind once normalised (shared.models.accounts.normalize_email:
+Unicode NFKC + case folding), by the database's unique index on (kind, email_normalized); the
+address is kept as typed for display. An account holds at most `max_active_api_keys` active
+keys (409 `too_many_api_keys`: revoke one first)."""
 
 from __future__ import annotations
 
@@ -16,11 +21,16 @@ from services.workers.profiles.service import create_profile_for_new_worker
 from shared.auth import forget_api_key_in_process, generate_api_key
 from shared.errors import Conflict, NotFound
 from shared.ids import new_id
+from shared.models.accounts import normalize_email
 from shared.pagination import PageParams
 
 
 class EmailTaken(Conflict):
     code = "email_taken"
+
+
+class TooManyApiKeys(Conflict):
+    code = "too_many_api_keys"
 
 
 async def _issue_key(session: AsyncSession, account_id: str, name: str | None) -> ApiKeyCreated:
@@ -46,6 +56,7 @@ async def create_account(session: AsyncSession, *, data: AccountCreate) -> Accou
             "kind": data.kind,
             "name": data.name,
             "email": str(data.email),
+            "email_normalized": normalize_email(str(data.email)),
             "country": data.country,
             "languages": data.languages,
         },
@@ -72,8 +83,15 @@ async def get_account(session: AsyncSession, *, account_id: str) -> AccountRead:
 
 
 async def create_api_key(
-    session: AsyncSession, *, account_id: str, name: str | None
+    session: AsyncSession, *, account_id: str, name: str | None, max_active: int
 ) -> ApiKeyCreated:
+    active = await repository.lock_account_and_count_active_keys(session, account_id)
+    if active >= max_active:
+        raise TooManyApiKeys(
+            f"This account already has {active} active API keys (at most {max_active}); "
+            "revoke one (DELETE /v1/accounts/me/api-keys/{key_id}) before creating another.",
+            extra={"max_active_api_keys": max_active},
+        )
     return await _issue_key(session, account_id, name)
 
 

@@ -36,6 +36,7 @@ router = APIRouter(tags=["qualification tests"])
 
 @router.post(
     "/v1/qualification-types/{type_id}/attempts",
+    operation_id="start_qualification_attempt",
     status_code=201,
     response_model=AttemptStarted,
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
@@ -56,6 +57,7 @@ async def start_attempt(
 
 @router.post(
     "/v1/qualification-attempts/{attempt_id}/submit",
+    operation_id="submit_qualification_attempt",
     response_model=SubmitResult,
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
     summary="Submit the answers: scored at once with an answer key, else pending review; "
@@ -84,6 +86,7 @@ async def submit_attempt(
 
 @router.get(
     "/v1/qualification-attempts/{attempt_id}",
+    operation_id="get_qualification_attempt",
     response_model=AttemptRead,
     responses=error_responses(Unauthorized, Forbidden, NotFound),
     summary="One of the calling worker's attempts",
@@ -98,6 +101,7 @@ async def get_attempt(
 
 @router.get(
     "/v1/qualification-types/{type_id}/requests",
+    operation_id="list_qualification_requests",
     response_model=Page[QualificationRequestRead],
     responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
     summary="Requests to review (owner), newest first; status=pending by default",
@@ -118,6 +122,7 @@ async def list_requests(
 
 @router.get(
     "/v1/qualification-requests/{request_id}",
+    operation_id="get_qualification_request",
     response_model=QualificationRequestRead,
     responses=error_responses(Unauthorized, Forbidden, NotFound),
     summary="One request of one of your types (owner)",
@@ -132,6 +137,7 @@ async def get_request(
 
 @router.post(
     "/v1/qualification-requests/{request_id}/accept",
+    operation_id="accept_qualification_request",
     response_model=QualificationRequestRead,
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
     summary="Grant the requested qualification with {value} (owner)",
@@ -156,6 +162,7 @@ async def accept_request(
 
 @router.post(
     "/v1/qualification-requests/{request_id}/reject",
+    operation_id="reject_qualification_request",
     response_model=QualificationRequestRead,
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
     summary="Turn the request down with a {reason} (owner)",

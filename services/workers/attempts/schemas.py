@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from services.workers.qualification_types.schemas import (
     Identifier,
@@ -11,14 +12,22 @@ from services.workers.qualification_types.schemas import (
     Question,
 )
 
-AttemptStatus = Literal["started", "pending", "granted", "rejected", "expired"]
-RequestStatus = Literal["pending", "granted", "rejected"]
+AttemptStatus = TypeAliasType(
+    "AttemptStatus", Literal["started", "pending", "granted", "rejected", "expired"]
+)
+RequestStatus = TypeAliasType(
+    "QualificationRequestStatus", Literal["pending", "granted", "rejected"]
+)
+AttemptStartedStatus = TypeAliasType(
+    "AttemptStartedStatus", Literal["started", "pending", "granted"]
+)
+AttemptSubmitStatus = TypeAliasType("AttemptSubmitStatus", Literal["granted", "pending"])
 
 
 class AttemptStarted(BaseModel):
     attempt_id: str
     qualification_type_id: str
-    status: Literal["started", "pending", "granted"] = Field(
+    status: AttemptStartedStatus = Field(
         description="started: answer the questions before the deadline; pending: a request "
         "without a test, waiting for the owner; granted: an auto-granted type."
     )
@@ -40,7 +49,7 @@ class AttemptSubmit(BaseModel):
 
 class SubmitResult(BaseModel):
     attempt_id: str
-    status: Literal["granted", "pending"]
+    status: AttemptSubmitStatus
     score: int | None = Field(
         description="The granted qualification value: the percentage (0-100, rounded) of the "
         "maximum score, or the summed score with mapping 'sum'; null while pending."

@@ -25,6 +25,7 @@ router = APIRouter(tags=["qualification grants"])
 
 @router.put(
     "/v1/qualification-types/{type_id}/workers/{worker_id}",
+    operation_id="set_qualification_grant",
     response_model=GrantRead,
     status_code=status.HTTP_200_OK,
     responses={
@@ -57,6 +58,7 @@ async def set_grant(
 
 @router.delete(
     "/v1/qualification-types/{type_id}/workers/{worker_id}",
+    operation_id="revoke_qualification_grant",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
     summary="Revoke the qualification (owner), with an optional {reason} body",
@@ -81,6 +83,7 @@ async def revoke_grant(
 
 @router.get(
     "/v1/qualification-types/{type_id}/workers",
+    operation_id="list_qualification_grants",
     response_model=Page[GrantRead],
     responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
     summary="Workers holding the qualification (owner), newest grant first",

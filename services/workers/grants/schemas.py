@@ -4,10 +4,11 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from services.workers.qualification_types.schemas import QualificationValue
 
-GrantStatus = Literal["granted", "revoked"]
+GrantStatus = TypeAliasType("GrantStatus", Literal["granted", "revoked"])
 
 
 class GrantSet(BaseModel):

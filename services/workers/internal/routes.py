@@ -14,7 +14,12 @@ from shared.db import SessionDep, driver_connection
 from shared.eligibility import ProjectRules, evaluate_eligibility
 from shared.errors import NotFound, Unauthorized, ValidationFailed, error_responses
 
-router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalDep])
+router = APIRouter(
+    prefix="/internal",
+    tags=["internal"],
+    dependencies=[InternalDep],
+    include_in_schema=False,  # service-to-service: served, not in the public document
+)
 
 
 @router.get(

@@ -31,6 +31,7 @@ router = APIRouter(prefix="/v1/qualification-types", tags=["qualification types"
 
 @router.post(
     "",
+    operation_id="create_qualification_type",
     status_code=201,
     response_model=QualificationTypeOwnerRead,
     responses=error_responses(Unauthorized, Forbidden, Conflict, ValidationFailed),
@@ -48,6 +49,7 @@ async def create_type(
 
 @router.get(
     "",
+    operation_id="list_qualification_types",
     response_model=Page[QualificationTypeRead],
     responses=error_responses(Unauthorized, Forbidden, ValidationFailed),
     summary="Search active types by name or keyword, newest first; no API key needed "
@@ -68,6 +70,7 @@ async def search_types(
 
 @router.get(
     "/{type_id}",
+    operation_id="get_qualification_type",
     response_model=QualificationTypeOwnerRead | QualificationTypeRead,
     responses=error_responses(Unauthorized, NotFound),
     summary="One type (no API key needed); the answer key only for its owner",
@@ -80,6 +83,7 @@ async def get_type(
 
 @router.patch(
     "/{type_id}",
+    operation_id="update_qualification_type",
     response_model=QualificationTypeOwnerRead,
     responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
     summary="Change description, keywords, status, retry delay, test, answer key (owner)",

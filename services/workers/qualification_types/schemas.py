@@ -13,15 +13,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
+    Strict,
     StrictInt,
     StrictStr,
     StringConstraints,
     model_validator,
 )
+from typing_extensions import TypeAliasType
 
 QUESTION_KINDS = ("single_choice", "multiple_choice", "text", "number")
 CHOICE_KINDS = ("single_choice", "multiple_choice")
@@ -31,7 +33,11 @@ Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 ]
 QualificationValue = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
-TypeStatus = Literal["active", "inactive"]
+TypeStatus = TypeAliasType("QualificationTypeStatus", Literal["active", "inactive"])
+QuestionKind = TypeAliasType(
+    "QuestionKind", Literal["single_choice", "multiple_choice", "text", "number"]
+)
+AnswerKeyMapping = TypeAliasType("AnswerKeyMapping", Literal["percentage", "sum"])
 
 
 def _lower_unique(items: list[str]) -> list[str]:
@@ -56,7 +62,7 @@ class Question(BaseModel):
 
     id: Identifier
     prompt: str = Field(min_length=1, max_length=5000)
-    kind: Literal["single_choice", "multiple_choice", "text", "number"]
+    kind: QuestionKind
     options: list[Option] | None = Field(default=None, max_length=50)
 
     @model_validator(mode="after")
@@ -86,10 +92,14 @@ class Test(BaseModel):
         return self
 
 
+# NaN/Infinity are no JSON numbers (and no answer could equal them): refused, not stored.
+FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
+
+
 class AnswerKeyEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    correct: list[StrictStr] | StrictStr | StrictInt | StrictFloat
+    correct: list[StrictStr] | StrictStr | StrictInt | FiniteFloat
     score: int = Field(default=1, ge=0, le=1000)
 
 
@@ -97,7 +107,7 @@ class AnswerKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     answers: dict[Identifier, AnswerKeyEntry] = Field(min_length=1, max_length=100)
-    mapping: Literal["percentage", "sum"] = "percentage"
+    mapping: AnswerKeyMapping = "percentage"
 
 
 def consistency_errors(

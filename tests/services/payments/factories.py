@@ -250,9 +250,12 @@ async def fund_worker(
 
 
 async def balance(client: httpx.AsyncClient, actor: Actor) -> dict[str, str]:
+    """The caller's amounts; the `kind` discriminator is checked here and left out."""
     resp = await client.get("/v1/balance", headers=actor.headers)
     assert resp.status_code == 200, resp.text
-    return resp.json()
+    body = resp.json()
+    assert body.pop("kind") == actor.kind, body
+    return body
 
 
 async def ledger_check(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -61,7 +61,7 @@ async def balance(payments_client: httpx.AsyncClient, actor: Actor) -> dict[str,
     """The caller's balance in cents."""
     resp = await payments_client.get("/v1/balance", headers=actor.headers)
     assert resp.status_code == 200, resp.text
-    return {k: cents(v) for k, v in resp.json().items() if isinstance(v, str)}
+    return {k: cents(v) for k, v in resp.json().items() if isinstance(v, str) and k != "kind"}
 
 
 async def published_project(

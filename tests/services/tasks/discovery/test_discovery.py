@@ -291,7 +291,7 @@ async def test_measured_hourly_rate_and_requester_stats(
             review_seconds=review,
         )
     measured_ids = await task_ids(db, measured["id"])
-    for i, seconds in enumerate([50, 60, 70]):
+    for i, seconds in enumerate([90, 100, 130]):  # 320 s in all: enough measured work
         await insert_assignment(
             db,
             task_id=measured_ids[i],
@@ -303,8 +303,9 @@ async def test_measured_hourly_rate_and_requester_stats(
     viewer = await create_worker(workers_client)
     listed = await _listed(tasks_client, viewer)
     item = listed[measured["id"]]
-    # median measured time 60 s beats the 10 s estimate: 0.25 x 60 per hour
-    assert item["hourly_rate_estimate"] == "15.00"
+    # median measured time 100 s beats the 10 s estimate: 0.25 x 36 per hour
+    assert item["hourly_rate_estimate"] == "9.00"
+    assert item["hourly_rate_basis"] == "measured" and item["measured_seconds"] == 320
     assert item["requester_stats"] == {"approval_rate_given": 75.0, "median_review_seconds": 250}
     # 3 approved answers of 120 s (the rejected one is not working time that counts)
     assert listed[reviewed["id"]]["hourly_rate_estimate"] == "7.50"

@@ -73,7 +73,9 @@ async def deposit(payments_client: httpx.AsyncClient, requester: Actor, amount: 
 async def balance(payments_client: httpx.AsyncClient, requester: Actor) -> dict[str, str]:
     resp = await payments_client.get("/v1/balance", headers=requester.headers)
     assert resp.status_code == 200, resp.text
-    return resp.json()
+    body = resp.json()
+    assert body.pop("kind") == "requester", body
+    return body
 
 
 async def publish(

@@ -37,7 +37,8 @@ async def setup(url: str, *, items: int, projects: int = 100, workers: int = 50)
     try:
         requester = new_id()
         await conn.execute(
-            "INSERT INTO accounts (id, kind, name, email) VALUES ($1, 'requester', 'r', $2)",
+            "INSERT INTO accounts (id, kind, name, email, email_normalized)"
+            " VALUES ($1, 'requester', 'r', $2, lower($2))",
             requester,
             f"{requester}@bench.example",
         )
