@@ -14,8 +14,8 @@ from sqlalchemy import text
 from shared.db import driver_connection
 from shared.errors import NotFound
 from tests.conftest import INTERNAL_TOKEN, MESH_URLS, LiveServices
-from tests.factories import create_worker
-from tests.services.tasks.factories import accept, cat_tasks, published_project, workers
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import accept, cat_tasks, published_project, workers
 
 
 async def test_every_service_is_healthy_and_ready(live_services: LiveServices) -> None:

@@ -10,8 +10,8 @@ import httpx
 from services.tasks.outbox.service import OutboxDeliverer, enqueue
 from shared.db import driver_connection
 from tests.conftest import INTERNAL_TOKEN
-from tests.factories import create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import (
     INTERNAL,
     approve,
     assert_ledger_ok,

@@ -11,12 +11,11 @@ import httpx
 import pytest
 
 from tests.conftest import INTERNAL_TOKEN, ServiceMesh
-from tests.factories import Actor, create_requester, create_worker
-from tests.services.tasks.projects.factories import (
+from tests.fixtures.accounts import Actor, create_requester, create_worker
+from tests.fixtures.payments import balance, deposit
+from tests.fixtures.projects import (
     add_tasks,
-    balance,
     create_project,
-    deposit,
     image_tasks,
     insert_assignment,
     publish,

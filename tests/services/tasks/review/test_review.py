@@ -8,8 +8,8 @@ import httpx
 import orjson
 
 from services.tasks.review.service import payout_message
-from tests.factories import create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import (
     accept,
     accepted,
     approve,
