@@ -487,7 +487,11 @@ async def base_lifespan(
         API_KEY_REVOKED_CHANNEL, on_message=api_key_cache.forget, on_reset=api_key_cache.clear
     )
     await listener.start()
-    http = make_http_client(settings.http_timeout_seconds)
+    # An app may be handed a transport before its lifespan starts (app.state.peer_transport):
+    # the tests' in-process mesh of the three services.
+    http = make_http_client(
+        settings.http_timeout_seconds, transport=getattr(app.state, "peer_transport", None)
+    )
     token = settings.internal_token.get_secret_value()
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)

@@ -15,10 +15,15 @@ from shared.errors import AppError, DependencyUnavailable, error_for_status
 from shared.logging import request_id_var
 
 
-def make_http_client(timeout_seconds: float = 5.0) -> httpx.AsyncClient:
+def make_http_client(
+    timeout_seconds: float = 5.0, *, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """`transport` replaces the network: the test harness runs the three apps in one process
+    and routes their calls to each other through ASGI (tests/conftest.py `ServiceMesh`)."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_seconds, connect=min(2.0, timeout_seconds)),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        transport=transport,
     )
 
 

@@ -1,11 +1,16 @@
-"""Test harness: a real Postgres, a throwaway database per run, real services over real HTTP.
+"""Test harness: a real Postgres, a throwaway database per run, the three services wired together.
 
 - `database_url`: the embedded Postgres (or $DATABASE_URL's server) with a fresh database, migrated
   once with alembic, dropped at the end.
-- `live_services`: the three services as separate uvicorn processes on free ports, so calls between
-  services cross real HTTP.
-- `tasks_client`, `workers_client`, `payments_client`: httpx clients on the in-process apps
-  (ASGITransport, lifespan entered) whose peers are the live processes.
+- `apps`: the three apps in this process (lifespans entered: pools, listeners, the outbox and the
+  timers run), calling each other through `ServiceMesh`, an httpx transport that hands each
+  internal call to the peer app over ASGI. No process starts, so `pytest tests/services/...`
+  takes seconds. `mesh.stop("payments")` makes a peer unreachable (connection refused) for the
+  tests of what happens while it is down.
+- `tasks_client`, `workers_client`, `payments_client`: httpx clients on those apps.
+- `live_services`: the three services as separate uvicorn processes on free ports, calling each
+  other over real HTTP, started only for the tests that ask for it: reliability, end-to-end,
+  races across processes, and the bench smoke.
 Tests build their own accounts, so they share the database without stepping on each other.
 """
 
@@ -21,6 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -190,19 +196,58 @@ def make_settings(svc: str, database_url: str, urls: dict[str, str]):
     )
 
 
+MESH_URLS = {svc: f"http://{svc}.mesh" for svc in SERVICES}
+
+
+class ServiceMesh(httpx.AsyncBaseTransport):
+    """Routes each service's internal calls to the peer app in this process (by host name).
+
+    A stopped peer refuses connections exactly as a dead process's port does (httpx.ConnectError),
+    so the callers' retry and 503 paths run as they would in production. App exceptions become
+    500 responses, as a real server would answer.
+    """
+
+    def __init__(self) -> None:
+        self.transports: dict[str, httpx.ASGITransport] = {}
+        self.stopped: set[str] = set()
+
+    def add(self, svc: str, app: Any) -> None:
+        self.transports[f"{svc}.mesh"] = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+
+    def stop(self, svc: str) -> None:
+        self.stopped.add(f"{svc}.mesh")
+
+    def start(self, svc: str) -> None:
+        self.stopped.discard(f"{svc}.mesh")
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host in self.stopped or host not in self.transports:
+            raise httpx.ConnectError(f"connection refused: {host}", request=request)
+        return await self.transports[host].handle_async_request(request)
+
+
 @pytest.fixture(scope="session")
-async def apps(database_url: str, live_services: LiveServices) -> AsyncIterator[dict]:
-    """The three apps in-process (lifespan entered), talking to the live peers over HTTP."""
+def mesh() -> ServiceMesh:
+    return ServiceMesh()
+
+
+@pytest.fixture(scope="session")
+async def apps(database_url: str, mesh: ServiceMesh) -> AsyncIterator[dict]:
+    """The three apps in-process (lifespans entered), calling each other through the mesh."""
     import importlib
 
     async with AsyncExitStack() as stack:
         out = {}
         for svc in SERVICES:
             app = importlib.import_module(f"services.{svc}.app").create_app(
-                make_settings(svc, database_url, live_services.urls)
+                make_settings(svc, database_url, MESH_URLS)
             )
-            await stack.enter_async_context(app.router.lifespan_context(app))
+            app.state.peer_transport = mesh
+            mesh.add(svc, app)
             out[svc] = app
+        for app in out.values():
+            await stack.enter_async_context(app.router.lifespan_context(app))
         yield out
 
 

@@ -10,9 +10,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.factories import Actor
-from tests.reliability.conftest import INTERNAL
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import Actor
+from tests.fixtures.tasks import (
     Published,
     accepted,
     cat_tasks,
@@ -20,6 +19,7 @@ from tests.services.tasks.factories import (
     submit,
     workers,
 )
+from tests.reliability.conftest import INTERNAL
 
 
 async def submitted_work(

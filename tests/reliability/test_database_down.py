@@ -28,9 +28,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from tests.conftest import free_port
-from tests.factories import create_requester, create_worker
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.tasks import PROJECT_DEFAULTS
 from tests.reliability.conftest import Stack
-from tests.services.tasks.factories import PROJECT_DEFAULTS
 
 LOG_AT_INFO = {f"{svc}_LOG_LEVEL": "INFO" for svc in ("TASKS", "WORKERS", "PAYMENTS")}
 FAKE_KEY = {"Authorization": "Bearer mk_" + "x" * 40}

@@ -15,6 +15,7 @@ import signal
 import asyncpg
 import httpx
 
+from tests.fixtures.tasks import approve, balance
 from tests.reliability.helpers import (
     assert_nothing_half_changed,
     ledger_check,
@@ -22,7 +23,6 @@ from tests.reliability.helpers import (
     submitted_work,
     wait_for,
 )
-from tests.services.tasks.factories import approve, balance
 
 APPROVALS = 150
 SIGTERM_AFTER = 30

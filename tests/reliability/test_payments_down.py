@@ -14,15 +14,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.factories import create_requester, create_worker
-from tests.reliability.helpers import (
-    assert_nothing_half_changed,
-    ledger_check,
-    outbox_stats,
-    submitted_work,
-    wait_for,
-)
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.tasks import (
     PROJECT_DEFAULTS,
     accepted,
     approve,
@@ -30,6 +23,13 @@ from tests.services.tasks.factories import (
     cat_tasks,
     deposit,
     reject,
+)
+from tests.reliability.helpers import (
+    assert_nothing_half_changed,
+    ledger_check,
+    outbox_stats,
+    submitted_work,
+    wait_for,
 )
 
 

@@ -12,6 +12,7 @@ import asyncio
 import asyncpg
 import httpx
 
+from tests.fixtures.tasks import approve, balance
 from tests.reliability.helpers import (
     assert_nothing_half_changed,
     ledger_check,
@@ -19,7 +20,6 @@ from tests.reliability.helpers import (
     submitted_work,
     wait_for,
 )
-from tests.services.tasks.factories import approve, balance
 
 APPROVALS = 200
 KILL_AFTER = 40  # responses: payments dies while most of the burst is still to come

@@ -15,21 +15,21 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.factories import Actor
-from tests.reliability.conftest import create_migrated_database
-from tests.reliability.helpers import (
-    assert_nothing_half_changed,
-    ledger_check,
-    outbox_stats,
-    wait_for,
-)
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import Actor
+from tests.fixtures.tasks import (
     accept,
     approve,
     cat_tasks,
     published_project,
     submit,
     workers,
+)
+from tests.reliability.conftest import create_migrated_database
+from tests.reliability.helpers import (
+    assert_nothing_half_changed,
+    ledger_check,
+    outbox_stats,
+    wait_for,
 )
 
 SERVICES = ("tasks", "workers", "payments")

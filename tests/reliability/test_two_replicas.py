@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from tests.fixtures.tasks import accepted, cat_tasks, published_project, workers
 from tests.reliability.conftest import INTERNAL
 from tests.reliability.helpers import (
     assert_nothing_half_changed,
@@ -17,7 +18,6 @@ from tests.reliability.helpers import (
     submitted_work,
     wait_for,
 )
-from tests.services.tasks.factories import accepted, cat_tasks, published_project, workers
 
 REPLICAS = ("tasks", "tasks-2")
 TIMER_ENV = {

@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.factories import Actor, create_requester, create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import Actor, create_requester, create_worker
+from tests.fixtures.tasks import (
     accepted,
     approve,
     cat_tasks,

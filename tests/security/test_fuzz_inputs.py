@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from shared.app_factory import MAX_JSON_DEPTH, scan_json_text
 from tests.conftest import INTERNAL_TOKEN
-from tests.factories import create_requester, create_worker
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.tasks import PROJECT_DEFAULTS
 from tests.security.routes import RouteInfo, iter_routes
-from tests.services.tasks.factories import PROJECT_DEFAULTS
 
 SCALE = int(os.environ.get("SECURITY_FUZZ_EXAMPLES", "12")) / 12
 SEED = os.environ.get("SECURITY_FUZZ_SEED")

@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.conftest import INTERNAL_TOKEN
-from tests.factories import unique_email
+from tests.fixtures.accounts import unique_email
 from tests.security.conftest import World, db_snapshot
 from tests.security.routes import RouteInfo, iter_routes
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from tests.factories import create_requester, create_worker
+from tests.fixtures.accounts import create_requester, create_worker
 from tests.security.routes import iter_routes
 
 # Public endpoints that need no key (the contract: "anyone").

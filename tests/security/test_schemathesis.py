@@ -39,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import INTERNAL_TOKEN
-from tests.factories import create_requester, create_worker
+from tests.fixtures.accounts import create_requester, create_worker
 from tests.security.routes import iter_routes
 
 EXAMPLES = int(os.environ.get("SECURITY_FUZZ_EXAMPLES", "20"))

@@ -21,8 +21,8 @@ import pytest
 from shared.auth import hash_api_key
 from shared.logging import JsonFormatter, mask_secrets, register_secret
 from tests.conftest import INTERNAL_TOKEN, SERVICES, LiveServices
-from tests.factories import Actor, create_requester, create_worker
-from tests.services.tasks.factories import PROJECT_DEFAULTS
+from tests.fixtures.accounts import Actor, create_requester, create_worker
+from tests.fixtures.tasks import PROJECT_DEFAULTS
 
 
 def _forms(secret: str | bytes) -> set[str]:

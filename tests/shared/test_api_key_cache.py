@@ -11,7 +11,7 @@ import httpx
 
 from shared.auth import ApiKeyCache, Caller, hash_api_key
 from shared.notifications import PostgresListener
-from tests.factories import create_worker
+from tests.fixtures.accounts import create_worker
 
 CALLER = Caller(account_id="A1", kind="worker", key_id="K1")
 HASH = hash_api_key("mk_example")

@@ -23,8 +23,8 @@ from shared.eligibility import (
     evaluate_with_facts,
 )
 from shared.ids import new_id
-from tests.factories import create_requester, create_worker
-from tests.services.workers.factories import create_type, grant, insert_assignments
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.workers import create_type, grant, insert_assignments
 
 
 def req(type_id: str, comparator: str, *values: Any, guard: str = "accept") -> dict[str, Any]:

@@ -13,9 +13,9 @@ from sqlalchemy import text
 
 from shared.db import driver_connection
 from shared.errors import NotFound
-from tests.conftest import INTERNAL_TOKEN, LiveServices
-from tests.factories import create_worker
-from tests.services.tasks.factories import accept, cat_tasks, published_project, workers
+from tests.conftest import INTERNAL_TOKEN, MESH_URLS, LiveServices
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import accept, cat_tasks, published_project, workers
 
 
 async def test_every_service_is_healthy_and_ready(live_services: LiveServices) -> None:
@@ -32,11 +32,13 @@ async def test_internal_call_crosses_real_http_with_the_token(
     apps: dict, workers_client: httpx.AsyncClient, live_services: LiveServices
 ) -> None:
     worker = await create_worker(workers_client)
-    # the tasks service's client for its workers peer points at the live workers process
+    # in-process, the tasks app's client for its workers peer goes through the test mesh
     peer = apps["tasks"].state.peers["workers"]
-    assert peer.base_url == live_services.urls["workers"]
+    assert peer.base_url == MESH_URLS["workers"]
     account = await peer.get(f"/internal/accounts/{worker.id}")
     assert account["id"] == worker.id and account["kind"] == "worker"
+
+    # and between real processes over real HTTP, the token is what opens /internal/*
 
     url = f"{live_services.urls['workers']}/internal/accounts/{worker.id}"
     async with httpx.AsyncClient() as client:
@@ -335,8 +337,8 @@ async def test_non_finite_numbers_in_json_bodies_are_422_on_every_service(
 async def test_the_words_nan_and_infinity_in_strings_and_tiny_or_long_numbers_pass(
     tasks_client: httpx.AsyncClient, workers_client: httpx.AsyncClient
 ) -> None:
-    from tests.factories import create_requester
-    from tests.services.tasks.factories import PROJECT_DEFAULTS
+    from tests.fixtures.accounts import create_requester
+    from tests.fixtures.tasks import PROJECT_DEFAULTS
 
     requester = await create_requester(workers_client)
     resp = await tasks_client.post("/v1/projects", json=PROJECT_DEFAULTS, headers=requester.headers)

@@ -19,9 +19,9 @@ from shared.pagination import (
     encode_cursor,
 )
 from tests.conftest import INTERNAL_TOKEN
-from tests.factories import create_requester, create_worker
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.tasks import deposit
 from tests.security.routes import iter_routes
-from tests.services.tasks.factories import deposit
 
 KEY = cursor_signing_key("a-test-secret-of-some-length")
 OTHER_KEY = cursor_signing_key("another-secret-of-some-length")

@@ -13,7 +13,7 @@ from services.workers.app import create_app
 from shared.errors import RateLimited
 from shared.ratelimit import RateLimiter, TrustedProxies
 from tests.conftest import ROOT, LiveServices, make_settings
-from tests.factories import create_worker, unique_email
+from tests.fixtures.accounts import create_worker, unique_email
 
 
 async def test_limits_answer_429_with_retry_after(database_url: str, live_services, db) -> None:

@@ -22,8 +22,8 @@ import pytest
 
 from services.tasks.answers import MAX_BOXES, answer_schema_for, schema_problems, validate_answer
 from shared.safe_schema import MAX_SCHEMA_BYTES, UnsafeSchema, compile_schema
-from tests.factories import create_requester, create_worker
-from tests.services.tasks.factories import accepted, published_project, submit
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.tasks import accepted, published_project, submit
 
 # Generous for a loaded 2-core machine; Python's re needs several seconds for EVIL below.
 QUICK_SECONDS = 1.0

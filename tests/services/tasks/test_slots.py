@@ -8,7 +8,7 @@ import httpx
 
 from services.tasks.slots import release_expired_task
 from shared.db import driver_connection
-from tests.services.tasks.factories import (
+from tests.fixtures.tasks import (
     accepted,
     assert_ledger_ok,
     balance,
@@ -159,7 +159,7 @@ async def test_the_lifetime_sweep_reads_no_task_when_no_project_is_due(workers_c
     tick under the bench's load, whether a project was due or not."""
     from services.tasks import slots
     from shared.ids import new_id
-    from tests.factories import create_requester
+    from tests.fixtures.accounts import create_requester
 
     requester = await create_requester(workers_client)
     project_id = new_id()

@@ -7,8 +7,8 @@ from collections import Counter
 
 import httpx
 
-from tests.factories import create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import (
     accept,
     accepted,
     cat_tasks,

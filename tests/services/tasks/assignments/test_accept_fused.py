@@ -21,8 +21,8 @@ from services.tasks.assignments import repository, service
 from services.tasks.assignments.schemas import AcceptedAssignment
 from shared.eligibility import APPROVED_COUNT_TYPE_ID
 from shared.ids import new_id
-from tests.factories import create_requester, create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.tasks import (
     StatementRecorder,
     accept,
     cat_tasks,
@@ -31,7 +31,7 @@ from tests.services.tasks.factories import (
     start_claims_at,
     workers,
 )
-from tests.services.workers.factories import create_type, grant
+from tests.fixtures.workers import create_type, grant
 
 ClaimPasses = list[tuple[int, bool]]
 

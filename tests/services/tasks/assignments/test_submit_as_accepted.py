@@ -13,8 +13,8 @@ import httpx
 
 from services.tasks.assignments import repository, service
 from services.tasks.assignments.accepted import AcceptedAssignments, AcceptedContext
-from tests.factories import create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import (
     StatementRecorder,
     accepted,
     cat_tasks,

@@ -8,8 +8,8 @@ import httpx
 
 from services.tasks.assignments.service import expire_overdue_assignments
 from shared.db import driver_connection
-from tests.factories import create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import (
     accept,
     accepted,
     cat_tasks,

@@ -10,8 +10,8 @@ import orjson
 
 from services.tasks.discovery import repository as discovery_repository
 from shared.ids import new_id
-from tests.factories import Actor, create_requester, create_worker
-from tests.services.tasks.projects.factories import (
+from tests.fixtures.accounts import Actor, create_requester, create_worker
+from tests.fixtures.projects import (
     add_tasks,
     create_project,
     funded_published_project,

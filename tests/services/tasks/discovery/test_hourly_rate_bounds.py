@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from shared.money import MIN_RATE_SECONDS
-from tests.factories import Actor, create_requester, create_worker
-from tests.services.tasks.projects.factories import (
+from tests.fixtures.accounts import Actor, create_requester, create_worker
+from tests.fixtures.projects import (
     funded_published_project,
     image_tasks,
     insert_assignment,

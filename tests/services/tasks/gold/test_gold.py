@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from services.tasks.gold.service import gold_accuracy_failed, is_gold_correct
-from tests.factories import create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import (
     accept,
     accepted,
     approve,

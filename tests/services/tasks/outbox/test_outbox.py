@@ -10,8 +10,8 @@ import httpx
 from services.tasks.outbox.service import OutboxDeliverer, enqueue
 from shared.db import driver_connection
 from tests.conftest import INTERNAL_TOKEN
-from tests.factories import create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import (
     INTERNAL,
     approve,
     assert_ledger_ok,
@@ -45,7 +45,7 @@ async def test_payout_lands_right_after_the_approval_commits(
 
 
 async def test_outbox_retries_while_payments_is_down_then_delivers(
-    apps: dict, live_services, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+    apps: dict, mesh, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
 ) -> None:
     project = await published_project(
         tasks_client, workers_client, payments_client, tasks=cat_tasks(1)
@@ -53,7 +53,7 @@ async def test_outbox_retries_while_payments_is_down_then_delivers(
     worker = await create_worker(workers_client)
     work = await submitted(tasks_client, worker, project.id)
     key = f"pay:{work['id']}"
-    live_services.stop("payments")
+    mesh.stop("payments")
     try:
         resp = await approve(tasks_client, project.requester, work["id"])
         assert resp.status_code == 200  # approval does not depend on payments being up
@@ -73,8 +73,7 @@ async def test_outbox_retries_while_payments_is_down_then_delivers(
         stats = (await tasks_client.get("/internal/outbox/stats", headers=INTERNAL)).json()
         assert stats["pending"] >= 1 and stats["retrying"] >= 1
     finally:
-        live_services.start("payments")
-        await asyncio.to_thread(live_services.wait_healthy, "payments")
+        mesh.start("payments")
     # Skip the rest of the backoff instead of waiting for it.
     await db.execute("UPDATE outbox SET next_attempt_at = now() WHERE key = $1", key)
     rows = await wait_delivered(db, [key], apps)

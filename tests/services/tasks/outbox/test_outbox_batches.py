@@ -26,10 +26,8 @@ from shared.db import driver_connection, make_engine, make_sessionmaker
 from shared.http import InternalClient
 from shared.ids import new_id
 from tests.conftest import INTERNAL_TOKEN
-from tests.factories import Actor
-from tests.reliability.conftest import Clients, Stack, create_migrated_database, drop_database
-from tests.reliability.helpers import assert_nothing_half_changed, wait_for
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import Actor
+from tests.fixtures.tasks import (
     Published,
     assert_ledger_ok,
     balance,
@@ -39,6 +37,8 @@ from tests.services.tasks.factories import (
     wait_delivered,
     workers,
 )
+from tests.reliability.conftest import Clients, Stack, create_migrated_database, drop_database
+from tests.reliability.helpers import assert_nothing_half_changed, wait_for
 
 PAYOUT_BATCH_PATH = "/internal/payouts/batch"
 SINGLE_PAYOUT_PATH = "/internal/payouts"

@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import INTERNAL_TOKEN, LiveServices
-from tests.factories import Actor, create_requester, create_worker
-from tests.services.tasks.projects.factories import (
+from tests.conftest import INTERNAL_TOKEN, ServiceMesh
+from tests.fixtures.accounts import Actor, create_requester, create_worker
+from tests.fixtures.payments import balance, deposit
+from tests.fixtures.projects import (
     add_tasks,
-    balance,
     create_project,
-    deposit,
     image_tasks,
     insert_assignment,
     publish,
@@ -28,12 +27,10 @@ async def _post(client: httpx.AsyncClient, actor: Actor, path: str, **kw: Any) -
     return await client.post(path, headers={**actor.headers, **kw.pop("headers", {})}, **kw)
 
 
-async def _ledger_ok(live_services: LiveServices) -> dict[str, Any]:
-    async with httpx.AsyncClient() as client:
-        resp = await client.get(
-            live_services.urls["payments"] + "/internal/ledger/check",
-            headers={"X-Internal-Token": INTERNAL_TOKEN},
-        )
+async def _ledger_ok(payments_client: httpx.AsyncClient) -> dict[str, Any]:
+    resp = await payments_client.get(
+        "/internal/ledger/check", headers={"X-Internal-Token": INTERNAL_TOKEN}
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -55,7 +52,6 @@ async def test_publish_reserves_every_slot_and_starts_lifetimes(
     workers_client: httpx.AsyncClient,
     payments_client: httpx.AsyncClient,
     db,
-    live_services: LiveServices,
 ) -> None:
     requester = await create_requester(workers_client)
     project = await create_project(tasks_client, requester, reward="0.50", lifetime_seconds=7200)
@@ -83,7 +79,7 @@ async def test_publish_reserves_every_slot_and_starts_lifetimes(
         for t in resp.json()["items"]
     }
     assert lifetimes == {7200}
-    assert (await _ledger_ok(live_services))["ok"] is True
+    assert (await _ledger_ok(payments_client))["ok"] is True
 
 
 async def test_insufficient_funds_leaves_a_draft_and_changes_nothing(
@@ -261,7 +257,6 @@ async def test_close_releases_unused_slots_and_keeps_in_flight_money(
     workers_client: httpx.AsyncClient,
     payments_client: httpx.AsyncClient,
     db,
-    live_services: LiveServices,
 ) -> None:
     requester = await create_requester(workers_client)
     project = await create_project(tasks_client, requester, reward="1.00")  # slot = 1.20
@@ -281,7 +276,7 @@ async def test_close_releases_unused_slots_and_keeps_in_flight_money(
         payments_client, requester, {"available": "8.80", "reserved": "1.20"}
     )
     assert (money["available"], money["reserved"]) == ("8.80", "1.20")
-    assert (await _ledger_ok(live_services))["ok"] is True
+    assert (await _ledger_ok(payments_client))["ok"] is True
     assert (
         await db.fetchval(
             "SELECT count(*) FROM outbox WHERE key = $1", f"release:close:{project['id']}"
@@ -363,13 +358,13 @@ async def test_payments_down_is_503_and_nothing_changes(
     workers_client: httpx.AsyncClient,
     payments_client: httpx.AsyncClient,
     db,
-    live_services: LiveServices,
+    mesh: ServiceMesh,
 ) -> None:
     requester = await create_requester(workers_client)
     project = await create_project(tasks_client, requester)
     await add_tasks(tasks_client, requester, project["id"], image_tasks(1))
     await deposit(payments_client, requester, "5.00")
-    live_services.stop("payments")
+    mesh.stop("payments")
     try:
         resp = await _post(tasks_client, requester, f"/v1/projects/{project['id']}/publish")
         assert resp.status_code == 503, resp.text
@@ -385,8 +380,7 @@ async def test_payments_down_is_503_and_nothing_changes(
             == 0
         )
     finally:
-        live_services.start("payments")
-        live_services.wait_healthy("payments")
+        mesh.start("payments")
     assert (await balance(payments_client, requester))["reserved"] == "0.00"
     published = await publish(tasks_client, requester, project["id"])  # the retry works
     assert published["money"]["reserved"] == "0.90"
@@ -396,7 +390,6 @@ async def test_uploads_racing_publish_and_close_keep_the_money_exact(
     tasks_client: httpx.AsyncClient,
     workers_client: httpx.AsyncClient,
     payments_client: httpx.AsyncClient,
-    live_services: LiveServices,
 ) -> None:
     """Every task is paid for exactly once whichever commits first: reserved at publish if it
     was there, at upload if it came later, and released at close either way."""
@@ -426,7 +419,7 @@ async def test_uploads_racing_publish_and_close_keep_the_money_exact(
         payments_client, requester, {"available": "100.00", "reserved": "0.00"}
     )
     assert money["available"] == "100.00" and money["reserved"] == "0.00"
-    assert (await _ledger_ok(live_services))["ok"] is True
+    assert (await _ledger_ok(payments_client))["ok"] is True
 
 
 async def _task_rows(db, project_id: str) -> list[tuple[Any, ...]]:
@@ -445,7 +438,6 @@ async def test_publish_pause_and_resume_leave_every_task_row_untouched(
     workers_client: httpx.AsyncClient,
     payments_client: httpx.AsyncClient,
     db,
-    live_services: LiveServices,
 ) -> None:
     """Publishing is a change of the project row: tasks go in with their slots open and inherit
     the project's expiry, so not one task row is rewritten (bench/RESULTS.md, proposal 7)."""
@@ -485,7 +477,7 @@ async def test_publish_pause_and_resume_leave_every_task_row_untouched(
     ).json()
     expires = datetime.fromisoformat(task["expires_at"])
     assert (expires - datetime.fromisoformat(published["published_at"])).total_seconds() == 7200
-    assert (await _ledger_ok(live_services))["ok"] is True
+    assert (await _ledger_ok(payments_client))["ok"] is True
 
 
 async def test_tasks_stop_being_offered_when_the_projects_lifetime_ends_but_later_ones_stay(

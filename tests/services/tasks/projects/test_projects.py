@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import create_requester, create_worker
-from tests.services.tasks.projects.factories import (
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.projects import (
     add_tasks,
     create_project,
     image_tasks,
@@ -366,7 +366,8 @@ async def test_counts_and_money_are_live(
     payments_client: httpx.AsyncClient,
     db,
 ) -> None:
-    from tests.services.tasks.projects.factories import deposit, publish
+    from tests.fixtures.payments import deposit
+    from tests.fixtures.projects import publish
 
     requester = await create_requester(workers_client)
     project = await create_project(tasks_client, requester, reward="0.50")  # fee 0.10

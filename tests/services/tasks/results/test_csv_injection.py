@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from services.tasks.results.service import CSV_FORMULA_TRIGGERS, neutralize_cell
-from tests.factories import create_requester, create_worker
-from tests.services.tasks.projects.factories import (
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.projects import (
     add_tasks,
     create_project,
     funded_published_project,

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from tests.conftest import LiveServices
-from tests.factories import Actor, create_requester, create_worker
-from tests.services.tasks.projects.factories import (
+from tests.fixtures.accounts import Actor, create_requester, create_worker
+from tests.fixtures.projects import (
     add_tasks,
     create_project,
     funded_published_project,

@@ -8,8 +8,8 @@ import httpx
 import orjson
 
 from services.tasks.review.service import payout_message
-from tests.factories import create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import (
     accept,
     accepted,
     approve,
@@ -190,7 +190,7 @@ async def test_override_window_is_30_days_from_submission(
 
 
 async def test_override_while_payments_is_down_is_503_and_changes_nothing(
-    live_services, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+    mesh, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
 ) -> None:
     project = await published_project(
         tasks_client, workers_client, payments_client, tasks=cat_tasks(1), extra_funds_cents=100
@@ -198,12 +198,11 @@ async def test_override_while_payments_is_down_is_503_and_changes_nothing(
     worker = await create_worker(workers_client)
     work = await submitted(tasks_client, worker, project.id)
     assert (await reject(tasks_client, project.requester, work["id"])).status_code == 200
-    live_services.stop("payments")
+    mesh.stop("payments")
     try:
         resp = await approve(tasks_client, project.requester, work["id"])
     finally:
-        live_services.start("payments")
-        await asyncio.to_thread(live_services.wait_healthy, "payments")
+        mesh.start("payments")
     assert resp.status_code == 503 and resp.headers.get("Retry-After")
     assert await db.fetchval("SELECT status FROM assignments WHERE id = $1", work["id"]) == (
         "rejected"

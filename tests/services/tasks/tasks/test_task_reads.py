@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.factories import create_requester, create_worker
-from tests.services.tasks.projects.factories import (
+from tests.fixtures.accounts import create_requester, create_worker
+from tests.fixtures.projects import (
     funded_published_project,
     insert_assignment,
     task_ids,

@@ -10,15 +10,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.factories import create_requester
-from tests.services.tasks.projects.factories import (
-    add_tasks,
-    balance,
-    create_project,
-    deposit,
-    image_tasks,
-    publish,
-)
+from tests.fixtures.accounts import create_requester
+from tests.fixtures.payments import balance, deposit
+from tests.fixtures.projects import add_tasks, create_project, image_tasks, publish
 
 
 async def _count(db, project_id: str) -> int:

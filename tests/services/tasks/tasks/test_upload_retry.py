@@ -8,12 +8,9 @@ from decimal import Decimal
 import httpx
 
 from tests.conftest import INTERNAL_TOKEN
-from tests.factories import create_requester
-from tests.services.tasks.projects.factories import (
-    balance,
-    funded_published_project,
-    image_tasks,
-)
+from tests.fixtures.accounts import create_requester
+from tests.fixtures.payments import balance
+from tests.fixtures.projects import funded_published_project, image_tasks
 
 
 async def test_retry_after_a_lost_commit_replays_the_reservation(

@@ -14,8 +14,8 @@ import asyncpg
 import httpx
 
 from services.tasks.timers.service import SWEEPS, TimerRunner, auto_approve_due, backlog
-from tests.factories import create_worker
-from tests.services.tasks.factories import (
+from tests.fixtures.accounts import create_worker
+from tests.fixtures.tasks import (
     INTERNAL,
     accept,
     accepted,
