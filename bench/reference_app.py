@@ -1,13 +1,13 @@
 """The reference for figure 1: the accept and submit SQL of the tasks service and nothing else.
 
-A minimal FastAPI app on an asyncpg pool, deployed like the tasks service (same uvicorn flags,
-same number of processes, the same connection budget per process). It runs the very statements
-of `services/tasks/assignments/repository.py` (imported, so they can never drift apart): the
-claim (from a random rank, wrapping around, then waiting for locks, exactly as the service's
-accept retries) and the submit statement (the assignment's update and the worker's submission
-count in the project, one statement in the service too). No auth, no requirements, no answer
-validation, no idempotency, no pydantic models: what is left is the cost of HTTP + JSON + the
-two statements, which is what "our code" is measured against.
+A minimal FastAPI app on an asyncpg pool, deployed like the tasks service (same uvicorn flags, same
+number of processes, the same connection budget per process). It runs the very statements of
+`services/tasks/lifecycle/accept.py` and `submit.py` (imported, so they can never drift apart): the
+claim (from a random rank, wrapping around, then waiting for locks, exactly as the service's accept
+retries) and the submit statement (the assignment's update and the worker's submission count in the
+project, one statement in the service too). No auth, no requirements, no answer validation, no
+idempotency, no pydantic models: what is left is the cost of HTTP + JSON + the two statements, which
+is what "our code" is measured against.
 
     uvicorn --factory bench.reference_app:create_app   (env BENCH_REFERENCE_DATABASE_URL)
 """
@@ -26,11 +26,8 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from services.tasks.assignments.repository import (
-    CLAIM_SKIP_LOCKED_SQL,
-    CLAIM_WAITING_SQL,
-    SUBMIT_SQL,
-)
+from services.tasks.lifecycle.accept import CLAIM_SKIP_LOCKED_SQL, CLAIM_WAITING_SQL
+from services.tasks.lifecycle.submit import SUBMIT_SQL
 
 MAX_CLAIM_RANK = 2_147_483_647
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -57,7 +54,7 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # jsonb as text both ways, like a plain driver setup would; the service decodes input.
-        # Connections handled as the service's driver pool handles them (shared.db): reset on
+        # Connections handled as the service's hot pool handles them (shared.database): reset on
         # release only by ending an open transaction, so both sides make the same round trips
         # for the same work.
         app.state.pool = await asyncpg.create_pool(

@@ -8,8 +8,9 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.db import make_engine
+from shared.database import asyncpg_dsn
 from shared.models import metadata
 
 config = context.config
@@ -37,7 +38,11 @@ def _run(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    engine = make_engine(_url(), pool_size=1, max_overflow=0, application_name="alembic")
+    # Migrations are the one place SQLAlchemy's engine runs statements (alembic needs it).
+    url = "postgresql+asyncpg://" + asyncpg_dsn(_url()).removeprefix("postgresql://")
+    engine = create_async_engine(
+        url, pool_size=1, connect_args={"server_settings": {"application_name": "alembic"}}
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -16,13 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import API_KEY_REVOKED_CHANNEL, ApiKeyCache
-from shared.db import (
-    database_ready,
-    make_driver_pool,
-    make_engine,
-    make_sessionmaker,
-    plain_postgres_url,
-)
+from shared.database import Database, asyncpg_dsn, make_pool
 from shared.errors import (
     PROBLEM_JSON,
     AppError,
@@ -454,7 +448,7 @@ def health_router() -> APIRouter:
         responses={503: {"description": "database unreachable"}},
     )
     async def readyz(request: Request) -> Any:
-        if await database_ready(request.app.state.engine):
+        if await request.app.state.database.ready():
             return {"status": "ready"}
         return problem_response(
             DependencyUnavailable("The database is unreachable.", retry_after=2)
@@ -467,18 +461,21 @@ def health_router() -> APIRouter:
 async def base_lifespan(
     app: FastAPI, settings: ServiceSettings, service: str
 ) -> AsyncIterator[None]:
-    """Open the engine and the one shared httpx client; close them on shutdown."""
-    engine = make_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        application_name=service,
-    )
-    driver_pool = await make_driver_pool(
-        settings.database_url, max_size=settings.db_driver_pool_size, application_name=service
+    """Open the database pools, the notification listener and the one shared httpx client;
+    close them on shutdown."""
+    database = Database(
+        pool=await make_pool(
+            settings.database_url, max_size=settings.db_pool_size, application_name=service
+        ),
+        hot_pool=await make_pool(
+            settings.database_url,
+            max_size=settings.db_driver_pool_size,
+            application_name=service,
+            hot=True,
+        ),
     )
     listener = PostgresListener(
-        plain_postgres_url(settings.database_url), application_name=f"{service}-listen"
+        asyncpg_dsn(settings.database_url), application_name=f"{service}-listen"
     )
     api_key_cache = ApiKeyCache(
         ttl_seconds=settings.api_key_cache_seconds, is_listening=lambda: listener.connected
@@ -493,9 +490,7 @@ async def base_lifespan(
         settings.http_timeout_seconds, transport=getattr(app.state, "peer_transport", None)
     )
     token = settings.internal_token.get_secret_value()
-    app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.driver_pool = driver_pool
+    app.state.database = database
     app.state.listener = listener
     app.state.api_key_cache = api_key_cache
     app.state.http = http
@@ -510,8 +505,7 @@ async def base_lifespan(
     finally:
         await http.aclose()
         await listener.close()
-        await driver_pool.close()
-        await engine.dispose()
+        await database.close()
 
 
 def _settle_garbage_collector() -> None:

@@ -25,11 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.db import SessionDep, driver_connection
+from shared.database import Db, RequestConnection
 from shared.errors import Forbidden, Unauthorized
 from shared.ratelimit import TrustedProxies
 
@@ -163,7 +162,7 @@ def hash_api_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-# Auth runs on every request: the lookup goes straight to asyncpg (the hot paths' rule; the
+# Auth runs on every request: its lookup is a hand-tuned statement (docs/architecture.md; the
 # bench measured +31% accept→submit cycles/s against SQLAlchemy Core here).
 _LOOKUP = """
     SELECT k.id, k.account_id, a.kind,
@@ -188,10 +187,10 @@ def presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
     return key
 
 
-async def authenticate(request: Request, conn: asyncpg.Connection, key: str) -> Caller:
-    """The caller behind `key`: from the process's cache, or looked up on `conn` (in the
-    request's transaction on a session, on its own (autocommit) on the hot paths' connection,
-    shared.hot_path)."""
+async def authenticate(request: Request, db: Db, key: str) -> Caller:
+    """The caller behind `key`: from the process's cache, or looked up on the request's own
+    connection (in the request's transaction, or on its own (autocommit) on the hot paths'
+    connection, shared.hot_path)."""
     cache: ApiKeyCache = request.app.state.api_key_cache
     key_hash = hash_api_key(key)
     caller = cache.get(key_hash)
@@ -199,7 +198,7 @@ async def authenticate(request: Request, conn: asyncpg.Connection, key: str) -> 
         touch = cache.touch_due(key_hash)
     else:
         generation = cache.generation
-        row = await conn.fetchrow(_LOOKUP, key_hash)
+        row = await db.fetchrow(_LOOKUP, key_hash)
         if row is None:
             raise Unauthorized("Unknown or revoked API key.")
         caller = Caller(account_id=row["account_id"], kind=row["kind"], key_id=row["id"])
@@ -208,22 +207,22 @@ async def authenticate(request: Request, conn: asyncpg.Connection, key: str) -> 
     # Per account, not per key: keys are cheap to mint (shared.ratelimit).
     request.app.state.account_rate_limiter.check(caller.account_id)
     if touch:
-        await conn.execute(_TOUCH, caller.key_id)
+        await db.execute(_TOUCH, caller.key_id)
     return caller
 
 
 async def get_caller(
     request: Request,
-    session: SessionDep,
+    conn: RequestConnection,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Caller:
     key = presented_key(credentials)
-    return await authenticate(request, await driver_connection(session), key)
+    return await authenticate(request, Db(conn), key)
 
 
 async def get_optional_caller(
     request: Request,
-    session: SessionDep,
+    conn: RequestConnection,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Caller | None:
     """For endpoints the contract opens to "anyone": no key gives the public view; a wrong or
@@ -231,7 +230,7 @@ async def get_optional_caller(
     getting the anonymous view."""
     if credentials is None:
         return None
-    return await get_caller(request, session, credentials)
+    return await get_caller(request, conn, credentials)
 
 
 def require_kind(kind: AccountKind):

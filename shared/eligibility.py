@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 from typing_extensions import TypeAliasType
 
 from shared.iso import normalize_country
+
+if TYPE_CHECKING:
+    from shared.database import Db
 
 # --------------------------------------------------------------------------- system types
 
@@ -231,20 +233,20 @@ def facts_from_row(row: Mapping[str, Any]) -> WorkerFacts:
     )
 
 
-async def fetch_worker_stats(conn: asyncpg.Connection, worker_id: str) -> WorkerStatsCounts:
-    row = await conn.fetchrow(WORKER_STATS_SQL, worker_id)
+async def fetch_worker_stats(db: Db, worker_id: str) -> WorkerStatsCounts:
+    row = await db.fetchrow(WORKER_STATS_SQL, worker_id)
     assert row is not None
     return WorkerStatsCounts(int(row["submitted"]), int(row["approved"]), int(row["rejected"]))
 
 
 async def fetch_worker_facts(
-    conn: asyncpg.Connection,
+    db: Db,
     *,
     worker_id: str,
     requester_ids: Iterable[str],
     qualification_type_ids: Iterable[str],
 ) -> WorkerFacts:
-    row = await conn.fetchrow(
+    row = await db.fetchrow(
         _FACTS_SQL,
         worker_id,
         sorted(set(requester_ids)),
@@ -337,13 +339,13 @@ def evaluate_with_facts(facts: WorkerFacts, project: ProjectRules) -> Eligibilit
 
 
 async def evaluate_eligibility(
-    conn: asyncpg.Connection, *, worker_id: str, projects: Sequence[ProjectRules]
+    db: Db, *, worker_id: str, projects: Sequence[ProjectRules]
 ) -> dict[str, Eligibility]:
     """Eligibility per project id, from one round trip to Postgres (none for no projects)."""
     if not projects:
         return {}
     facts = await fetch_worker_facts(
-        conn,
+        db,
         worker_id=worker_id,
         requester_ids=(p.requester_id for p in projects),
         qualification_type_ids=(

@@ -13,21 +13,20 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from shared.auth import Caller
-from shared.db import SessionDep, atomic, driver_connection
+from shared.database import AutocommitDb, RequestConnection, Writable, WriteDb
 from shared.errors import Conflict, ValidationFailed
 from shared.jsonutil import dumps, loads
 
 REPLAY_WINDOW = "24 hours"
 
-# Raw SQL on the request's asyncpg connection, whichever pool it came from (SessionDep's through
-# driver_connection, or the hot paths' driver pool): one code path for both kinds of routes.
+# Hand-tuned statements on the request's connection, whichever pool it came from: one code
+# path for the routes in a request transaction and the hot paths' autocommit routes.
 _EXPIRE = f"""DELETE FROM idempotency_keys WHERE account_id = $1 AND key = $2
     AND created_at < now() - interval '{REPLAY_WINDOW}'"""
 _CLAIM = """INSERT INTO idempotency_keys (account_id, key, request_hash) VALUES ($1, $2, $3)
@@ -46,6 +45,12 @@ def _request_hash(method: str, path: str, body: bytes) -> bytes:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).digest()
 
 
+async def request_digest(request: Request) -> bytes:
+    """What a replay must match: method, path and body (JSON by meaning). For a replay store of
+    its own (services/workers/accounts/replay.py: sign-up)."""
+    return _request_hash(request.method, request.url.path, await request.body())
+
+
 def _sorted(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _sorted(value[k]) for k in sorted(value)}
@@ -62,45 +67,55 @@ def _encode(result: Any) -> bytes:
 
 
 class Idempotency:
-    def __init__(
-        self,
-        connection: Callable[[], Awaitable[asyncpg.Connection]],
-        request: Request,
-        key: str | None,
-    ) -> None:
-        self.connection = connection
+    """Runs a request's work once per (account, Idempotency-Key): the work is handed the
+    connection to do it on, inside the transaction that also holds the key row."""
+
+    def __init__(self, db: Writable, request: Request, key: str | None) -> None:
+        self.db = db
         self.request = request
         self.key = key
 
     async def run(
         self,
         caller: Caller,
-        action: Callable[[], Awaitable[Any]],
+        action: Callable[[Writable], Awaitable[Any]],
         *,
         status_code: int = 201,
     ) -> Response:
-        """Run `action` once per key; return its result (or the stored first result) as JSON."""
+        """Run `action` once per key; return its result (or the stored first result) as JSON.
+
+        Without a key, `action` runs on the request's own connection (an AutocommitDb stays
+        one: a one-statement effect keeps its single round trip). With a key, the key row and
+        the work commit together: in the request's transaction, or in one opened here."""
         if self.key is None:
-            return self._response(status_code, _encode(await action()), False)
-        conn = await self.connection()
+            return self._response(status_code, _encode(await action(self.db)), False)
+        if isinstance(self.db, AutocommitDb):
+            async with self.db.transaction() as tx:
+                return await self._run_once(tx, caller, action, status_code)
+        return await self._run_once(self.db, caller, action, status_code)
+
+    async def _run_once(
+        self,
+        db: WriteDb,
+        caller: Caller,
+        action: Callable[[Writable], Awaitable[Any]],
+        status_code: int,
+    ) -> Response:
         account, key = caller.account_id, self.key
         body = await self.request.body()
         digest = _request_hash(self.request.method, self.request.url.path, body)
-        # The key row and the work commit together (a request on a session is in its
-        # transaction already; one on the driver pool gets one here).
-        async with atomic(conn):
-            await conn.execute(_EXPIRE, account, key)
-            claimed = await conn.fetchval(_CLAIM, account, key, digest)
-            if claimed is None:
-                row = await conn.fetchrow(_READ, account, key)
-                if bytes(row["request_hash"]) != digest or row["status_code"] is None:
-                    raise Conflict(
-                        "This Idempotency-Key was already used with a different request.",
-                        code="idempotency_key_reused",
-                    )
-                return self._response(row["status_code"], bytes(row["response_body"]), True)
-            content = _encode(await action())
-            await conn.execute(_STORE, account, key, status_code, content)
+        await db.execute(_EXPIRE, account, key)
+        claimed = await db.fetchval(_CLAIM, account, key, digest)
+        if claimed is None:
+            row = await db.fetchrow(_READ, account, key)
+            if bytes(row["request_hash"]) != digest or row["status_code"] is None:
+                raise Conflict(
+                    "This Idempotency-Key was already used with a different request.",
+                    code="idempotency_key_reused",
+                )
+            return self._response(row["status_code"], bytes(row["response_body"]), True)
+        content = _encode(await action(db))
+        await db.execute(_STORE, account, key, status_code, content)
         return self._response(status_code, content, False)
 
     @staticmethod
@@ -129,11 +144,9 @@ def checked_idempotency_key(idempotency_key: str | None) -> str | None:
 
 
 async def get_idempotency(
-    session: SessionDep, request: Request, idempotency_key: IdempotencyKeyHeader = None
+    conn: RequestConnection, request: Request, idempotency_key: IdempotencyKeyHeader = None
 ) -> Idempotency:
-    return Idempotency(
-        lambda: driver_connection(session), request, checked_idempotency_key(idempotency_key)
-    )
+    return Idempotency(WriteDb(conn), request, checked_idempotency_key(idempotency_key))
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

@@ -24,10 +24,9 @@ class ServiceSettings(BaseSettings):
     workers_url: str = "http://127.0.0.1:8002"
     payments_url: str = "http://127.0.0.1:8003"
 
+    # The general pool (routes, background jobs) and the hot paths' pool (shared.hot_path):
+    # asyncpg both, connections opened on first use (shared.database).
     db_pool_size: int = Field(default=20, ge=1, le=200)
-    db_max_overflow: int = Field(default=0, ge=0, le=200)
-    # The raw asyncpg pool of the hot paths (shared.hot_path), opened on
-    # first use.
     db_driver_pool_size: int = Field(default=20, ge=1, le=200)
     # How long a process may answer for an API key from memory (shared.auth.ApiKeyCache;
     # revocations are pushed sooner, by notification). 0 looks every key up on every request.

@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-27
 
-The queue side of the tasks service (shared/models/tasks_queue.py describes what is added here):
+The queue side of the tasks service (described by shared/models/gold.py, outbox.py, tasks.py):
 
 - `tasks.claim_rank`: a random integer per task. Accept starts its claim at a random rank, so
   concurrent workers spread over the project's tasks instead of fighting over one queue head,

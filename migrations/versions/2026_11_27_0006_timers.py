@@ -5,7 +5,7 @@ Revises: 0005
 Create Date: 2026-11-27
 
 The sweeps of services/tasks/timers/ each claim the oldest due rows with `FOR UPDATE SKIP
-LOCKED` through a partial index (shared/models/timers.py):
+LOCKED` through a partial index (shared/models/tasks.py):
 
 - deadlines: `ix_assignments_deadline_accepted` (0001) already exists;
 - auto-approval: `ix_assignments_auto_approve_submitted` (0001) already exists;

@@ -1,7 +1,7 @@
 """Payments service application factory.
 
 Its lifespan runs the test payout provider's background loop (withdrawals/runner.py) next to
-the kit's engine and HTTP client; every replica may run it (SKIP LOCKED shares the work).
+the kit's database pools and HTTP client; every replica may run it (SKIP LOCKED shares the work).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.payout_runner_enabled:
             runner = asyncio.create_task(
                 run_payouts_forever(
-                    app.state.sessionmaker,
+                    app.state.database,
                     settings=settings,
                     provider=app.state.payout_provider,
                 ),

@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.tasks.assignments.accepted import AcceptedAssignments
 from services.tasks.assignments.routes import router as assignments_router
 from services.tasks.discovery.routes import router as discovery_router
 from services.tasks.gold.routes import router as gold_router
+from services.tasks.lifecycle.accepted import AcceptedAssignments
 from services.tasks.outbox.routes import router as outbox_router
 from services.tasks.outbox.service import outbox_lifespan
 from services.tasks.projects.routes import router as projects_router

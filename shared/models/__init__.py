@@ -1,18 +1,20 @@
-"""The shared Postgres schema, one module per owning service domain.
+"""The shared Postgres schema, one module per table or domain.
 
 Every service may read any table (one schema, Postgres is the only coordinator); each table has
-one owner that writes it. Importing this package registers every table on `Base.metadata`,
-which alembic's env uses.
+one owner that writes it (the module docstring says which). Importing this package registers
+every table on `Base.metadata`, which alembic's env uses. The classes are used as Core tables.
 """
 
-from shared.models import payments as _payments  # noqa: F401  (registers the ledger tables)
-from shared.models import tasks_queue as _tasks_queue  # noqa: F401  (gold stats, outbox)
-from shared.models import timers as _timers  # noqa: F401  (timer indexes)
-from shared.models import workers as _workers  # noqa: F401  (qualifications, blocks, stats)
+from shared.models import gold as _gold  # noqa: F401  (registers the table)
+from shared.models import outbox as _outbox  # noqa: F401
+from shared.models import payments as _payments  # noqa: F401
+from shared.models import workers as _workers  # noqa: F401
 from shared.models.accounts import Account, ApiKey
+from shared.models.assignments import Assignment
 from shared.models.base import Base, metadata
 from shared.models.idempotency import IdempotencyKey
-from shared.models.tasks import Assignment, Project, Task
+from shared.models.projects import Project
+from shared.models.tasks import Task
 
 __all__ = [
     "Account",

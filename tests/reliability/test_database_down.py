@@ -103,7 +103,7 @@ def test_database_never_reachable_answers_503_and_keeps_the_connection(
     stack = make_stack(closed, LOG_AT_INFO)
     stack.start_all("tasks", "workers")
 
-    # SessionDep routes (authentication reads the key on the request's session)
+    # WriteDbDep/ReadDbDep routes (authentication reads the key on the request's connection)
     _assert_expected_outage_answers(
         stack,
         "tasks",
@@ -111,7 +111,7 @@ def test_database_never_reachable_answers_503_and_keeps_the_connection(
             stack.urls["tasks"], "GET", "/v1/projects", headers=FAKE_KEY
         ),
     )
-    # the hot path's driver-pool dependency (shared.hot_path / shared.db.request_connection)
+    # the hot path's dependency (shared.hot_path, an AutocommitDb on the hot pool)
     _assert_expected_outage_answers(
         stack,
         "tasks",
@@ -119,7 +119,7 @@ def test_database_never_reachable_answers_503_and_keeps_the_connection(
             stack.urls["tasks"], "POST", "/v1/work/projects/NOPE/accept", headers=FAKE_KEY
         ),
     )
-    # a public route without a key (sign-up writes through its session)
+    # a public route without a key (sign-up writes in the request's transaction, WriteDbDep)
     body = {"kind": "worker", "name": "n", "email": f"{uuid.uuid4().hex}@example.com"}
     _assert_expected_outage_answers(
         stack,
@@ -142,6 +142,7 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
+        self.is_cut = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -150,6 +151,9 @@ class TcpProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return  # cut
+            if self.is_cut:  # accepted while being cut (close() does not wake accept())
+                client.close()
+                return
             try:
                 server = socket.create_connection(self.target)
             except OSError:
@@ -171,6 +175,9 @@ class TcpProxy:
             dst.shutdown(socket.SHUT_WR)
 
     def cut(self) -> None:
+        self.is_cut = True
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
         self.listener.close()
         with self.lock:
             for sock in self.sockets:

@@ -12,7 +12,7 @@ from services.payments.balances.schemas import (
     WorkerBalance,
 )
 from shared.auth import CallerDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep
 from shared.errors import Unauthorized, ValidationFailed, error_responses
 from shared.pagination import Page, PageDep
 
@@ -26,8 +26,8 @@ router = APIRouter(prefix="/v1", tags=["money"])
     summary="Requester: {kind, available, reserved, spent}; "
     "worker: {kind, pending, available, withdrawn}",
 )
-async def get_balance(caller: CallerDep, session: SessionDep) -> RequesterBalance | WorkerBalance:
-    return await service.get_balance(session, caller=caller)
+async def get_balance(caller: CallerDep, db: ReadDbDep) -> RequesterBalance | WorkerBalance:
+    return await service.get_balance(db, caller=caller)
 
 
 @router.get(
@@ -37,7 +37,7 @@ async def get_balance(caller: CallerDep, session: SessionDep) -> RequesterBalanc
     summary="The caller's ledger entries, newest first",
 )
 async def list_transactions(
-    caller: CallerDep, session: SessionDep, page: PageDep
+    caller: CallerDep, db: ReadDbDep, page: PageDep
 ) -> Page[TransactionEntry]:
-    items, next_cursor = await service.list_transactions(session, caller=caller, page=page)
+    items, next_cursor = await service.list_transactions(db, caller=caller, page=page)
     return Page(items=items, next_cursor=next_cursor)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.payments.balances import repository
 from services.payments.balances.schemas import RequesterBalance, TransactionEntry, WorkerBalance
-from services.payments.ledger import repository as ledger_repository
 from services.payments.ledger import service as ledger
 from services.payments.reservations import service as reservations
 from services.payments.withdrawals import service as withdrawals
 from shared.auth import Caller
-from shared.db import driver_connection
+from shared.database import Db
 from shared.errors import ValidationFailed
 from shared.pagination import PageParams
 
@@ -26,19 +23,18 @@ def _accounts(caller: Caller) -> dict[str, ledger.AccountRef]:
     return {"available": ledger.worker_available(caller.account_id)}
 
 
-async def get_balance(session: AsyncSession, *, caller: Caller) -> RequesterBalance | WorkerBalance:
-    conn = await driver_connection(session)
+async def get_balance(db: Db, *, caller: Caller) -> RequesterBalance | WorkerBalance:
     accounts = _accounts(caller)
-    cached = await ledger.balances(conn, list(accounts.values()))
+    cached = await ledger.balances(db, list(accounts.values()))
     if caller.kind == "requester":
         return RequesterBalance(
             available=cached[accounts["available"].id],
             reserved=cached[accounts["reserved"].id],
-            spent=await reservations.total_spent(conn, requester_id=caller.account_id),
+            spent=await reservations.total_spent(db, requester_id=caller.account_id),
         )
-    withdrawn, withdrawing = await withdrawals.withdrawn_cents(conn, worker_id=caller.account_id)
+    withdrawn, withdrawing = await withdrawals.withdrawn_cents(db, worker_id=caller.account_id)
     return WorkerBalance(
-        pending=await repository.pending_rewards(conn, worker_id=caller.account_id),
+        pending=await repository.pending_rewards(db, worker_id=caller.account_id),
         available=cached[accounts["available"].id],
         withdrawn=withdrawn,
         withdrawing=withdrawing,
@@ -59,28 +55,27 @@ def _entry_cursor(page: PageParams) -> int | None:
 
 
 async def list_transactions(
-    session: AsyncSession, *, caller: Caller, page: PageParams
+    db: Db, *, caller: Caller, page: PageParams
 ) -> tuple[list[TransactionEntry], str | None]:
-    conn = await driver_connection(session)
     accounts = _accounts(caller)
     names = {account.id: name for name, account in accounts.items()}
-    rows = await ledger_repository.list_entries(
-        conn,
+    rows = await ledger.list_entries(
+        db,
         account_ids=list(names),
         before_id=_entry_cursor(page),
         limit=page.fetch,
     )
-    items, next_cursor = page.page(rows, lambda r: [r["id"]])
+    items, next_cursor = page.page(rows, lambda r: [r.id])
     return [
         TransactionEntry(
-            id=str(r["id"]),
-            transaction_id=r["transaction_id"],
-            kind=r["kind"],
-            account=names[r["account_id"]],
-            amount=r["amount_cents"],
-            balance_after=r["balance_after_cents"],
-            reference=r["reference"],
-            created_at=r["created_at"],
+            id=str(r.id),
+            transaction_id=r.transaction_id,
+            kind=r.kind,
+            account=names[r.account_id],
+            amount=r.amount_cents,
+            balance_after=r.balance_after_cents,
+            reference=r.reference,
+            created_at=r.created_at,
         )
         for r in items
     ], next_cursor

@@ -1,15 +1,33 @@
-"""Reads of the tasks service's `assignments` table (shared schema; payments never writes it)."""
+"""Reads of the tasks service's `assignments` table (shared schema; payments never writes it).
+Core: a primary-key read."""
 
 from __future__ import annotations
 
-import asyncpg
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from shared.database import Db, as_row
+from shared.models.assignments import Assignment
 
 
-async def get_assignment(conn: asyncpg.Connection, assignment_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        """
-        SELECT id, requester_id, worker_id, project_id, task_id, status
-        FROM assignments WHERE id = $1
-        """,
-        assignment_id,
-    )
+@dataclass(frozen=True, slots=True)
+class AssignmentRow:
+    id: str
+    requester_id: str
+    worker_id: str
+    project_id: str
+    task_id: str
+    status: str
+
+
+async def get_assignment(db: Db, assignment_id: str) -> AssignmentRow | None:
+    stmt = select(
+        Assignment.id,
+        Assignment.requester_id,
+        Assignment.worker_id,
+        Assignment.project_id,
+        Assignment.task_id,
+        Assignment.status,
+    ).where(Assignment.id == assignment_id)
+    return as_row(AssignmentRow, await db.fetchrow(stmt))

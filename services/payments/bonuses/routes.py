@@ -9,7 +9,6 @@ from services.payments.bonuses import service
 from services.payments.bonuses.schemas import BonusCreate, BonusRead
 from services.payments.deps import SettingsDep
 from shared.auth import RequesterDep
-from shared.db import SessionDep
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -36,14 +35,13 @@ router = APIRouter(prefix="/v1/bonuses", tags=["money"])
 async def create_bonus(
     body: BonusCreate,
     caller: RequesterDep,
-    session: SessionDep,
     idem: IdempotencyDep,
     settings: SettingsDep,
 ) -> Response:
     return await idem.run(
         caller,
-        lambda: service.pay_bonus(
-            session,
+        lambda db: service.pay_bonus(
+            db,
             requester_id=caller.account_id,
             assignment_id=body.assignment_id,
             amount_cents=body.amount,

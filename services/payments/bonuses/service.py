@@ -6,14 +6,12 @@ The fee is always the normal rate (shared/fees.py: bonuses ignore the large-batc
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.payments.bonuses import repository
 from services.payments.bonuses.schemas import BonusRead
 from services.payments.ledger import service as ledger
 from services.payments.reservations import service as reservations
 from services.payments.settings import Settings
-from shared.db import driver_connection
+from shared.database import WriteDb
 from shared.errors import InvalidState, NotFound
 from shared.fees import bonus_fee_cents
 
@@ -21,7 +19,7 @@ BONUSABLE_STATUSES = frozenset({"submitted", "approved", "rejected"})
 
 
 async def pay_bonus(
-    session: AsyncSession,
+    db: WriteDb,
     *,
     requester_id: str,
     assignment_id: str,
@@ -29,24 +27,23 @@ async def pay_bonus(
     reason: str,
     settings: Settings,
 ) -> BonusRead:
-    conn = await driver_connection(session)
-    assignment = await repository.get_assignment(conn, assignment_id)
-    if assignment is None or assignment["requester_id"] != requester_id:
+    assignment = await repository.get_assignment(db, assignment_id)
+    if assignment is None or assignment.requester_id != requester_id:
         raise NotFound("Assignment not found.")
-    if assignment["status"] not in BONUSABLE_STATUSES:
+    if assignment.status not in BONUSABLE_STATUSES:
         raise InvalidState(
-            f"A bonus is for submitted work; this assignment is {assignment['status']}."
+            f"A bonus is for submitted work; this assignment is {assignment.status}."
         )
     fee = bonus_fee_cents(amount_cents, rates=settings)
     total = amount_cents + fee
     row, _ = await ledger.record(
-        conn,
+        db,
         ledger.NewTransaction(
             kind="bonus",
             requester_id=requester_id,
-            worker_id=assignment["worker_id"],
-            project_id=assignment["project_id"],
-            task_id=assignment["task_id"],
+            worker_id=assignment.worker_id,
+            project_id=assignment.project_id,
+            task_id=assignment.task_id,
             assignment_id=assignment_id,
             amount_cents=amount_cents,
             fee_cents=fee,
@@ -56,25 +53,25 @@ async def pay_bonus(
     )
     # Hold row before ledger accounts: the lock order every hold-touching call follows.
     await reservations.count_spent(
-        conn, requester_id=requester_id, project_id=assignment["project_id"], amount_cents=total
+        db, requester_id=requester_id, project_id=assignment.project_id, amount_cents=total
     )
     await ledger.move(
-        conn,
-        transaction_id=row["id"],
+        db,
+        transaction_id=row.id,
         kind="bonus",
         legs=[
             (ledger.requester_available(requester_id), -total),
-            (ledger.worker_available(assignment["worker_id"]), amount_cents),
+            (ledger.worker_available(assignment.worker_id), amount_cents),
             (ledger.platform_revenue(ledger.pick_shard(settings.platform_account_shards)), fee),
         ],
     )
     return BonusRead(
-        id=row["id"],
+        id=row.id,
         assignment_id=assignment_id,
-        worker_id=assignment["worker_id"],
-        project_id=assignment["project_id"],
+        worker_id=assignment.worker_id,
+        project_id=assignment.project_id,
         amount=amount_cents,
         fee=fee,
         reason=reason,
-        created_at=row["created_at"],
+        created_at=row.created_at,
     )

@@ -9,7 +9,6 @@ from services.payments.deposits import service
 from services.payments.deposits.schemas import DepositCreate, DepositRead
 from services.payments.deps import PaymentProviderDep, SettingsDep
 from shared.auth import RequesterDep
-from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, Unauthorized, ValidationFailed, error_responses
 from shared.idempotency import IdempotencyDep
 
@@ -26,15 +25,14 @@ router = APIRouter(prefix="/v1/deposits", tags=["money"])
 async def create_deposit(
     body: DepositCreate,
     caller: RequesterDep,
-    session: SessionDep,
     idem: IdempotencyDep,
     settings: SettingsDep,
     provider: PaymentProviderDep,
 ) -> Response:
     return await idem.run(
         caller,
-        lambda: service.deposit(
-            session,
+        lambda db: service.deposit(
+            db,
             requester_id=caller.account_id,
             amount_cents=body.amount,
             settings=settings,

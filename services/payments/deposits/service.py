@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.payments.deposits.schemas import DepositRead
 from services.payments.ledger import service as ledger
 from services.payments.providers import PaymentProvider
 from services.payments.settings import Settings
-from shared.db import driver_connection
+from shared.database import WriteDb
 from shared.errors import ValidationFailed
 from shared.money import format_cents
 
@@ -23,7 +21,7 @@ def check_amount(amount_cents: int, *, settings: Settings) -> None:
 
 
 async def deposit(
-    session: AsyncSession,
+    db: WriteDb,
     *,
     requester_id: str,
     amount_cents: int,
@@ -32,9 +30,8 @@ async def deposit(
 ) -> DepositRead:
     check_amount(amount_cents, settings=settings)
     reference = await provider.charge(account_id=requester_id, amount_cents=amount_cents)
-    conn = await driver_connection(session)
     row, _ = await ledger.record(
-        conn,
+        db,
         ledger.NewTransaction(
             kind="deposit",
             requester_id=requester_id,
@@ -45,8 +42,8 @@ async def deposit(
     )
     available = ledger.requester_available(requester_id)
     after = await ledger.move(
-        conn,
-        transaction_id=row["id"],
+        db,
+        transaction_id=row.id,
         kind="deposit",
         legs=[
             (ledger.external(ledger.pick_shard(settings.platform_account_shards)), -amount_cents),
@@ -54,11 +51,11 @@ async def deposit(
         ],
     )
     return DepositRead(
-        id=row["id"],
+        id=row.id,
         amount=amount_cents,
         status="succeeded",
         provider=provider.name,
         provider_reference=reference,
         available=after[available.id],
-        created_at=row["created_at"],
+        created_at=row.created_at,
     )

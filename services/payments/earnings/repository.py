@@ -1,77 +1,114 @@
 """Earnings from the worker's ledger entries (payouts and bonuses), joined to the shared
 schema's `ledger_transactions` -> `assignments` / `projects` for hours and titles.
 
-`$2`/`$3` bound the entries' time ([from, to) in UTC); NULL leaves that side open.
+Core: the entries' time window is option-built (`start`/`end` bound it, [start, end) in UTC;
+None leaves that side open, and then no condition is written for it).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
-import asyncpg
+from sqlalchemy import BigInteger, Date, cast, extract, func, literal_column, select
+from sqlalchemy.sql.elements import ColumnElement
 
-_WINDOW = """
-    e.account_id = $1 AND e.kind IN ('payout', 'bonus')
-    AND ($2::timestamptz IS NULL OR e.created_at >= $2)
-    AND ($3::timestamptz IS NULL OR e.created_at < $3)
-"""
+from shared.database import Db, as_rows
+from shared.models.assignments import Assignment
+from shared.models.payments import LedgerEntry, LedgerTransaction
+from shared.models.projects import Project
+
+
+@dataclass(frozen=True, slots=True)
+class DayRow:
+    day: dt.date
+    amount: int
+    assignments: int
+    bonuses: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    project_id: str | None
+    project_title: str | None
+    amount: int
+    assignments: int
+
+
+def _window(
+    account_id: str, start: dt.datetime | None, end: dt.datetime | None
+) -> list[ColumnElement[bool]]:
+    conditions = [
+        LedgerEntry.account_id == account_id,
+        LedgerEntry.kind.in_(("payout", "bonus")),
+    ]
+    if start is not None:
+        conditions.append(LedgerEntry.created_at >= start)
+    if end is not None:
+        conditions.append(LedgerEntry.created_at < end)
+    return conditions
+
+
+_PAYOUTS = LedgerEntry.kind == "payout"
 
 
 async def by_day(
-    conn: asyncpg.Connection, *, account_id: str, start: datetime | None, end: datetime | None
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        f"""
-        SELECT (e.created_at AT TIME ZONE 'UTC')::date AS day,
-               sum(e.amount_cents)::bigint AS amount,
-               count(*) FILTER (WHERE e.kind = 'payout') AS assignments,
-               coalesce(sum(e.amount_cents) FILTER (WHERE e.kind = 'bonus'), 0)::bigint
-                   AS bonuses
-        FROM ledger_entries e
-        WHERE {_WINDOW}
-        GROUP BY day ORDER BY day
-        """,
-        account_id,
-        start,
-        end,
+    db: Db, *, account_id: str, start: dt.datetime | None, end: dt.datetime | None
+) -> list[DayRow]:
+    day = cast(func.timezone(literal_column("'UTC'"), LedgerEntry.created_at), Date).label("day")
+    stmt = (
+        select(
+            day,
+            cast(func.sum(LedgerEntry.amount_cents), BigInteger).label("amount"),
+            func.count().filter(_PAYOUTS).label("assignments"),
+            cast(
+                func.coalesce(
+                    func.sum(LedgerEntry.amount_cents).filter(LedgerEntry.kind == "bonus"), 0
+                ),
+                BigInteger,
+            ).label("bonuses"),
+        )
+        .where(*_window(account_id, start, end))
+        .group_by(day)
+        .order_by(day)
     )
+    return as_rows(DayRow, await db.fetch(stmt))
 
 
 async def by_project(
-    conn: asyncpg.Connection, *, account_id: str, start: datetime | None, end: datetime | None
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        f"""
-        SELECT t.project_id, p.title AS project_title,
-               sum(e.amount_cents)::bigint AS amount,
-               count(*) FILTER (WHERE e.kind = 'payout') AS assignments
-        FROM ledger_entries e
-        JOIN ledger_transactions t ON t.id = e.transaction_id
-        LEFT JOIN projects p ON p.id = t.project_id
-        WHERE {_WINDOW}
-        GROUP BY t.project_id, p.title
-        ORDER BY amount DESC, t.project_id
-        """,
-        account_id,
-        start,
-        end,
+    db: Db, *, account_id: str, start: dt.datetime | None, end: dt.datetime | None
+) -> list[ProjectRow]:
+    amount = cast(func.sum(LedgerEntry.amount_cents), BigInteger).label("amount")
+    stmt = (
+        select(
+            LedgerTransaction.project_id,
+            Project.title.label("project_title"),
+            amount,
+            func.count().filter(_PAYOUTS).label("assignments"),
+        )
+        .select_from(LedgerEntry)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .outerjoin(Project, Project.id == LedgerTransaction.project_id)
+        .where(*_window(account_id, start, end))
+        .group_by(LedgerTransaction.project_id, Project.title)
+        .order_by(amount.desc(), LedgerTransaction.project_id)
     )
+    return as_rows(ProjectRow, await db.fetch(stmt))
 
 
 async def seconds_worked(
-    conn: asyncpg.Connection, *, account_id: str, start: datetime | None, end: datetime | None
+    db: Db, *, account_id: str, start: dt.datetime | None, end: dt.datetime | None
 ) -> Decimal:
-    value = await conn.fetchval(
-        f"""
-        SELECT coalesce(sum(extract(epoch FROM a.submitted_at - a.accepted_at)), 0)
-        FROM ledger_entries e
-        JOIN ledger_transactions t ON t.id = e.transaction_id
-        JOIN assignments a ON a.id = t.assignment_id
-        WHERE {_WINDOW} AND e.kind = 'payout' AND a.submitted_at IS NOT NULL
-        """,
-        account_id,
-        start,
-        end,
+    stmt = (
+        select(
+            func.coalesce(
+                func.sum(extract("epoch", Assignment.submitted_at - Assignment.accepted_at)), 0
+            )
+        )
+        .select_from(LedgerEntry)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .join(Assignment, Assignment.id == LedgerTransaction.assignment_id)
+        .where(*_window(account_id, start, end), _PAYOUTS, Assignment.submitted_at.is_not(None))
     )
-    return Decimal(value)
+    return Decimal(await db.fetchval(stmt))

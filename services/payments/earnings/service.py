@@ -15,12 +15,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.payments.earnings import repository
 from services.payments.earnings.schemas import Earnings, EarningsDay, EarningsProject
 from services.payments.ledger import service as ledger
-from shared.db import driver_connection
+from shared.database import Db
 from shared.errors import ValidationFailed
 from shared.money import MIN_RATE_SECONDS
 
@@ -58,7 +56,7 @@ def _start_of(day: date | None) -> datetime | None:
 
 
 async def get_earnings(
-    session: AsyncSession, *, worker_id: str, from_date: date | None, to_date: date | None
+    db: Db, *, worker_id: str, from_date: date | None, to_date: date | None
 ) -> Earnings:
     _check_day("from", from_date)
     _check_day("to", to_date)
@@ -67,33 +65,29 @@ async def get_earnings(
             "from: must not be after `to`",
             errors=[{"loc": ["query", "from"], "msg": "must not be after `to`"}],
         )
-    conn = await driver_connection(session)
     window = {
         "account_id": ledger.worker_available(worker_id).id,
         "start": _start_of(from_date),
         "end": _start_of(to_date + timedelta(days=1)) if to_date is not None else None,
     }
-    days = await repository.by_day(conn, **window)
-    projects = await repository.by_project(conn, **window)
-    seconds = await repository.seconds_worked(conn, **window)
-    total = sum(d["amount"] for d in days)
-    bonuses = sum(d["bonuses"] for d in days)
+    days = await repository.by_day(db, **window)
+    projects = await repository.by_project(db, **window)
+    seconds = await repository.seconds_worked(db, **window)
+    total = sum(d.amount for d in days)
+    bonuses = sum(d.bonuses for d in days)
     return Earnings(
         **{"from": from_date},
         to=to_date,
         total=total,
         rewards=total - bonuses,
         bonuses=bonuses,
-        by_day=[
-            EarningsDay(date=d["day"], amount=d["amount"], assignments=d["assignments"])
-            for d in days
-        ],
+        by_day=[EarningsDay(date=d.day, amount=d.amount, assignments=d.assignments) for d in days],
         by_project=[
             EarningsProject(
-                project_id=p["project_id"],
-                project_title=p["project_title"],
-                amount=p["amount"],
-                assignments=p["assignments"],
+                project_id=p.project_id,
+                project_title=p.project_title,
+                amount=p.amount,
+                assignments=p.assignments,
             )
             for p in projects
         ],

@@ -1,16 +1,65 @@
-"""SQL of the ledger, on the raw asyncpg connection (these statements are the money hot path).
+"""SQL of the ledger (docs/architecture.md, "Writing SQL").
 
-A money movement is three statements: `insert_transaction` (which also claims the business
-key), `ensure_and_lock_accounts` and `post_legs` (one statement that moves every leg's cached
-balance and writes the entries).
+Ledger posting is a money hot path, so its statements are hand-tuned (`*_SQL`): a money movement
+is three statements, `insert_transaction` (which also claims the business key),
+`ensure_and_lock_accounts` and `post_legs` (one statement that moves every leg's cached balance
+and writes the entries). A batch of payouts is posted by their set-based twins,
+`insert_payouts` (many transactions, each still claiming its own key) and `post_many_legs` (the
+legs of many transactions at once, one balance update per account): a fixed handful of
+statements per batch whatever its size (each takes arrays and `unnest`s them).
+
+The ledger check's recomputations (CTEs, FILTER, FULL JOIN) are hand-tuned too; the entries
+listing is Core (its shape depends on the cursor).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-import asyncpg
+from sqlalchemy import select
+
+from shared.database import Db, WriteDb, as_row, as_rows
+from shared.models.payments import LedgerAccount, LedgerEntry, LedgerTransaction
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRow:
+    id: str
+    kind: str
+    key: str | None
+    request_hash: bytes | None
+    requester_id: str | None
+    worker_id: str | None
+    project_id: str | None
+    task_id: str | None
+    assignment_id: str | None
+    amount_cents: int
+    fee_cents: int
+    reference: str
+    details: Any  # jsonb, decoded by the connection's codec
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PostedLegRow:
+    account_id: str
+    balance_after_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    id: int
+    transaction_id: str
+    account_id: str
+    kind: str
+    amount_cents: int
+    balance_after_cents: int
+    created_at: datetime
+    reference: str
+
 
 _TRANSACTION_COLUMNS = (
     "id, kind, key, request_hash, requester_id, worker_id, project_id, task_id, assignment_id, "
@@ -21,7 +70,7 @@ _TRANSACTION_COLUMNS = (
 # a concurrent duplicate of one payout that met the assignment's index before the key's raised
 # a unique violation, answered as "already paid under another key" (1 run in ~10 of 20 racing
 # duplicates). The caller tells the two apart by reading the key.
-_INSERT_TRANSACTION = f"""
+INSERT_TRANSACTION_SQL = f"""
 INSERT INTO ledger_transactions (
     id, kind, key, request_hash, requester_id, worker_id, project_id, task_id, assignment_id,
     amount_cents, fee_cents, reference, details
@@ -30,12 +79,47 @@ ON CONFLICT DO NOTHING
 RETURNING {_TRANSACTION_COLUMNS}
 """
 
+TRANSACTION_BY_KEY_SQL = f"SELECT {_TRANSACTION_COLUMNS} FROM ledger_transactions WHERE key = $1"
+
+TRANSACTIONS_BY_KEYS_SQL = (
+    f"SELECT {_TRANSACTION_COLUMNS} FROM ledger_transactions WHERE key = ANY($1::text[])"
+)
+
+# One row per payout, in key order, so two batches with overlapping keys claim them in the same
+# order and cannot deadlock on the unique index. No conflict target: a row is skipped (not an
+# error) whether its key is taken or its assignment is already paid (the partial unique index
+# uq_ledger_transactions_payout_assignment_id); the service tells those apart afterwards. A
+# duplicate still being written by another transaction is waited for, as for a single insert.
+INSERT_PAYOUTS_SQL = f"""
+INSERT INTO ledger_transactions (
+    id, kind, key, request_hash, requester_id, worker_id, project_id, task_id, assignment_id,
+    amount_cents, fee_cents, reference, details
+)
+SELECT p.id, 'payout', p.key, p.request_hash, p.requester_id, p.worker_id, p.project_id,
+       p.task_id, p.assignment_id, p.reward_cents, p.fee_cents,
+       'assignment:' || p.assignment_id, jsonb_build_object('source', p.source)
+FROM unnest(
+    $1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::bigint[], $10::bigint[], $11::text[]
+) AS p(
+    id, key, request_hash, requester_id, worker_id, project_id, task_id, assignment_id,
+    reward_cents, fee_cents, source
+)
+ORDER BY p.key
+ON CONFLICT DO NOTHING
+RETURNING {_TRANSACTION_COLUMNS}
+"""
+
+# Which of these ids are accounts (owners of ledger accounts and holds must be): a batch asks
+# about up to a thousand ids in one probe of the primary key.
+EXISTING_ACCOUNTS_SQL = "SELECT id FROM accounts WHERE id = ANY($1::text[])"
+
 # Creates the accounts a transaction uses for the first time and locks the others, in one
 # statement and in id order. Every money movement takes its account locks in that one order
 # (new rows included: a concurrent insert of the same id waits at the same position), so two
 # movements can never deadlock, and the balances stay current until commit (no lost update).
 # `DO UPDATE ... WHERE false` locks an existing row without writing a new version of it.
-_ENSURE_AND_LOCK_ACCOUNTS = """
+ENSURE_AND_LOCK_ACCOUNTS_SQL = """
 INSERT INTO ledger_accounts AS a (id, kind, owner_id)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS l(id, kind, owner_id)
 ORDER BY id
@@ -48,7 +132,7 @@ ON CONFLICT (id) DO UPDATE SET updated_at = a.updated_at WHERE false
 # judge, on the current balance). Not an upsert: Postgres checks CHECK constraints on the row
 # proposed for insertion before it detects the conflict, so a debit proposed as a negative new
 # row would fail even when the existing balance covers it.
-_POST_LEGS = """
+POST_LEGS_SQL = """
 WITH legs AS (
     SELECT * FROM unnest($2::text[], $3::bigint[]) AS l(account_id, amount_cents)
 ), moved AS (
@@ -64,13 +148,40 @@ FROM legs JOIN moved ON moved.id = legs.account_id
 RETURNING account_id, balance_after_cents
 """
 
+# The legs of many transactions of one kind (a payout batch), on account rows this transaction
+# has locked: each account's cached balance moves once by the sum of its legs, and each leg
+# becomes an entry whose balance_after is the balance before the statement plus the running sum
+# of that account's legs in the order given (so the entries read exactly as if the transactions
+# had been posted one after another). The CHECK on the final balance is the judge of
+# overdrafts; in a payout batch a debited account (a requester's) only receives debits, so no
+# intermediate balance is lower.
+POST_MANY_LEGS_SQL = """
+WITH legs AS (
+    SELECT l.transaction_id, l.account_id, l.amount_cents, l.ord
+    FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY
+        AS l(transaction_id, account_id, amount_cents, ord)
+), totals AS (
+    SELECT account_id, sum(amount_cents)::bigint AS total FROM legs GROUP BY account_id
+), moved AS (
+    UPDATE ledger_accounts a
+    SET balance_cents = a.balance_cents + t.total, updated_at = now()
+    FROM totals t
+    WHERE a.id = t.account_id
+    RETURNING a.id, a.balance_cents - t.total AS balance_before
+)
+INSERT INTO ledger_entries (transaction_id, account_id, kind, amount_cents, balance_after_cents)
+SELECT legs.transaction_id, legs.account_id, $4, legs.amount_cents,
+       (moved.balance_before
+        + sum(legs.amount_cents) OVER (PARTITION BY legs.account_id ORDER BY legs.ord))::bigint
+FROM legs JOIN moved ON moved.id = legs.account_id
+ORDER BY legs.ord
+"""
 
-async def insert_transaction(
-    conn: asyncpg.Connection, values: dict[str, Any]
-) -> asyncpg.Record | None:
+
+async def insert_transaction(db: WriteDb, values: dict[str, Any]) -> TransactionRow | None:
     """Insert a ledger transaction; None when its `key` is already taken (by a committed row)."""
-    return await conn.fetchrow(
-        _INSERT_TRANSACTION,
+    record = await db.fetchrow(
+        INSERT_TRANSACTION_SQL,
         values["id"],
         values["kind"],
         values.get("key"),
@@ -85,85 +196,180 @@ async def insert_transaction(
         values["reference"],
         values.get("details_json", "{}"),
     )
+    return as_row(TransactionRow, record)
 
 
-async def get_transaction_by_key(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"SELECT {_TRANSACTION_COLUMNS} FROM ledger_transactions WHERE key = $1", key
+async def get_transaction_by_key(db: Db, key: str) -> TransactionRow | None:
+    return as_row(TransactionRow, await db.fetchrow(TRANSACTION_BY_KEY_SQL, key))
+
+
+async def transactions_by_key(db: Db, keys: Sequence[str]) -> dict[str, TransactionRow]:
+    rows = as_rows(TransactionRow, await db.fetch(TRANSACTIONS_BY_KEYS_SQL, list(keys)))
+    return {r.key: r for r in rows if r.key is not None}
+
+
+async def insert_payouts(
+    db: WriteDb,
+    *,
+    ids: Sequence[str],
+    keys: Sequence[str],
+    request_hashes: Sequence[bytes],
+    requester_ids: Sequence[str],
+    worker_ids: Sequence[str],
+    project_ids: Sequence[str],
+    task_ids: Sequence[str],
+    assignment_ids: Sequence[str],
+    reward_cents: Sequence[int],
+    fee_cents: Sequence[int],
+    sources: Sequence[str],
+) -> list[TransactionRow]:
+    """The payout transactions this call inserted (the others' key or assignment was taken)."""
+    records = await db.fetch(
+        INSERT_PAYOUTS_SQL,
+        list(ids),
+        list(keys),
+        list(request_hashes),
+        list(requester_ids),
+        list(worker_ids),
+        list(project_ids),
+        list(task_ids),
+        list(assignment_ids),
+        list(reward_cents),
+        list(fee_cents),
+        list(sources),
     )
+    return as_rows(TransactionRow, records)
+
+
+async def existing_accounts(db: Db, ids: Sequence[str]) -> set[str]:
+    """Which of these ids are accounts (owners of ledger accounts and holds must be)."""
+    return {r["id"] for r in await db.fetch(EXISTING_ACCOUNTS_SQL, list(ids))}
 
 
 async def ensure_and_lock_accounts(
-    conn: asyncpg.Connection,
+    db: WriteDb,
     *,
     account_ids: Sequence[str],
     account_kinds: Sequence[str],
     owner_ids: Sequence[str | None],
 ) -> None:
-    await conn.execute(
-        _ENSURE_AND_LOCK_ACCOUNTS, list(account_ids), list(account_kinds), list(owner_ids)
+    await db.execute(
+        ENSURE_AND_LOCK_ACCOUNTS_SQL, list(account_ids), list(account_kinds), list(owner_ids)
     )
 
 
 async def post_legs(
-    conn: asyncpg.Connection,
+    db: WriteDb,
     *,
     transaction_id: str,
     kind: str,
     account_ids: Sequence[str],
     amounts: Sequence[int],
-) -> list[asyncpg.Record]:
-    return await conn.fetch(_POST_LEGS, transaction_id, list(account_ids), list(amounts), kind)
+) -> list[PostedLegRow]:
+    records = await db.fetch(POST_LEGS_SQL, transaction_id, list(account_ids), list(amounts), kind)
+    return as_rows(PostedLegRow, records)
 
 
-async def get_balances(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, int]:
-    rows = await conn.fetch(
-        "SELECT id, balance_cents FROM ledger_accounts WHERE id = ANY($1::text[])",
-        list(account_ids),
+async def post_many_legs(
+    db: WriteDb,
+    *,
+    kind: str,
+    transaction_ids: Sequence[str],
+    account_ids: Sequence[str],
+    amounts: Sequence[int],
+) -> int:
+    """Post legs of many transactions (in the order given); the number of entries written."""
+    status = await db.execute(
+        POST_MANY_LEGS_SQL, list(transaction_ids), list(account_ids), list(amounts), kind
     )
-    return {r["id"]: r["balance_cents"] for r in rows}
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def get_balances(db: Db, account_ids: Sequence[str]) -> dict[str, int]:
+    stmt = select(LedgerAccount.id, LedgerAccount.balance_cents).where(
+        LedgerAccount.id.in_(list(account_ids))
+    )
+    return {r["id"]: r["balance_cents"] for r in await db.fetch(stmt)}
 
 
 async def list_entries(
-    conn: asyncpg.Connection,
+    db: Db,
     *,
     account_ids: Sequence[str],
     before_id: int | None,
     limit: int,
-) -> list[asyncpg.Record]:
+) -> list[EntryRow]:
     """The accounts' entries, newest first, with their transaction's reference."""
-    return await conn.fetch(
-        """
-        SELECT e.id, e.transaction_id, e.account_id, e.kind, e.amount_cents,
-               e.balance_after_cents, e.created_at, t.reference
-        FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-        WHERE e.account_id = ANY($1::text[]) AND ($2::bigint IS NULL OR e.id < $2)
-        ORDER BY e.id DESC
-        LIMIT $3
-        """,
-        list(account_ids),
-        before_id,
-        limit,
+    stmt = (
+        select(
+            LedgerEntry.id,
+            LedgerEntry.transaction_id,
+            LedgerEntry.account_id,
+            LedgerEntry.kind,
+            LedgerEntry.amount_cents,
+            LedgerEntry.balance_after_cents,
+            LedgerEntry.created_at,
+            LedgerTransaction.reference,
+        )
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(LedgerEntry.account_id.in_(list(account_ids)))
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
     )
+    if before_id is not None:
+        stmt = stmt.where(LedgerEntry.id < before_id)
+    return as_rows(EntryRow, await db.fetch(stmt))
 
 
 # ----------------------------------------------------------------------------- the ledger check
 # Run inside one REPEATABLE READ transaction, so every figure comes from the same snapshot.
 
-_CHECK_TOTALS = """
+
+@dataclass(frozen=True, slots=True)
+class CheckTotalsRow:
+    credits: int
+    debits: int
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAccountRow:
+    id: str
+    kind: str
+    owner_id: str | None
+    cached: int
+    derived: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReservedRow:
+    requester_id: str
+    reserved: int
+    held: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckInFlightRow:
+    in_flight: int
+    pending: int
+
+
+BEGIN_SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+CHECK_TOTALS_SQL = """
 SELECT coalesce(sum(amount_cents) FILTER (WHERE amount_cents > 0), 0)::bigint AS credits,
        coalesce(-sum(amount_cents) FILTER (WHERE amount_cents < 0), 0)::bigint AS debits,
        count(*) AS entries
 FROM ledger_entries
 """
 
-_CHECK_UNBALANCED = """
+CHECK_UNBALANCED_SQL = """
 SELECT transaction_id FROM ledger_entries
 GROUP BY transaction_id HAVING sum(amount_cents) <> 0
 ORDER BY transaction_id LIMIT $1
 """
 
-_CHECK_ACCOUNTS = """
+CHECK_ACCOUNTS_SQL = """
 WITH derived AS (
     SELECT account_id, sum(amount_cents)::bigint AS balance FROM ledger_entries GROUP BY account_id
 )
@@ -175,7 +381,7 @@ ORDER BY a.id LIMIT $1
 """
 
 # `reserved` of each requester, from the entries, against the sum of the requester's holds.
-_CHECK_RESERVED = """
+CHECK_RESERVED_SQL = """
 WITH reserved AS (
     SELECT a.owner_id AS requester_id, coalesce(sum(e.amount_cents), 0)::bigint AS reserved
     FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id
@@ -192,7 +398,7 @@ ORDER BY 1 LIMIT $1
 """
 
 # Money spent (payouts and bonuses out of a requester's accounts) against the holds' `spent`.
-_CHECK_SPENT = """
+CHECK_SPENT_SQL = """
 WITH spent AS (
     SELECT a.owner_id AS requester_id, -sum(e.amount_cents)::bigint AS spent
     FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
@@ -208,7 +414,7 @@ WHERE coalesce(s.spent, 0) <> coalesce(r.spent, 0)
 ORDER BY 1 LIMIT $1
 """
 
-_CHECK_IN_FLIGHT = """
+CHECK_IN_FLIGHT_SQL = """
 SELECT (SELECT coalesce(sum(e.amount_cents), 0)::bigint
         FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
         WHERE a.kind = 'payouts_in_flight') AS in_flight,
@@ -216,41 +422,45 @@ SELECT (SELECT coalesce(sum(e.amount_cents), 0)::bigint
         FROM withdrawals WHERE status = 'pending') AS pending
 """
 
-_CHECK_DOUBLE_PAYOUTS = """
+CHECK_DOUBLE_PAYOUTS_SQL = """
 SELECT assignment_id FROM ledger_transactions
 WHERE kind = 'payout' GROUP BY assignment_id HAVING count(*) > 1
 ORDER BY 1 LIMIT $1
 """
 
 
-async def begin_snapshot(conn: asyncpg.Connection) -> None:
+async def begin_snapshot(db: WriteDb) -> None:
     """Make the current transaction one consistent read-only snapshot (first statement only)."""
-    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    await db.execute(BEGIN_SNAPSHOT_SQL)
 
 
-async def check_totals(conn: asyncpg.Connection) -> asyncpg.Record:
-    return await conn.fetchrow(_CHECK_TOTALS)
+async def check_totals(db: Db) -> CheckTotalsRow:
+    row = as_row(CheckTotalsRow, await db.fetchrow(CHECK_TOTALS_SQL))
+    assert row is not None  # an aggregate always answers one row
+    return row
 
 
-async def check_unbalanced(conn: asyncpg.Connection, limit: int) -> list[str]:
-    return [r["transaction_id"] for r in await conn.fetch(_CHECK_UNBALANCED, limit)]
+async def check_unbalanced(db: Db, limit: int) -> list[str]:
+    return [r["transaction_id"] for r in await db.fetch(CHECK_UNBALANCED_SQL, limit)]
 
 
-async def check_accounts(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(_CHECK_ACCOUNTS, limit)
+async def check_accounts(db: Db, limit: int) -> list[CheckAccountRow]:
+    return as_rows(CheckAccountRow, await db.fetch(CHECK_ACCOUNTS_SQL, limit))
 
 
-async def check_reserved(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(_CHECK_RESERVED, limit)
+async def check_reserved(db: Db, limit: int) -> list[CheckReservedRow]:
+    return as_rows(CheckReservedRow, await db.fetch(CHECK_RESERVED_SQL, limit))
 
 
-async def check_spent(conn: asyncpg.Connection, limit: int) -> list[str]:
-    return [r["requester_id"] for r in await conn.fetch(_CHECK_SPENT, limit)]
+async def check_spent(db: Db, limit: int) -> list[str]:
+    return [r["requester_id"] for r in await db.fetch(CHECK_SPENT_SQL, limit)]
 
 
-async def check_in_flight(conn: asyncpg.Connection) -> asyncpg.Record:
-    return await conn.fetchrow(_CHECK_IN_FLIGHT)
+async def check_in_flight(db: Db) -> CheckInFlightRow:
+    row = as_row(CheckInFlightRow, await db.fetchrow(CHECK_IN_FLIGHT_SQL))
+    assert row is not None  # a SELECT without FROM always answers one row
+    return row
 
 
-async def check_double_payouts(conn: asyncpg.Connection, limit: int) -> list[str]:
-    return [r["assignment_id"] for r in await conn.fetch(_CHECK_DOUBLE_PAYOUTS, limit)]
+async def check_double_payouts(db: Db, limit: int) -> list[str]:
+    return [r["assignment_id"] for r in await db.fetch(CHECK_DOUBLE_PAYOUTS_SQL, limit)]

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from services.payments.ledger import service
 from services.payments.ledger.schemas import LedgerCheck
 from shared.auth import InternalDep
-from shared.db import SessionDep
+from shared.database import WriteDbDep
 from shared.errors import Unauthorized, error_responses
 
 router = APIRouter(
@@ -24,5 +24,6 @@ router = APIRouter(
     responses=error_responses(Unauthorized),
     summary="Recompute every ledger invariant from the entries (one consistent snapshot)",
 )
-async def check_ledger(session: SessionDep) -> LedgerCheck:
-    return await service.check(session)
+async def check_ledger(db: WriteDbDep) -> LedgerCheck:
+    # A transaction, not a ReadDb: every figure must come from one REPEATABLE READ snapshot.
+    return await service.check(db)

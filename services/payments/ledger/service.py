@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments.ledger import repository
+from services.payments.ledger.repository import EntryRow, TransactionRow
 from services.payments.ledger.schemas import LedgerCheck
-from shared.db import driver_connection
+from shared.database import Db, WriteDb
 from shared.errors import Conflict, InsufficientFunds, NotFound
 from shared.ids import new_id
 
@@ -110,7 +110,7 @@ def request_hash(kind: str, body: dict[str, Any]) -> bytes:
     return hashlib.sha256(kind.encode() + b"\n" + canonical).digest()
 
 
-async def record(conn: asyncpg.Connection, tx: NewTransaction) -> tuple[asyncpg.Record, bool]:
+async def record(db: WriteDb, tx: NewTransaction) -> tuple[TransactionRow, bool]:
     """Write the transaction row, claiming its key: (row, True) if this call acts.
 
     With a key already used by the same request: (the first row, False), so the caller answers
@@ -121,7 +121,7 @@ async def record(conn: asyncpg.Connection, tx: NewTransaction) -> tuple[asyncpg.
     ConflictingTransaction.
     """
     row = await repository.insert_transaction(
-        conn,
+        db,
         {
             "id": tx.id,
             "kind": tx.kind,
@@ -140,14 +140,14 @@ async def record(conn: asyncpg.Connection, tx: NewTransaction) -> tuple[asyncpg.
     )
     if row is not None:
         return row, True
-    first = None if tx.key is None else await repository.get_transaction_by_key(conn, tx.key)
+    first = None if tx.key is None else await repository.get_transaction_by_key(db, tx.key)
     if first is None:
         # Not the key: another unique index (a payout's assignment, paid under another key).
         raise ConflictingTransaction(
             "Another transaction already settles what this one would.",
             extra={"reference": tx.reference},
         )
-    if first["request_hash"] is None or bytes(first["request_hash"]) != (tx.request_hash or b""):
+    if first.request_hash is None or bytes(first.request_hash) != (tx.request_hash or b""):
         raise IdempotencyKeyReused(
             f"The key {tx.key!r} was already used for a different request.",
             extra={"key": tx.key},
@@ -156,7 +156,7 @@ async def record(conn: asyncpg.Connection, tx: NewTransaction) -> tuple[asyncpg.
 
 
 async def move(
-    conn: asyncpg.Connection,
+    db: WriteDb,
     *,
     transaction_id: str,
     kind: str,
@@ -179,14 +179,9 @@ async def move(
         return {}
     nonzero.sort(key=lambda leg: leg[0].id)
     try:
-        await repository.ensure_and_lock_accounts(
-            conn,
-            account_ids=[a.id for a, _ in nonzero],
-            account_kinds=[a.kind for a, _ in nonzero],
-            owner_ids=[a.owner_id for a, _ in nonzero],
-        )
+        await lock_accounts(db, [a for a, _ in nonzero])
         rows = await repository.post_legs(
-            conn,
+            db,
             transaction_id=transaction_id,
             kind=kind,
             account_ids=[a.id for a, _ in nonzero],
@@ -202,32 +197,117 @@ async def move(
         raise
     if len(rows) != len(nonzero):
         raise RuntimeError(f"{kind} {transaction_id}: {len(rows)} of {len(nonzero)} legs posted")
-    return {r["account_id"]: r["balance_after_cents"] for r in rows}
+    return {r.account_id: r.balance_after_cents for r in rows}
 
 
-async def balances(conn: asyncpg.Connection, accounts: Sequence[AccountRef]) -> dict[str, int]:
+async def record_payouts(
+    db: WriteDb,
+    *,
+    ids: Sequence[str],
+    keys: Sequence[str],
+    request_hashes: Sequence[bytes],
+    requester_ids: Sequence[str],
+    worker_ids: Sequence[str],
+    project_ids: Sequence[str],
+    task_ids: Sequence[str],
+    assignment_ids: Sequence[str],
+    reward_cents: Sequence[int],
+    fee_cents: Sequence[int],
+    sources: Sequence[str],
+) -> list[TransactionRow]:
+    """`record` for many payouts at once (one statement, keys claimed in key order): the rows
+    this call inserted. A payout left out had its key taken (`transactions_by_key` tells a
+    replay from a reuse) or its assignment already paid under another key."""
+    return await repository.insert_payouts(
+        db,
+        ids=ids,
+        keys=keys,
+        request_hashes=request_hashes,
+        requester_ids=requester_ids,
+        worker_ids=worker_ids,
+        project_ids=project_ids,
+        task_ids=task_ids,
+        assignment_ids=assignment_ids,
+        reward_cents=reward_cents,
+        fee_cents=fee_cents,
+        sources=sources,
+    )
+
+
+async def transactions_by_key(db: Db, keys: Sequence[str]) -> dict[str, TransactionRow]:
+    return await repository.transactions_by_key(db, keys)
+
+
+async def lock_accounts(db: WriteDb, accounts: Iterable[AccountRef]) -> None:
+    """Create the accounts used for the first time and lock them all, in id order (the one
+    order every money movement takes its account locks in)."""
+    by_id = {account.id: account for account in accounts}
+    ordered = [by_id[account_id] for account_id in sorted(by_id)]
+    if not ordered:
+        return
+    await repository.ensure_and_lock_accounts(
+        db,
+        account_ids=[a.id for a in ordered],
+        account_kinds=[a.kind for a in ordered],
+        owner_ids=[a.owner_id for a in ordered],
+    )
+
+
+async def post_many(db: WriteDb, *, kind: str, legs: Sequence[tuple[str, AccountRef, int]]) -> None:
+    """Post the legs (transaction id, account, signed cents) of many transactions of one kind
+    in one statement, in the order given, on accounts `lock_accounts` has locked. Each
+    transaction's legs must sum to zero and none may be zero (entries never are)."""
+    if not legs:
+        return
+    written = await repository.post_many_legs(
+        db,
+        kind=kind,
+        transaction_ids=[transaction_id for transaction_id, _, _ in legs],
+        account_ids=[account.id for _, account, _ in legs],
+        amounts=[amount for _, _, amount in legs],
+    )
+    if written != len(legs):
+        raise RuntimeError(f"{kind} batch: {written} of {len(legs)} legs posted")
+
+
+async def existing_owners(db: Db, ids: Iterable[str]) -> set[str]:
+    """Which of these ids are accounts (the owners of ledger accounts and holds must be)."""
+    return await repository.existing_accounts(db, sorted(set(ids)))
+
+
+async def balances(db: Db, accounts: Sequence[AccountRef]) -> dict[str, int]:
     """Cached balances (0 for an account never used)."""
-    found = await repository.get_balances(conn, [a.id for a in accounts])
+    found = await repository.get_balances(db, [a.id for a in accounts])
     return {a.id: found.get(a.id, 0) for a in accounts}
 
 
-async def check(session: AsyncSession) -> LedgerCheck:
-    """Recompute the contract's invariants from the entries, in one snapshot."""
-    conn = await driver_connection(session)
-    await repository.begin_snapshot(conn)
-    totals = await repository.check_totals(conn)
-    unbalanced = await repository.check_unbalanced(conn, CHECK_LIST_LIMIT)
-    accounts = await repository.check_accounts(conn, CHECK_LIST_LIMIT)
-    reserved = await repository.check_reserved(conn, CHECK_LIST_LIMIT)
-    spent = await repository.check_spent(conn, CHECK_LIST_LIMIT)
-    in_flight = await repository.check_in_flight(conn)
-    double_payouts = await repository.check_double_payouts(conn, CHECK_LIST_LIMIT)
-    negative = [r["id"] for r in accounts if r["kind"] != "external" and r["derived"] < 0]
-    cache_mismatch = [r["id"] for r in accounts if r["cached"] != r["derived"]]
-    reserved_mismatch = [r["requester_id"] for r in reserved]
-    in_flight_ok = in_flight["in_flight"] == in_flight["pending"]
+async def list_entries(
+    db: Db, *, account_ids: Sequence[str], before_id: int | None, limit: int
+) -> list[EntryRow]:
+    """The accounts' entries, newest first (before `before_id`), with their transaction's
+    reference."""
+    return await repository.list_entries(
+        db, account_ids=account_ids, before_id=before_id, limit=limit
+    )
+
+
+async def check(db: WriteDb) -> LedgerCheck:
+    """Recompute the contract's invariants from the entries, in one snapshot (the first
+    statement of `db`'s transaction makes it one)."""
+    await repository.begin_snapshot(db)
+    totals = await repository.check_totals(db)
+    unbalanced = await repository.check_unbalanced(db, CHECK_LIST_LIMIT)
+    accounts = await repository.check_accounts(db, CHECK_LIST_LIMIT)
+    reserved = await repository.check_reserved(db, CHECK_LIST_LIMIT)
+    spent = await repository.check_spent(db, CHECK_LIST_LIMIT)
+    in_flight = await repository.check_in_flight(db)
+    double_payouts = await repository.check_double_payouts(db, CHECK_LIST_LIMIT)
+    negative = [r.id for r in accounts if r.kind != "external" and r.derived < 0]
+    cache_mismatch = [r.id for r in accounts if r.cached != r.derived]
+    reserved_mismatch = [r.requester_id for r in reserved]
+    in_flight_ok = in_flight.in_flight == in_flight.pending
     ok = (
-        totals["debits"] == totals["credits"]
+        totals.debits == totals.credits
         and not unbalanced
         and not negative
         and not cache_mismatch
@@ -238,15 +318,15 @@ async def check(session: AsyncSession) -> LedgerCheck:
     )
     return LedgerCheck(
         ok=ok,
-        total_debits=totals["debits"],
-        total_credits=totals["credits"],
-        entries=totals["entries"],
+        total_debits=totals.debits,
+        total_credits=totals.credits,
+        entries=totals.entries,
         accounts_negative=negative,
         reserved_mismatch=reserved_mismatch,
         unbalanced_transactions=unbalanced,
         balance_cache_mismatch=cache_mismatch,
         spent_mismatch=spent,
-        payouts_in_flight_cents=in_flight["in_flight"],
-        pending_withdrawals_cents=in_flight["pending"],
+        payouts_in_flight_cents=in_flight.in_flight,
+        pending_withdrawals_cents=in_flight.pending,
         assignments_paid_twice=double_payouts,
     )

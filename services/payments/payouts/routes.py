@@ -14,7 +14,7 @@ from services.payments.deps import SettingsDep
 from services.payments.payouts import service
 from services.payments.payouts.schemas import PayoutBatchCreate, PayoutBatchRead
 from shared.auth import InternalDep
-from shared.db import SessionDep
+from shared.database import WriteDbDep
 from shared.errors import (
     InsufficientFunds,
     NotFound,
@@ -38,6 +38,6 @@ router = APIRouter(
     summary="Pay many approved assignments in one call; one result per item",
 )
 async def create_payout_batch(
-    body: PayoutBatchCreate, session: SessionDep, settings: SettingsDep
+    body: PayoutBatchCreate, db: WriteDbDep, settings: SettingsDep
 ) -> PayoutBatchRead:
-    return await service.pay_batch(session, body=body, settings=settings)
+    return await service.pay_batch(db, body=body, settings=settings)

@@ -1,27 +1,33 @@
-"""Payouts in batches: many approved assignments paid by one call and one database transaction.
+"""Payouts: the one home of the payout rules, for the single call (`POST /internal/payouts`)
+and the batch (`POST /internal/payouts/batch`, how the tasks outbox delivers approvals).
 
-Why: the tasks outbox used to make one HTTP call, and payments one ledger transaction, per
-payout; delivery was CPU-bound there and payouts trailed approvals (bench figure 5). A batch
-costs a fixed handful of set-based statements whatever its size.
+`post_payouts` is the one definition of "post a payout", for any number of them: claim each
+item's key, sort out replays and conflicts, then lock, decide and post the rest in a fixed
+handful of set-based statements whatever their number (or refuse some and post nothing). The
+single call is a batch of one (`pay`); the batch (`pay_batch`) adds rounds and savepoints so a
+refused item fails alone. Why batches at all: the tasks outbox used to make one HTTP call, and
+payments one ledger transaction, per payout; delivery was CPU-bound there and payouts trailed
+approvals (bench figure 5).
 
-Every item keeps the rules of the single call (`reservations.service.pay`), and is answered as
-that call would have answered it: its own ledger transaction under its own `key` (201; the same
-key again replays the first result, 200; with another body 409 idempotency_key_reused), at most
-one payout per assignment whatever the key (409 already_paid), `reserved` money drawn from the
-project's hold (409 reservation_exhausted when short), `available` money (an override) from the
-requester's balance (402 when short), 404 account_not_found for an unknown owner, 422 for an
-invalid item. A refused item moves nothing and does not stop the others.
+The rules, each item answered as the single call answers: its own ledger transaction under its
+own `key` (201; the same key again replays the first result, 200; with another body 409
+idempotency_key_reused), at most one payout per assignment whatever the key (409 already_paid),
+`reserved` money drawn from the project's hold (409 reservation_exhausted when short),
+`available` money (an override) from the requester's balance (402 when short) and counted in
+the project's `spent`, 404 account_not_found for an unknown owner, 422 for an invalid item (the
+batch's own check; the single call's body is validated by its route). A refused item moves
+nothing and, in a batch, does not stop the others.
 
-Lock order: the single call's, over the whole batch. The keys (in key order), then the hold rows
-(by requester, project), then the ledger accounts (by id, `ledger.repository`'s one
-statement), so concurrent batches, single payouts, reservations, releases and bonuses cannot
-deadlock.
+Lock order, whatever the number of payouts: the keys (in key order), then the hold rows (by
+requester, project), then the ledger accounts (by id, `ledger.service.lock_accounts`), so
+concurrent batches, single payouts, reservations, releases and bonuses cannot deadlock.
 
 Refusals are decided in Python on the locked rows, walking the items in key order (so when a
 hold is short, the items that fit are paid). Keys must be claimed first (that is the lock order)
-and the ledger is append-only, so a claimed key cannot be given back: a round that refuses any
-item is rolled back to its savepoint and run again without that item. Each extra round drops at
-least one item; normally there is one round.
+and the ledger is append-only, so a claimed key cannot be given back: a batch round that
+refuses any item is rolled back to its savepoint and run again without that item. Each extra
+round drops at least one item; normally there is one round. The single call needs no savepoint:
+its refusal is an error, and the request's rollback undoes the claimed key.
 """
 
 from __future__ import annotations
@@ -33,10 +39,9 @@ from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.payments.ledger import repository as ledger_repository
 from services.payments.ledger import service as ledger
+from services.payments.ledger.repository import TransactionRow
 from services.payments.payouts import repository
 from services.payments.payouts.schemas import (
     PayoutBatchCreate,
@@ -44,7 +49,8 @@ from services.payments.payouts.schemas import (
     PayoutBatchRead,
     PayoutProblem,
 )
-from services.payments.reservations.schemas import PayoutCreate
+from services.payments.reservations import service as holds
+from services.payments.reservations.schemas import LedgerTransactionRead, PayoutCreate
 from services.payments.reservations.service import (
     HOLD_REQUESTER_FK,
     AlreadyPaid,
@@ -52,7 +58,7 @@ from services.payments.reservations.service import (
     transaction_read,
 )
 from services.payments.settings import Settings
-from shared.db import driver_connection
+from shared.database import WriteDb
 from shared.errors import AppError, InsufficientFunds, ValidationFailed
 from shared.ids import new_id
 
@@ -64,11 +70,21 @@ class DuplicateKeyInBatch(ValidationFailed):
 
 
 @dataclass(slots=True)
-class _Item:
+class PayoutItem:
+    """One payout to post: a valid `POST /internal/payouts` body and its place in the call."""
+
     index: int
     data: PayoutCreate
     request_hash: bytes
     transaction_id: str = field(default_factory=new_id)
+
+    @classmethod
+    def of(cls, index: int, data: PayoutCreate) -> PayoutItem:
+        return cls(
+            index=index,
+            data=data,
+            request_hash=ledger.request_hash(PAYOUT, data.model_dump(mode="json")),
+        )
 
     @property
     def key(self) -> str:
@@ -84,8 +100,8 @@ class _Item:
 
     @property
     def touches_hold(self) -> bool:
-        """Whether the single call would touch the project's hold: to draw a nonzero payout
-        from it, or (an override) to count the payout in its `spent`."""
+        """Whether the payout touches the project's hold: to draw a nonzero payout from it, or
+        (an override) to count the payout in its `spent`."""
         return self.total > 0 or self.data.source == "available"
 
     def source_account(self) -> ledger.AccountRef:
@@ -94,7 +110,9 @@ class _Item:
         return ledger.requester_available(self.data.requester_id)
 
     def legs(self, platform: ledger.AccountRef) -> list[tuple[ledger.AccountRef, int]]:
-        """The single call's three legs, zero legs left out (entries are never zero)."""
+        """The payout's three legs, zero legs left out (entries are never zero): the reward
+        and fee out of the source account, the reward to the worker, the fee to the
+        platform."""
         legs = [
             (self.source_account(), -self.total),
             (ledger.worker_available(self.data.worker_id), self.data.reward_cents),
@@ -104,9 +122,13 @@ class _Item:
 
 
 @dataclass
-class _Round:
-    applied: dict[str, asyncpg.Record] = field(default_factory=dict)
-    replayed: dict[str, asyncpg.Record] = field(default_factory=dict)
+class Posted:
+    """What `post_payouts` did with each item, by key: applied (the new transaction), replayed
+    (the key's first transaction), a conflict of its key or assignment, or refused (then
+    nothing of this call was posted, and the caller must undo the claimed keys)."""
+
+    applied: dict[str, TransactionRow] = field(default_factory=dict)
+    replayed: dict[str, TransactionRow] = field(default_factory=dict)
     conflicts: dict[str, AppError] = field(default_factory=dict)
     refused: dict[str, AppError] = field(default_factory=dict)
 
@@ -119,13 +141,31 @@ class _Refused(Exception):
         self.refused = refused
 
 
-async def pay_batch(
-    session: AsyncSession, *, body: PayoutBatchCreate, settings: Settings
-) -> PayoutBatchRead:
+def _platform(settings: Settings) -> ledger.AccountRef:
+    return ledger.platform_revenue(ledger.pick_shard(settings.platform_account_shards))
+
+
+async def pay(
+    db: WriteDb, *, data: PayoutCreate, settings: Settings
+) -> tuple[LedgerTransactionRead, bool]:
+    """Pay an approved assignment (`POST /internal/payouts`): a batch of one. Returns (result,
+    replayed); raises what the batch would answer for the item (the request then rolls back,
+    its claimed key with it)."""
+    item = PayoutItem.of(0, data)
+    posted = await post_payouts(db, [item], _platform(settings))
+    if item.key in posted.applied:
+        return transaction_read(posted.applied[item.key]), False
+    if item.key in posted.replayed:
+        return transaction_read(posted.replayed[item.key]), True
+    if item.key in posted.conflicts:
+        raise posted.conflicts[item.key]
+    raise posted.refused[item.key]
+
+
+async def pay_batch(db: WriteDb, *, body: PayoutBatchCreate, settings: Settings) -> PayoutBatchRead:
     """Apply every valid payout of the batch that payments accepts; one result per item."""
-    conn = await driver_connection(session)
     results: list[PayoutBatchItemResult | None] = [None] * len(body.payouts)
-    pending: list[_Item] = []
+    pending: list[PayoutItem] = []
     seen: set[str] = set()
     for index, raw in enumerate(body.payouts):
         parsed = _parse(index, raw)
@@ -139,13 +179,13 @@ async def pay_batch(
             seen.add(parsed.key)
             pending.append(parsed)
     pending.sort(key=lambda item: item.key)
-    platform = ledger.platform_revenue(ledger.pick_shard(settings.platform_account_shards))
+    platform = _platform(settings)
     while pending:
         try:
-            async with conn.transaction():  # a savepoint per round
-                outcome = await _round(conn, pending, platform)
-                if outcome.refused:
-                    raise _Refused(outcome.refused)
+            async with repository.savepoint(db):  # a savepoint per round
+                posted = await post_payouts(db, pending, platform)
+                if posted.refused:
+                    raise _Refused(posted.refused)
         except _Refused as refusal:
             for item in pending:
                 if item.key in refusal.refused:
@@ -153,7 +193,7 @@ async def pay_batch(
             pending = [item for item in pending if item.key not in refusal.refused]
             continue
         for item in pending:
-            results[item.index] = _settled(item, outcome)
+            results[item.index] = _settled(item, posted)
         break
     done = [r for r in results if r is not None]
     if len(done) != len(results):
@@ -166,7 +206,7 @@ async def pay_batch(
     )
 
 
-def _parse(index: int, raw: dict[str, Any]) -> _Item | AppError:
+def _parse(index: int, raw: dict[str, Any]) -> PayoutItem | AppError:
     try:
         data = PayoutCreate.model_validate(raw)
     except ValidationError as exc:
@@ -176,11 +216,7 @@ def _parse(index: int, raw: dict[str, Any]) -> _Item | AppError:
         ]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
         return ValidationFailed(detail, errors=errors)
-    return _Item(
-        index=index,
-        data=data,
-        request_hash=ledger.request_hash(PAYOUT, data.model_dump(mode="json")),
-    )
+    return PayoutItem.of(index, data)
 
 
 def _raw_key(raw: dict[str, Any]) -> str | None:
@@ -194,29 +230,28 @@ def _failed(key: str | None, err: AppError) -> PayoutBatchItemResult:
     )
 
 
-def _settled(item: _Item, outcome: _Round) -> PayoutBatchItemResult:
-    if item.key in outcome.applied:
-        row = outcome.applied[item.key]
+def _settled(item: PayoutItem, posted: Posted) -> PayoutBatchItemResult:
+    if item.key in posted.applied:
+        row = posted.applied[item.key]
         return PayoutBatchItemResult(
             key=item.key, status=201, outcome="applied", transaction=transaction_read(row)
         )
-    if item.key in outcome.replayed:
-        row = outcome.replayed[item.key]
+    if item.key in posted.replayed:
+        row = posted.replayed[item.key]
         return PayoutBatchItemResult(
             key=item.key, status=200, outcome="replayed", transaction=transaction_read(row)
         )
-    return _failed(item.key, outcome.conflicts[item.key])
+    return _failed(item.key, posted.conflicts[item.key])
 
 
-async def _round(
-    conn: asyncpg.Connection, items: list[_Item], platform: ledger.AccountRef
-) -> _Round:
-    """Claim the keys, sort out replays and conflicts, then pay the rest (or refuse some)."""
-    outcome = _Round()
+async def post_payouts(db: WriteDb, items: list[PayoutItem], platform: ledger.AccountRef) -> Posted:
+    """Post these payouts (distinct keys, in key order): claim the keys, sort out replays and
+    conflicts, then pay the rest, or refuse some and post nothing (see `Posted.refused`)."""
+    posted = Posted()
     inserted = {
-        row["key"]: row
-        for row in await repository.insert_payouts(
-            conn,
+        row.key: row
+        for row in await ledger.record_payouts(
+            db,
             ids=[i.transaction_id for i in items],
             keys=[i.key for i in items],
             request_hashes=[i.request_hash for i in items],
@@ -232,82 +267,76 @@ async def _round(
     }
     skipped = [i for i in items if i.key not in inserted]
     if skipped:
-        firsts = await repository.transactions_by_key(conn, [i.key for i in skipped])
+        firsts = await ledger.transactions_by_key(db, [i.key for i in skipped])
         for item in skipped:
             first = firsts.get(item.key)
             if first is None:  # not the key: the assignment's payout exists under another key
-                outcome.conflicts[item.key] = AlreadyPaid(
+                posted.conflicts[item.key] = AlreadyPaid(
                     f"Assignment {item.data.assignment_id} was already paid under another key."
                 )
-            elif first["request_hash"] is None or bytes(first["request_hash"]) != item.request_hash:
-                outcome.conflicts[item.key] = ledger.IdempotencyKeyReused(
+            elif first.request_hash is None or bytes(first.request_hash) != item.request_hash:
+                posted.conflicts[item.key] = ledger.IdempotencyKeyReused(
                     f"The key {item.key!r} was already used for a different request.",
                     extra={"key": item.key},
                 )
             else:
-                outcome.replayed[item.key] = first
+                posted.replayed[item.key] = first
     acting = [i for i in items if i.key in inserted]
     if acting:
-        outcome.refused = await _pay(conn, acting, platform)
-        outcome.applied = {i.key: inserted[i.key] for i in acting}
-    return outcome
+        posted.refused = await _pay(db, acting, platform)
+        if not posted.refused:
+            posted.applied = {i.key: inserted[i.key] for i in acting}
+    return posted
 
 
 async def _pay(
-    conn: asyncpg.Connection, items: list[_Item], platform: ledger.AccountRef
+    db: WriteDb, items: list[PayoutItem], platform: ledger.AccountRef
 ) -> dict[str, AppError]:
     """Lock the holds and accounts of these freshly claimed payouts, decide each, and post them
     all if none is refused; returns the refusals (then nothing was posted)."""
-    owners = await repository.existing_accounts(
-        conn,
-        sorted(
-            {i.data.requester_id for i in items}
-            | {i.data.worker_id for i in items if i.data.reward_cents > 0}
-        ),
+    owners = await ledger.existing_owners(
+        db,
+        {i.data.requester_id for i in items}
+        | {i.data.worker_id for i in items if i.data.reward_cents > 0},
     )
     refused: dict[str, AppError] = {}
     for item in items:
         if item.touches_hold and item.data.requester_id not in owners:
-            # As the single call: no hold can exist for an unknown requester (409), and an
-            # override's spent cannot be counted for one (404).
+            # No hold can exist for an unknown requester (409), and an override's spent cannot
+            # be counted for one (404).
             refused[item.key] = (
                 _exhausted(item, held=0)
                 if item.data.source == "reserved"
                 else ledger.AccountNotFound("No such requester account.")
             )
     if refused:
-        return refused  # the round is rolled back anyway: lock nothing for it
+        return refused  # the caller undoes this round anyway: lock nothing for it
     in_play = [i for i in items if i.key not in refused]
     try:
-        holds = sorted({i.hold for i in in_play if i.touches_hold})
-        held = await repository.lock_holds(conn, holds) if holds else {}
-        accounts = {
-            account.id: account
-            for item in in_play
-            for account, _ in item.legs(platform)
-            if account.owner_id is None or account.owner_id in owners
-        }
-        if accounts:
-            ordered = [accounts[account_id] for account_id in sorted(accounts)]
-            await ledger_repository.ensure_and_lock_accounts(
-                conn,
-                account_ids=[a.id for a in ordered],
-                account_kinds=[a.kind for a in ordered],
-                owner_ids=[a.owner_id for a in ordered],
-            )
+        groups = sorted({i.hold for i in in_play if i.touches_hold})
+        held = await holds.lock_holds(db, groups) if groups else {}
+        await ledger.lock_accounts(
+            db,
+            (
+                account
+                for item in in_play
+                for account, _ in item.legs(platform)
+                if account.owner_id is None or account.owner_id in owners
+            ),
+        )
         overrides = {
             i.source_account() for i in in_play if i.data.source == "available" and i.total > 0
         }
-        available = await ledger.balances(conn, list(overrides)) if overrides else {}
+        available = await ledger.balances(db, list(overrides)) if overrides else {}
 
         paid = _decide(in_play, owners=owners, held=held, available=available, refused=refused)
         if refused:
             return refused
-        await _post(conn, paid, platform)
+        await _post(db, paid, platform)
     except asyncpg.CheckViolationError as exc:
         if exc.constraint_name == ledger.NONNEGATIVE_CONSTRAINT:
             # Cannot happen on rows decided while locked unless an invariant is broken
-            # elsewhere; the batch as a whole is refused (the caller can ask item by item).
+            # elsewhere; the call as a whole is refused (a batch's caller can ask item by item).
             raise InsufficientFunds("The balance is too low for this batch of payouts.") from exc
         raise
     except asyncpg.ForeignKeyViolationError as exc:
@@ -318,18 +347,18 @@ async def _pay(
 
 
 def _decide(
-    items: Sequence[_Item],
+    items: Sequence[PayoutItem],
     *,
     owners: set[str],
     held: dict[tuple[str, str], int],
     available: dict[str, int],
     refused: dict[str, AppError],
-) -> list[_Item]:
+) -> list[PayoutItem]:
     """Walk the items in key order on the locked amounts; the ones that can be paid. Refusals
-    go into `refused`, in the single call's order of checks."""
+    go into `refused`, checked in this order: the hold, the worker, the available balance."""
     held_left = dict(held)
     available_left = dict(available)
-    paid: list[_Item] = []
+    paid: list[PayoutItem] = []
     for item in items:
         worker_known = item.data.reward_cents == 0 or item.data.worker_id in owners
         error: AppError | None = None
@@ -354,9 +383,7 @@ def _decide(
     return paid
 
 
-async def _post(
-    conn: asyncpg.Connection, items: Sequence[_Item], platform: ledger.AccountRef
-) -> None:
+async def _post(db: WriteDb, items: Sequence[PayoutItem], platform: ledger.AccountRef) -> None:
     """Draw the holds and post every leg, one statement each, on rows already locked."""
     drawn: dict[tuple[str, str], int] = defaultdict(int)
     spent: dict[tuple[str, str], int] = defaultdict(int)
@@ -367,30 +394,25 @@ async def _post(
         if item.data.source == "reserved":
             drawn[item.hold] += item.total
     if spent:
-        holds = sorted(spent)
-        updated = await repository.draw_holds(
-            conn,
-            groups=holds,
-            drawn_cents=[drawn[h] for h in holds],
-            spent_cents=[spent[h] for h in holds],
+        groups = sorted(spent)
+        await holds.draw_holds(
+            db,
+            groups=groups,
+            drawn_cents=[drawn[h] for h in groups],
+            spent_cents=[spent[h] for h in groups],
         )
-        if updated != len(holds):
-            raise RuntimeError(f"payout batch: {updated} of {len(holds)} holds drawn")
-    legs = [(item.transaction_id, leg) for item in items for leg in item.legs(platform)]
-    if not legs:
-        return
-    written = await repository.post_legs(
-        conn,
+    await ledger.post_many(
+        db,
         kind=PAYOUT,
-        transaction_ids=[transaction_id for transaction_id, _ in legs],
-        account_ids=[account.id for _, (account, _) in legs],
-        amounts=[amount for _, (_, amount) in legs],
+        legs=[
+            (item.transaction_id, account, amount)
+            for item in items
+            for account, amount in item.legs(platform)
+        ],
     )
-    if written != len(legs):
-        raise RuntimeError(f"payout batch: {written} of {len(legs)} legs posted")
 
 
-def _exhausted(item: _Item, *, held: int) -> ReservationExhausted:
+def _exhausted(item: PayoutItem, *, held: int) -> ReservationExhausted:
     return ReservationExhausted(
         f"The project's reservation holds {held} cents; this payout needs {item.total}.",
         extra={"held_cents": held, "needed_cents": item.total},

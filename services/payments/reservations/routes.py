@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from services.payments.deps import SettingsDep
+from services.payments.payouts import service as payouts
 from services.payments.reservations import service
 from services.payments.reservations.schemas import (
     LedgerTransactionRead,
@@ -18,7 +19,7 @@ from services.payments.reservations.schemas import (
     ReservationCreate,
 )
 from shared.auth import InternalDep
-from shared.db import SessionDep
+from shared.database import WriteDbDep
 from shared.errors import (
     Conflict,
     InsufficientFunds,
@@ -57,9 +58,9 @@ def _mark(response: Response, replayed: bool) -> None:
     summary="Requester available -> reserved, held for the project",
 )
 async def create_reservation(
-    body: ReservationCreate, session: SessionDep, response: Response
+    body: ReservationCreate, db: WriteDbDep, response: Response
 ) -> LedgerTransactionRead:
-    result, replayed = await service.reserve(session, data=body)
+    result, replayed = await service.reserve(db, data=body)
     _mark(response, replayed)
     return result
 
@@ -73,9 +74,9 @@ async def create_reservation(
     summary="Pay an approved assignment: reward to the worker, fee to the platform",
 )
 async def create_payout(
-    body: PayoutCreate, session: SessionDep, settings: SettingsDep, response: Response
+    body: PayoutCreate, db: WriteDbDep, settings: SettingsDep, response: Response
 ) -> LedgerTransactionRead:
-    result, replayed = await service.pay(session, data=body, settings=settings)
+    result, replayed = await payouts.pay(db, data=body, settings=settings)
     _mark(response, replayed)
     return result
 
@@ -88,8 +89,8 @@ async def create_payout(
     summary="Reserved -> available for slots that will never be paid",
 )
 async def create_release(
-    body: ReleaseCreate, session: SessionDep, response: Response
+    body: ReleaseCreate, db: WriteDbDep, response: Response
 ) -> LedgerTransactionRead:
-    result, replayed = await service.release(session, data=body)
+    result, replayed = await service.release(db, data=body)
     _mark(response, replayed)
     return result

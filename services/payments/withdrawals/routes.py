@@ -9,7 +9,7 @@ from services.payments.deps import SettingsDep
 from services.payments.withdrawals import service
 from services.payments.withdrawals.schemas import WithdrawalCreate, WithdrawalRead
 from shared.auth import WorkerDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -36,14 +36,13 @@ router = APIRouter(prefix="/v1/withdrawals", tags=["money"])
 async def create_withdrawal(
     body: WithdrawalCreate,
     caller: WorkerDep,
-    session: SessionDep,
     idem: IdempotencyDep,
     settings: SettingsDep,
 ) -> Response:
     return await idem.run(
         caller,
-        lambda: service.request_withdrawal(
-            session, worker_id=caller.account_id, amount_cents=body.amount, settings=settings
+        lambda db: service.request_withdrawal(
+            db, worker_id=caller.account_id, amount_cents=body.amount, settings=settings
         ),
         status_code=status.HTTP_201_CREATED,
     )
@@ -55,10 +54,6 @@ async def create_withdrawal(
     responses=error_responses(Unauthorized, Forbidden, ValidationFailed),
     summary="Own withdrawals, newest first",
 )
-async def list_withdrawals(
-    caller: WorkerDep, session: SessionDep, page: PageDep
-) -> Page[WithdrawalRead]:
-    items, next_cursor = await service.list_withdrawals(
-        session, worker_id=caller.account_id, page=page
-    )
+async def list_withdrawals(caller: WorkerDep, db: ReadDbDep, page: PageDep) -> Page[WithdrawalRead]:
+    items, next_cursor = await service.list_withdrawals(db, worker_id=caller.account_id, page=page)
     return Page(items=items, next_cursor=next_cursor)

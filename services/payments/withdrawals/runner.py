@@ -15,28 +15,26 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from services.payments.providers import PayoutProvider
 from services.payments.settings import Settings
 from services.payments.withdrawals import service
+from shared.database import Database
 
 log = logging.getLogger("payments.payouts")
 
 
 async def pay_due_withdrawals(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     *,
     settings: Settings,
     provider: PayoutProvider,
     limit: int = 100,
 ) -> int:
-    """Pay up to `limit` due withdrawals; how many were paid."""
+    """Pay up to `limit` due withdrawals, each in its own transaction; how many were paid."""
     paid = 0
     while paid < limit:
-        async with sessionmaker() as session:
-            done = await service.pay_next_due(session, settings=settings, provider=provider)
-            await session.commit()
+        async with database.transaction() as db:
+            done = await service.pay_next_due(db, settings=settings, provider=provider)
         if not done:
             break
         paid += 1
@@ -44,14 +42,14 @@ async def pay_due_withdrawals(
 
 
 async def run_payouts_forever(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     *,
     settings: Settings,
     provider: PayoutProvider,
 ) -> None:
     while True:
         try:
-            await pay_due_withdrawals(sessionmaker, settings=settings, provider=provider)
+            await pay_due_withdrawals(database, settings=settings, provider=provider)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -4,34 +4,32 @@ provider pays it out to the outside world later, in the background (runner.py)."
 
 from __future__ import annotations
 
-import asyncpg
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.payments.ledger import service as ledger
 from services.payments.providers import PayoutProvider
 from services.payments.settings import Settings
 from services.payments.withdrawals import repository
+from services.payments.withdrawals.repository import WithdrawalRow
 from services.payments.withdrawals.schemas import WithdrawalRead
-from shared.db import driver_connection
+from shared.database import Db, WriteDb
 from shared.errors import ValidationFailed
 from shared.ids import new_id
 from shared.money import format_cents
 from shared.pagination import PageParams
 
 
-def _read(row: asyncpg.Record) -> WithdrawalRead:
+def _read(row: WithdrawalRow) -> WithdrawalRead:
     return WithdrawalRead(
-        id=row["id"],
-        amount=row["amount_cents"],
-        status=row["status"],
-        provider_reference=row["provider_reference"],
-        created_at=row["created_at"],
-        paid_at=row["paid_at"],
+        id=row.id,
+        amount=row.amount_cents,
+        status=row.status,
+        provider_reference=row.provider_reference,
+        created_at=row.created_at,
+        paid_at=row.paid_at,
     )
 
 
 async def request_withdrawal(
-    session: AsyncSession, *, worker_id: str, amount_cents: int, settings: Settings
+    db: WriteDb, *, worker_id: str, amount_cents: int, settings: Settings
 ) -> WithdrawalRead:
     """402 when `available` is short: the database's CHECK decides on the locked balance row,
     so concurrent withdrawals can never take it below zero."""
@@ -40,11 +38,10 @@ async def request_withdrawal(
         raise ValidationFailed(
             f"amount: {message}", errors=[{"loc": ["body", "amount"], "msg": message}]
         )
-    conn = await driver_connection(session)
     withdrawal_id = new_id()
     in_flight = ledger.payouts_in_flight(ledger.pick_shard(settings.platform_account_shards))
     row, _ = await ledger.record(
-        conn,
+        db,
         ledger.NewTransaction(
             kind="withdrawal",
             worker_id=worker_id,
@@ -54,82 +51,77 @@ async def request_withdrawal(
         ),
     )
     await ledger.move(
-        conn,
-        transaction_id=row["id"],
+        db,
+        transaction_id=row.id,
         kind="withdrawal",
         legs=[(ledger.worker_available(worker_id), -amount_cents), (in_flight, amount_cents)],
     )
     created = await repository.insert_withdrawal(
-        conn,
+        db,
         withdrawal_id=withdrawal_id,
         worker_id=worker_id,
         amount_cents=amount_cents,
         in_flight_account_id=in_flight.id,
-        request_transaction_id=row["id"],
+        request_transaction_id=row.id,
     )
     return _read(created)
 
 
 async def list_withdrawals(
-    session: AsyncSession, *, worker_id: str, page: PageParams
+    db: Db, *, worker_id: str, page: PageParams
 ) -> tuple[list[WithdrawalRead], str | None]:
-    conn = await driver_connection(session)
     before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_withdrawals(
-        conn, worker_id=worker_id, before_id=before, limit=page.fetch
+        db, worker_id=worker_id, before_id=before, limit=page.fetch
     )
-    items, next_cursor = page.page(rows, lambda r: [r["id"]])
+    items, next_cursor = page.page(rows, lambda r: [r.id])
     return [_read(r) for r in items], next_cursor
 
 
-async def withdrawn_cents(conn: asyncpg.Connection, *, worker_id: str) -> tuple[int, int]:
+async def withdrawn_cents(db: Db, *, worker_id: str) -> tuple[int, int]:
     """(all withdrawals, the pending part of them) of a worker, in cents."""
-    row = await repository.total_withdrawn(conn, worker_id=worker_id)
-    return row["total"], row["pending"]
+    row = await repository.total_withdrawn(db, worker_id=worker_id)
+    return row.total, row.pending
 
 
-async def pay_next_due(
-    session: AsyncSession, *, settings: Settings, provider: PayoutProvider
-) -> bool:
-    """Pay the oldest due withdrawal, if any (False when none is due). The caller commits.
+async def pay_next_due(db: WriteDb, *, settings: Settings, provider: PayoutProvider) -> bool:
+    """Pay the oldest due withdrawal, if any (False when none is due), in `db`'s transaction
+    (the caller's: one per withdrawal).
 
     The `withdrawal-paid:<id>` key makes the ledger refuse a second payment of one withdrawal
     even if two runners ever got hold of it.
     """
-    conn = await driver_connection(session)
-    due = await repository.claim_due(conn, delay_seconds=settings.payout_delay_seconds)
+    due = await repository.claim_due(db, delay_seconds=settings.payout_delay_seconds)
     if due is None:
         return False
     reference = await provider.send(
-        worker_id=due["worker_id"], amount_cents=due["amount_cents"], withdrawal_id=due["id"]
+        worker_id=due.worker_id, amount_cents=due.amount_cents, withdrawal_id=due.id
     )
     row, acting = await ledger.record(
-        conn,
+        db,
         ledger.NewTransaction(
             kind="withdrawal_paid",
-            key=f"withdrawal-paid:{due['id']}",
-            request_hash=ledger.request_hash("withdrawal_paid", {"withdrawal_id": due["id"]}),
-            worker_id=due["worker_id"],
-            amount_cents=due["amount_cents"],
-            reference=f"withdrawal:{due['id']}",
-            details={"withdrawal_id": due["id"], "provider_reference": reference},
+            key=f"withdrawal-paid:{due.id}",
+            request_hash=ledger.request_hash("withdrawal_paid", {"withdrawal_id": due.id}),
+            worker_id=due.worker_id,
+            amount_cents=due.amount_cents,
+            reference=f"withdrawal:{due.id}",
+            details={"withdrawal_id": due.id, "provider_reference": reference},
         ),
     )
     if acting:
-        in_flight = ledger.AccountRef(due["in_flight_account_id"], "payouts_in_flight")
+        in_flight = ledger.AccountRef(due.in_flight_account_id, "payouts_in_flight")
         world = ledger.external(ledger.pick_shard(settings.platform_account_shards))
         await ledger.move(
-            conn,
-            transaction_id=row["id"],
+            db,
+            transaction_id=row.id,
             kind="withdrawal_paid",
-            legs=[(in_flight, -due["amount_cents"]), (world, due["amount_cents"])],
+            legs=[(in_flight, -due.amount_cents), (world, due.amount_cents)],
         )
     await repository.mark_paid(
-        conn,
-        withdrawal_id=due["id"],
-        provider_reference=ledger.parse_details(row["details"]).get(
-            "provider_reference", reference
-        ),
-        paid_transaction_id=row["id"],
+        db,
+        withdrawal_id=due.id,
+        provider_reference=ledger.parse_details(row.details).get("provider_reference", reference),
+        paid_transaction_id=row.id,
     )
     return True

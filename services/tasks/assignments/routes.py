@@ -2,8 +2,9 @@
 
 Every POST here takes `Idempotency-Key`: a worker app retrying after a timeout gets the first
 answer again (the same assignment, not a second one). Accept, submit and return are the site's
-busiest requests: they run on the driver pool, not a session, with the caller, the connection
-and the key resolved by one dependency (shared.hot_path).
+busiest requests: they run on the hot pool in autocommit (`call.db`), with the caller, the
+connection and the key resolved by one dependency (shared.hot_path). The transitions themselves
+live in services/tasks/lifecycle.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from services.tasks.assignments.schemas import (
     SubmitBody,
     WorkerAssignmentRead,
 )
+from services.tasks.lifecycle import accept as accept_
+from services.tasks.lifecycle import give_back
+from services.tasks.lifecycle import submit as submit_
 from services.tasks.outbox.service import wake_after_commit
 from shared.auth import RequesterDep, WorkerDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -59,8 +63,8 @@ StatusFilter = Annotated[
 async def accept(project_id: str, call: WorkerCallDep, request: Request) -> Response:
     return await call.idem.run(
         call.caller,
-        lambda: service.accept(
-            call.conn,
+        lambda db: accept_.accept(
+            db,
             worker_id=call.caller.account_id,
             project_id=project_id,
             accepted=request.app.state.accepted_assignments,
@@ -86,8 +90,8 @@ async def submit(
 ) -> Response:
     return await call.idem.run(
         call.caller,
-        lambda: service.submit(
-            call.conn,
+        lambda db: submit_.submit(
+            db,
             worker_id=call.caller.account_id,
             assignment_id=assignment_id,
             answer=body.answer,
@@ -113,8 +117,8 @@ async def return_assignment(
     wake_after_commit(request, background)
     return await call.idem.run(
         call.caller,
-        lambda: service.return_assignment(
-            call.conn, worker_id=call.caller.account_id, assignment_id=assignment_id
+        lambda db: give_back.return_assignment(
+            db, worker_id=call.caller.account_id, assignment_id=assignment_id
         ),
         status_code=status.HTTP_200_OK,
     )
@@ -127,10 +131,10 @@ async def return_assignment(
     summary="The worker's own assignments, newest first",
 )
 async def list_my_assignments(
-    caller: WorkerDep, session: SessionDep, page: PageDep, status_filter: StatusFilter = None
+    caller: WorkerDep, db: ReadDbDep, page: PageDep, status_filter: StatusFilter = None
 ) -> Page[WorkerAssignmentRead]:
     items, next_cursor = await service.list_for_worker(
-        session, worker_id=caller.account_id, status=status_filter, page=page
+        db, worker_id=caller.account_id, status=status_filter, page=page
     )
     return Page(items=items, next_cursor=next_cursor)
 
@@ -144,12 +148,12 @@ async def list_my_assignments(
 async def list_project_assignments(
     project_id: str,
     caller: RequesterDep,
-    session: SessionDep,
+    db: ReadDbDep,
     page: PageDep,
     status_filter: StatusFilter = None,
 ) -> Page[AssignmentRead]:
     items, next_cursor = await service.list_for_project(
-        session,
+        db,
         requester_id=caller.account_id,
         project_id=project_id,
         status=status_filter,

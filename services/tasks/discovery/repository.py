@@ -1,4 +1,5 @@
-"""SQL for the worker's view of published work (raw asyncpg: discovery is read on every visit).
+"""SQL for the worker's view of published work (hand-tuned statements: discovery is read on every
+visit, behind `OFFSET 0` fences and with Postgres aggregates; docs/architecture.md).
 
 "Claimable" is the queue's rule: project published, task open with an open slot and not expired.
 A task the worker already has an assignment of (whatever became of it) is never offered again.
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
-import asyncpg
+from shared.database import Db, as_row, as_rows
 
 _CLAIMABLE_FOR_WORKER = """
     t.status = 'open' AND t.open_slots > 0 AND coalesce(t.expires_at, p.tasks_expire_at) > now()
@@ -50,27 +54,51 @@ LIMIT $3
 """
 
 
+@dataclass(frozen=True, slots=True)
+class WorkProjectRow:
+    """The columns of `_PROJECT_COLUMNS`."""
+
+    id: str
+    requester_id: str
+    title: str
+    description: str
+    instructions: str
+    keywords: list[str]
+    task_type: str
+    labels: list[str] | None
+    multi_label: bool
+    answer_schema: dict[str, Any] | None
+    reward_cents: int
+    assignment_duration_seconds: int
+    estimated_seconds_per_assignment: int | None
+    qualification_requirements: list[dict[str, Any]] | None
+    min_gold_accuracy: int | None
+    published_at: datetime | None
+
+
 async def published_with_work(
-    conn: asyncpg.Connection, *, worker_id: str, before_id: str | None, limit: int
-) -> list[asyncpg.Record]:
+    db: Db, *, worker_id: str, before_id: str | None, limit: int
+) -> list[WorkProjectRow]:
     """Published projects, newest first, holding at least one task this worker may claim.
 
     The `ix_projects_published` partial index walks the projects backwards and `ix_tasks_claim`
     (the queue's partial index of open tasks with a slot) answers each EXISTS.
     """
-    return await conn.fetch(PUBLISHED_WITH_WORK_SQL, worker_id, before_id, limit)
+    return as_rows(
+        WorkProjectRow, await db.fetch(PUBLISHED_WITH_WORK_SQL, worker_id, before_id, limit)
+    )
 
 
-_PUBLISHED_PROJECT = (
+_PUBLISHED_PROJECT_SQL = (
     f"SELECT {_PROJECT_COLUMNS} FROM projects p WHERE p.id = $1 AND p.status = 'published'"
 )
 
 
-async def published_project(conn: asyncpg.Connection, project_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(_PUBLISHED_PROJECT, project_id)
+async def published_project(db: Db, project_id: str) -> WorkProjectRow | None:
+    return as_row(WorkProjectRow, await db.fetchrow(_PUBLISHED_PROJECT_SQL, project_id))
 
 
-_AVAILABLE_COUNTS = f"""
+_AVAILABLE_COUNTS_SQL = f"""
 SELECT t.project_id, count(*) AS available
 FROM tasks t JOIN projects p ON p.id = t.project_id
 WHERE t.project_id = ANY($2::text[]) AND {_CLAIMABLE_FOR_WORKER}
@@ -78,11 +106,17 @@ GROUP BY t.project_id
 """
 
 
-async def available_counts(
-    conn: asyncpg.Connection, *, worker_id: str, project_ids: Sequence[str]
-) -> dict[str, int]:
-    rows = await conn.fetch(_AVAILABLE_COUNTS, worker_id, list(project_ids))
-    return {r["project_id"]: r["available"] for r in rows}
+@dataclass(frozen=True, slots=True)
+class AvailableRow:
+    project_id: str
+    available: int
+
+
+async def available_counts(db: Db, *, worker_id: str, project_ids: Sequence[str]) -> dict[str, int]:
+    rows = as_rows(
+        AvailableRow, await db.fetch(_AVAILABLE_COUNTS_SQL, worker_id, list(project_ids))
+    )
+    return {r.project_id: r.available for r in rows}
 
 
 # The tasks that inherit the project's expiry expire first (publish + lifetime; a task added
@@ -90,7 +124,7 @@ async def available_counts(
 # them is a soonest-to-expire sample: the first one found stops the probe. Only when none is
 # left do the tasks with their own expiry get sorted (coalesce evaluates its second sub-select
 # only then).
-_SAMPLE_INPUT = f"""
+_SAMPLE_INPUT_SQL = f"""
 SELECT coalesce(
     (SELECT t.input::text FROM tasks t JOIN projects p ON p.id = t.project_id
      WHERE t.project_id = $2 AND t.expires_at IS NULL AND {_CLAIMABLE_FOR_WORKER}
@@ -102,12 +136,12 @@ SELECT coalesce(
 """
 
 
-async def sample_input(conn: asyncpg.Connection, *, worker_id: str, project_id: str) -> str | None:
+async def sample_input(db: Db, *, worker_id: str, project_id: str) -> str | None:
     """The raw JSON of one task this worker could take now (the soonest to expire)."""
-    return await conn.fetchval(_SAMPLE_INPUT, worker_id, project_id)
+    return await db.fetchval(_SAMPLE_INPUT_SQL, worker_id, project_id)
 
 
-_WORKING_TIMES = """
+_WORKING_TIMES_SQL = """
 SELECT project_id, count(*) AS answers,
        percentile_cont(0.5) WITHIN GROUP (
            ORDER BY extract(epoch FROM submitted_at - accepted_at)) AS median_seconds,
@@ -126,19 +160,23 @@ class WorkingTime:
     total_seconds: float = 0.0  # all the measured work (accept to submit) of these answers
 
 
-async def working_times(
-    conn: asyncpg.Connection, project_ids: Sequence[str]
-) -> dict[str, WorkingTime]:
-    rows = await conn.fetch(_WORKING_TIMES, list(project_ids))
+@dataclass(frozen=True, slots=True)
+class WorkingTimeRow:
+    project_id: str
+    answers: int
+    median_seconds: float
+    total_seconds: Decimal  # numeric
+
+
+async def working_times(db: Db, project_ids: Sequence[str]) -> dict[str, WorkingTime]:
+    rows = as_rows(WorkingTimeRow, await db.fetch(_WORKING_TIMES_SQL, list(project_ids)))
     return {
-        r["project_id"]: WorkingTime(
-            r["answers"], float(r["median_seconds"]), float(r["total_seconds"])
-        )
+        r.project_id: WorkingTime(r.answers, float(r.median_seconds), float(r.total_seconds))
         for r in rows
     }
 
 
-_REQUESTER_STATS = """
+_REQUESTER_STATS_SQL = """
 SELECT p.requester_id,
        count(*) FILTER (WHERE a.status = 'approved') AS approved,
        count(*) FILTER (WHERE a.status = 'rejected') AS rejected,
@@ -160,22 +198,28 @@ class ReviewStats:
     median_review_seconds: float | None
 
 
-async def requester_review_stats(
-    conn: asyncpg.Connection, requester_ids: Sequence[str]
-) -> dict[str, ReviewStats]:
-    rows = await conn.fetch(_REQUESTER_STATS, list(requester_ids))
+@dataclass(frozen=True, slots=True)
+class RequesterStatsRow:
+    requester_id: str
+    approved: int
+    rejected: int
+    median_review: float | None
+
+
+async def requester_review_stats(db: Db, requester_ids: Sequence[str]) -> dict[str, ReviewStats]:
+    rows = as_rows(RequesterStatsRow, await db.fetch(_REQUESTER_STATS_SQL, list(requester_ids)))
     return {
-        r["requester_id"]: ReviewStats(
-            r["approved"],
-            r["rejected"],
-            None if r["median_review"] is None else float(r["median_review"]),
+        r.requester_id: ReviewStats(
+            r.approved,
+            r.rejected,
+            None if r.median_review is None else float(r.median_review),
         )
         for r in rows
     }
 
 
 # Kept by the queue side at submit (gold_stats, primary key (project_id, worker_id)).
-_GOLD_RECORD = """
+_GOLD_RECORD_SQL = """
 SELECT project_id, answered, correct FROM gold_stats
 WHERE worker_id = $1 AND project_id = ANY($2::text[])
 """
@@ -187,11 +231,18 @@ class GoldRecord:
     correct: int
 
 
+@dataclass(frozen=True, slots=True)
+class GoldRecordRow:
+    project_id: str
+    answered: int
+    correct: int
+
+
 async def gold_records(
-    conn: asyncpg.Connection, *, worker_id: str, project_ids: Sequence[str]
+    db: Db, *, worker_id: str, project_ids: Sequence[str]
 ) -> dict[str, GoldRecord]:
     """The worker's gold answers per project and how many were right (queue side's counts)."""
     if not project_ids:
         return {}
-    rows = await conn.fetch(_GOLD_RECORD, worker_id, list(project_ids))
-    return {r["project_id"]: GoldRecord(r["answered"], r["correct"]) for r in rows}
+    rows = as_rows(GoldRecordRow, await db.fetch(_GOLD_RECORD_SQL, worker_id, list(project_ids)))
+    return {r.project_id: GoldRecord(r.answered, r.correct) for r in rows}

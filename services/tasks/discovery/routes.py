@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from services.tasks.discovery import service
 from services.tasks.discovery.schemas import WorkProject, WorkProjectPreview
 from shared.auth import WorkerDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
 from shared.pagination import Page, PageDep
 
@@ -22,11 +22,11 @@ router = APIRouter(prefix="/v1/work/projects", tags=["discovery"])
     summary="Published projects with work this worker may take now, newest first",
 )
 async def list_work(
-    request: Request, caller: WorkerDep, session: SessionDep, page: PageDep
+    request: Request, caller: WorkerDep, db: ReadDbDep, page: PageDep
 ) -> Page[WorkProject]:
     settings = request.app.state.settings
     items, next_cursor = await service.list_work(
-        session,
+        db,
         worker_id=caller.account_id,
         page=page,
         scan_batch=settings.discovery_scan_batch,
@@ -43,10 +43,10 @@ async def list_work(
     summary="Preview: instructions, answer format and one sample input (preview guard applies)",
 )
 async def preview(
-    project_id: str, request: Request, caller: WorkerDep, session: SessionDep
+    project_id: str, request: Request, caller: WorkerDep, db: ReadDbDep
 ) -> WorkProjectPreview:
     return await service.preview(
-        session,
+        db,
         worker_id=caller.account_id,
         project_id=project_id,
         stats_ttl=request.app.state.settings.discovery_stats_ttl_seconds,

@@ -14,16 +14,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.tasks.answers import answer_schema_for
 from services.tasks.discovery import repository
-from services.tasks.discovery.repository import GoldRecord, ReviewStats, WorkingTime
+from services.tasks.discovery.repository import (
+    GoldRecord,
+    ReviewStats,
+    WorkingTime,
+    WorkProjectRow,
+)
 from services.tasks.discovery.schemas import RequesterStats, WorkProject, WorkProjectPreview
 from services.tasks.gold.service import gold_accuracy_failed
-from shared.db import driver_connection
+from shared.database import ReadDb
 from shared.eligibility import ProjectRules, evaluate_eligibility
 from shared.errors import Forbidden, NotFound
 from shared.money import MIN_RATE_SECONDS
@@ -138,105 +141,101 @@ def requester_stats(stats: ReviewStats | None) -> RequesterStats:
     return RequesterStats(approval_rate_given=rate, median_review_seconds=median)
 
 
-def _rules(row: asyncpg.Record) -> ProjectRules:
+def _rules(row: WorkProjectRow) -> ProjectRules:
     return ProjectRules(
-        project_id=row["id"],
-        requester_id=row["requester_id"],
-        requirements=list(row["qualification_requirements"] or []),
+        project_id=row.id,
+        requester_id=row.requester_id,
+        requirements=list(row.qualification_requirements or []),
     )
 
 
 async def _visible(
-    conn: asyncpg.Connection, *, worker_id: str, candidates: list[asyncpg.Record]
-) -> list[asyncpg.Record]:
+    db: ReadDb, *, worker_id: str, candidates: list[WorkProjectRow]
+) -> list[WorkProjectRow]:
     """Candidates whose discover guard holds (no block, requirements met) and gold not failed."""
     eligibility = await evaluate_eligibility(
-        conn, worker_id=worker_id, projects=[_rules(r) for r in candidates]
+        db, worker_id=worker_id, projects=[_rules(r) for r in candidates]
     )
-    allowed = [r for r in candidates if eligibility[r["id"]].discover.ok]
-    with_gold_rule = [r["id"] for r in allowed if r["min_gold_accuracy"] is not None]
-    records = await repository.gold_records(conn, worker_id=worker_id, project_ids=with_gold_rule)
-    return [r for r in allowed if not gold_failed(r["min_gold_accuracy"], records.get(r["id"]))]
+    allowed = [r for r in candidates if eligibility[r.id].discover.ok]
+    with_gold_rule = [r.id for r in allowed if r.min_gold_accuracy is not None]
+    records = await repository.gold_records(db, worker_id=worker_id, project_ids=with_gold_rule)
+    return [r for r in allowed if not gold_failed(r.min_gold_accuracy, records.get(r.id))]
 
 
 async def _decorate(
-    conn: asyncpg.Connection, *, worker_id: str, rows: list[asyncpg.Record], stats_ttl: float
+    db: ReadDb, *, worker_id: str, rows: list[WorkProjectRow], stats_ttl: float
 ) -> list[WorkProject]:
-    ids = [r["id"] for r in rows]
-    available = await repository.available_counts(conn, worker_id=worker_id, project_ids=ids)
+    ids = [r.id for r in rows]
+    available = await repository.available_counts(db, worker_id=worker_id, project_ids=ids)
     measured = await _working_times.get_many(
-        ids, lambda keys: repository.working_times(conn, keys), ttl=stats_ttl, missing=None
+        ids, lambda keys: repository.working_times(db, keys), ttl=stats_ttl, missing=None
     )
-    requesters = sorted({r["requester_id"] for r in rows})
+    requesters = sorted({r.requester_id for r in rows})
     reviews = await _review_stats.get_many(
         requesters,
-        lambda keys: repository.requester_review_stats(conn, keys),
+        lambda keys: repository.requester_review_stats(db, keys),
         ttl=stats_ttl,
         missing=None,
     )
     return [
         WorkProject(
-            id=r["id"],
-            requester_id=r["requester_id"],
-            title=r["title"],
-            description=r["description"],
-            keywords=list(r["keywords"]),
-            task_type=r["task_type"],
-            reward=r["reward_cents"],
-            available_tasks=available.get(r["id"], 0),
-            assignment_duration_seconds=r["assignment_duration_seconds"],
-            estimated_seconds_per_assignment=r["estimated_seconds_per_assignment"],
+            id=r.id,
+            requester_id=r.requester_id,
+            title=r.title,
+            description=r.description,
+            keywords=list(r.keywords),
+            task_type=r.task_type,
+            reward=r.reward_cents,
+            available_tasks=available.get(r.id, 0),
+            assignment_duration_seconds=r.assignment_duration_seconds,
+            estimated_seconds_per_assignment=r.estimated_seconds_per_assignment,
             hourly_rate_estimate=hourly_rate_cents(
-                r["reward_cents"], measured.get(r["id"]), r["estimated_seconds_per_assignment"]
+                r.reward_cents, measured.get(r.id), r.estimated_seconds_per_assignment
             ),
-            hourly_rate_basis=rate_basis(
-                measured.get(r["id"]), r["estimated_seconds_per_assignment"]
-            ),
-            measured_seconds=measured_seconds(measured.get(r["id"])),
-            requester_stats=requester_stats(reviews.get(r["requester_id"])),
-            published_at=r["published_at"],
+            hourly_rate_basis=rate_basis(measured.get(r.id), r.estimated_seconds_per_assignment),
+            measured_seconds=measured_seconds(measured.get(r.id)),
+            requester_stats=requester_stats(reviews.get(r.requester_id)),
+            published_at=r.published_at,
         )
         for r in rows
     ]
 
 
 async def list_work(
-    session: AsyncSession,
+    db: ReadDb,
     *,
     worker_id: str,
     page: PageParams,
     scan_batch: int,
     stats_ttl: float,
 ) -> tuple[list[WorkProject], str | None]:
-    conn = await driver_connection(session)
     before = str(page.cursor[0]) if page.cursor else None
     batch = max(scan_batch, page.fetch)
-    found: list[asyncpg.Record] = []
+    found: list[WorkProjectRow] = []
     while len(found) < page.fetch:
         candidates = await repository.published_with_work(
-            conn, worker_id=worker_id, before_id=before, limit=batch
+            db, worker_id=worker_id, before_id=before, limit=batch
         )
         if not candidates:
             break
-        found += await _visible(conn, worker_id=worker_id, candidates=candidates)
+        found += await _visible(db, worker_id=worker_id, candidates=candidates)
         if len(candidates) < batch:
             break
-        before = candidates[-1]["id"]
-    kept, next_cursor = page.page(found, lambda r: [r["id"]])
-    items = await _decorate(conn, worker_id=worker_id, rows=kept, stats_ttl=stats_ttl)
+        before = candidates[-1].id
+    kept, next_cursor = page.page(found, lambda r: [r.id])
+    items = await _decorate(db, worker_id=worker_id, rows=kept, stats_ttl=stats_ttl)
     # A project whose last task went between the two queries is simply dropped from this page.
     return [item for item in items if item.available_tasks > 0], next_cursor
 
 
 async def preview(
-    session: AsyncSession, *, worker_id: str, project_id: str, stats_ttl: float
+    db: ReadDb, *, worker_id: str, project_id: str, stats_ttl: float
 ) -> WorkProjectPreview:
-    conn = await driver_connection(session)
-    row = await repository.published_project(conn, project_id)
+    row = await repository.published_project(db, project_id)
     if row is None:
         raise WorkNotFound("No published project has this id.")
-    eligibility = (await evaluate_eligibility(conn, worker_id=worker_id, projects=[_rules(row)]))[
-        row["id"]
+    eligibility = (await evaluate_eligibility(db, worker_id=worker_id, projects=[_rules(row)]))[
+        row.id
     ]
     if eligibility.blocked:
         raise Blocked("The requester of this project has blocked you.")
@@ -253,26 +252,26 @@ async def preview(
             ],
             extra={"unmet_requirements": unmet},
         )
-    [item] = await _decorate(conn, worker_id=worker_id, rows=[row], stats_ttl=stats_ttl)
-    records = await repository.gold_records(conn, worker_id=worker_id, project_ids=[row["id"]])
-    if gold_failed(row["min_gold_accuracy"], records.get(row["id"])):
+    [item] = await _decorate(db, worker_id=worker_id, rows=[row], stats_ttl=stats_ttl)
+    records = await repository.gold_records(db, worker_id=worker_id, project_ids=[row.id])
+    if gold_failed(row.min_gold_accuracy, records.get(row.id)):
         item.available_tasks = 0
     sample = (
-        await repository.sample_input(conn, worker_id=worker_id, project_id=row["id"])
+        await repository.sample_input(db, worker_id=worker_id, project_id=row.id)
         if item.available_tasks
         else None
     )
     return WorkProjectPreview(
         **{name: getattr(item, name) for name in WorkProject.model_fields},
-        instructions=row["instructions"],
-        labels=row["labels"],
-        multi_label=row["multi_label"],
+        instructions=row.instructions,
+        labels=row.labels,
+        multi_label=row.multi_label,
         answer_schema=answer_schema_for(
-            task_type=row["task_type"],
-            labels=row["labels"],
-            multi_label=row["multi_label"],
-            answer_schema=row["answer_schema"],
+            task_type=row.task_type,
+            labels=row.labels,
+            multi_label=row.multi_label,
+            answer_schema=row.answer_schema,
         ),
-        qualification_requirements=list(row["qualification_requirements"] or []),
+        qualification_requirements=list(row.qualification_requirements or []),
         sample_input=None if sample is None else orjson.loads(sample),
     )

@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-import asyncpg
+from shared.database import Db, Writable, as_row, as_rows
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedProject:
+    id: str
+    min_gold_accuracy: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTally:
+    worker_id: str
+    answered: int
+    correct: int
+    submitted: int
+    approved: int
+    rejected: int
+    updated_at: datetime
+
 
 _LOCK_ROWS = """
 SELECT 1 FROM gold_stats g
@@ -22,11 +42,10 @@ WHERE g.project_id = d.project_id AND g.worker_id = d.worker_id
 """
 
 
-async def record_decisions(
-    conn: asyncpg.Connection, decisions: Sequence[tuple[str, str, int, int]]
-) -> None:
+async def record_decisions(db: Writable, decisions: Sequence[tuple[str, str, int, int]]) -> None:
     """Add approved/rejected deltas; rows are locked in key order first when there are several,
-    so two bulk reviews touching the same workers cannot deadlock."""
+    so two bulk reviews touching the same workers cannot deadlock (several rows: pass a
+    WriteDb, the lock and the update are one transaction)."""
     totals: dict[tuple[str, str], list[int]] = {}
     for project_id, worker_id, approved, rejected in decisions:
         entry = totals.setdefault((project_id, worker_id), [0, 0])
@@ -42,17 +61,18 @@ async def record_decisions(
         [totals[k][1] for k in keys],
     )
     if len(keys) > 1:
-        await conn.execute(_LOCK_ROWS, columns[0], columns[1])
-    await conn.execute(_RECORD_DECISIONS, *columns)
+        await db.execute(_LOCK_ROWS, columns[0], columns[1])
+    await db.execute(_RECORD_DECISIONS, *columns)
 
 
-async def get_owned_project(
-    conn: asyncpg.Connection, *, project_id: str, requester_id: str
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT id, min_gold_accuracy FROM projects WHERE id = $1 AND requester_id = $2",
-        project_id,
-        requester_id,
+async def get_owned_project(db: Db, *, project_id: str, requester_id: str) -> OwnedProject | None:
+    return as_row(
+        OwnedProject,
+        await db.fetchrow(
+            "SELECT id, min_gold_accuracy FROM projects WHERE id = $1 AND requester_id = $2",
+            project_id,
+            requester_id,
+        ),
     )
 
 
@@ -69,10 +89,12 @@ ORDER BY worker_id DESC LIMIT $2
 
 
 async def list_project_workers(
-    conn: asyncpg.Connection, *, project_id: str, before_worker_id: str | None, limit: int
-) -> list[asyncpg.Record]:
+    db: Db, *, project_id: str, before_worker_id: str | None, limit: int
+) -> list[WorkerTally]:
     """Newest worker accounts first (ids are time-sortable): a stable order for cursors, unlike
     recent activity, which would move workers between pages while someone pages through."""
     if before_worker_id is None:
-        return await conn.fetch(_WORKERS_FIRST_PAGE, project_id, limit)
-    return await conn.fetch(_WORKERS_NEXT_PAGE, project_id, limit, before_worker_id)
+        return as_rows(WorkerTally, await db.fetch(_WORKERS_FIRST_PAGE, project_id, limit))
+    return as_rows(
+        WorkerTally, await db.fetch(_WORKERS_NEXT_PAGE, project_id, limit, before_worker_id)
+    )

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from services.tasks.gold import service
 from services.tasks.gold.schemas import ProjectWorkerStats
 from shared.auth import RequesterDep
-from shared.db import SessionDep, driver_connection
+from shared.database import ReadDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
 from shared.pagination import Page, PageDep
 
@@ -21,10 +21,10 @@ router = APIRouter(tags=["gold"])
     summary="Each worker's gold accuracy and submitted/approved/rejected counts in a project",
 )
 async def list_project_workers(
-    project_id: str, caller: RequesterDep, session: SessionDep, page: PageDep
+    project_id: str, caller: RequesterDep, db: ReadDbDep, page: PageDep
 ) -> Page[ProjectWorkerStats]:
     items, next_cursor = await service.list_project_workers(
-        await driver_connection(session),
+        db,
         requester_id=caller.account_id,
         project_id=project_id,
         page=page,

@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import asyncpg
-
 from services.tasks.gold import repository
+from services.tasks.gold.repository import WorkerTally
 from services.tasks.gold.schemas import ProjectWorkerStats
+from shared.database import Db, Writable
 from shared.errors import NotFound
 from shared.pagination import PageParams
 
@@ -104,43 +104,41 @@ def grade(*, task_type: str, answer: Any, gold_answer: Any | None) -> bool | Non
     return is_gold_correct(task_type=task_type, answer=answer, gold_answer=gold_answer)
 
 
-async def record_decisions(
-    conn: asyncpg.Connection, decisions: Sequence[tuple[str, str, int, int]]
-) -> None:
+async def record_decisions(db: Writable, decisions: Sequence[tuple[str, str, int, int]]) -> None:
     """Apply (project_id, worker_id, approved delta, rejected delta) review outcomes."""
-    await repository.record_decisions(conn, decisions)
+    await repository.record_decisions(db, decisions)
 
 
 async def list_project_workers(
-    conn: asyncpg.Connection, *, requester_id: str, project_id: str, page: PageParams
+    db: Db, *, requester_id: str, project_id: str, page: PageParams
 ) -> tuple[list[ProjectWorkerStats], str | None]:
     project = await repository.get_owned_project(
-        conn, project_id=project_id, requester_id=requester_id
+        db, project_id=project_id, requester_id=requester_id
     )
     if project is None:
         raise ProjectNotFound("Project not found.")
     before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_project_workers(
-        conn, project_id=project_id, before_worker_id=before, limit=page.fetch
+        db, project_id=project_id, before_worker_id=before, limit=page.fetch
     )
-    kept, next_cursor = page.page(rows, lambda r: [r["worker_id"]])
-    minimum = project["min_gold_accuracy"]
+    kept, next_cursor = page.page(rows, lambda r: [r.worker_id])
+    minimum = project.min_gold_accuracy
     return [_worker_stats(r, minimum) for r in kept], next_cursor
 
 
-def _worker_stats(row: asyncpg.Record, min_gold_accuracy: int | None) -> ProjectWorkerStats:
-    answered, correct = row["answered"], row["correct"]
+def _worker_stats(row: WorkerTally, min_gold_accuracy: int | None) -> ProjectWorkerStats:
+    answered, correct = row.answered, row.correct
     return ProjectWorkerStats(
-        worker_id=row["worker_id"],
+        worker_id=row.worker_id,
         gold_answered=answered,
         gold_correct=correct,
         gold_accuracy=round(100 * correct / answered, 2) if answered else None,
         below_min_gold_accuracy=gold_accuracy_failed(
             min_gold_accuracy=min_gold_accuracy, answered=answered, correct=correct
         ),
-        submitted=row["submitted"],
-        approved=row["approved"],
-        rejected=row["rejected"],
-        pending_review=max(row["submitted"] - row["approved"] - row["rejected"], 0),
-        updated_at=row["updated_at"],
+        submitted=row.submitted,
+        approved=row.approved,
+        rejected=row.rejected,
+        pending_review=max(row.submitted - row.approved - row.rejected, 0),
+        updated_at=row.updated_at,
     )

@@ -1,24 +1,33 @@
-"""SQL for the payments outbox (raw asyncpg: enqueue runs inside approve/reject transactions)."""
+"""SQL for delivering the payments outbox (hand-tuned: leasing is on every deliverer pass).
+Messages are written by the transitions that emit them (services/tasks/lifecycle/messages.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import asyncpg
-
-_INSERT = """
-INSERT INTO outbox (kind, key, payload)
-SELECT m.kind, m.key, m.payload::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[]) AS m(kind, key, payload)
-ON CONFLICT (key) DO NOTHING
-"""
+from shared.database import Db, Writable, as_row, as_rows
 
 
-async def insert_messages(
-    conn: asyncpg.Connection, *, kinds: Sequence[str], keys: Sequence[str], payloads: Sequence[str]
-) -> None:
-    """Insert messages; a key already present is the same business event and is kept as is."""
-    await conn.execute(_INSERT, list(kinds), list(keys), list(payloads))
+@dataclass(frozen=True, slots=True)
+class LeasedMessage:
+    id: int
+    kind: str
+    key: str
+    payload: Any
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCounts:
+    pending: int
+    due: int
+    retrying: int
+    parked: int
+    delivered: int
+    oldest_pending_seconds: float
 
 
 # Lease due messages: whoever leases a message owns its delivery until the lease runs out, so
@@ -39,28 +48,26 @@ RETURNING o.id, o.kind, o.key, o.payload, o.attempts
 """
 
 
-async def lease_due(
-    conn: asyncpg.Connection, *, limit: int, lease_seconds: float
-) -> list[asyncpg.Record]:
-    return await conn.fetch(_LEASE_DUE, limit, lease_seconds)
+async def lease_due(db: Writable, *, limit: int, lease_seconds: float) -> list[LeasedMessage]:
+    return as_rows(LeasedMessage, await db.fetch(_LEASE_DUE, limit, lease_seconds))
 
 
-async def mark_delivered(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
-    await conn.execute(
+async def mark_delivered(db: Writable, ids: Sequence[int]) -> None:
+    await db.execute(
         "UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = ANY($1::bigint[])",
         list(ids),
     )
 
 
 async def schedule_retries(
-    conn: asyncpg.Connection,
+    db: Writable,
     *,
     ids: Sequence[int],
     delays_seconds: Sequence[float],
     errors: Sequence[str],
 ) -> None:
     """Back these messages off, each by its own delay, in one statement."""
-    await conn.execute(
+    await db.execute(
         """
         UPDATE outbox o
         SET next_attempt_at = now() + make_interval(secs => r.delay), last_error = r.error
@@ -73,9 +80,9 @@ async def schedule_retries(
     )
 
 
-async def park(conn: asyncpg.Connection, *, ids: Sequence[int], errors: Sequence[str]) -> None:
+async def park(db: Writable, *, ids: Sequence[int], errors: Sequence[str]) -> None:
     """Set these messages aside for a human, each with the answer that refused it."""
-    await conn.execute(
+    await db.execute(
         """
         UPDATE outbox o
         SET parked_at = now(), last_error = r.error
@@ -107,5 +114,7 @@ FROM outbox
 """
 
 
-async def stats(conn: asyncpg.Connection) -> asyncpg.Record:
-    return await conn.fetchrow(_STATS)
+async def stats(db: Db) -> OutboxCounts:
+    row = as_row(OutboxCounts, await db.fetchrow(_STATS))
+    assert row is not None  # an aggregate always has a row
+    return row

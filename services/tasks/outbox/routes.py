@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from services.tasks.outbox import service
 from services.tasks.outbox.schemas import OutboxStats
 from shared.auth import InternalDep
-from shared.db import SessionDep, driver_connection
+from shared.database import ReadDbDep
 from shared.errors import Unauthorized, error_responses
 
 router = APIRouter(
@@ -24,5 +24,5 @@ router = APIRouter(
     responses=error_responses(Unauthorized),
     summary="Payouts and releases waiting for payments, parked, delivered",
 )
-async def outbox_stats(session: SessionDep) -> OutboxStats:
-    return await service.outbox_stats(await driver_connection(session))
+async def outbox_stats(db: ReadDbDep) -> OutboxStats:
+    return await service.outbox_stats(db)

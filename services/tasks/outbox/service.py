@@ -1,7 +1,8 @@
 """The payments outbox: money moves committed with the change that causes them.
 
 An approval must not be lost if payments is down, and must not pay if the approval rolls back.
-So the approval and its payout message are written in one transaction (`enqueue`), and a
+So the approval and its payout message are written in one transaction (the transitions'
+`messages.enqueue_many`, services/tasks/lifecycle), and a
 deliverer sends committed messages to payments afterwards until payments acknowledges them.
 Payments acts once per `key`, so sending a message twice (a retry after a timeout, two replicas
 whose leases overlapped) moves money once.
@@ -28,22 +29,20 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-import asyncpg
 from fastapi import BackgroundTasks, FastAPI, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.tasks.outbox import repository
+from services.tasks.outbox.repository import LeasedMessage
 from services.tasks.outbox.schemas import OutboxStats
-from shared.db import driver_connection
+from shared.database import Database, Db
 from shared.errors import AppError, DependencyUnavailable
 from shared.http import InternalClient
-from shared.jsonutil import dumps, loads
+from shared.jsonutil import loads
 
 log = logging.getLogger("tasks.outbox")
 
-MessageKind = Literal["payout", "release"]
 PAYMENTS_PATHS: dict[str, str] = {"payout": "/internal/payouts", "release": "/internal/releases"}
 PAYOUT_BATCH_PATH = "/internal/payouts/batch"
 # Payments takes at most this many payouts per batch call (docs/internal-api.md).
@@ -53,50 +52,28 @@ PAYOUT_BATCH_MAX = 500
 _RETRYABLE_4XX = frozenset({401, 408, 425, 429})
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    kind: MessageKind
-    key: str
-    payload: dict[str, Any]
-
-
-async def enqueue(
-    conn: asyncpg.Connection, *, kind: MessageKind, key: str, payload: dict[str, Any]
-) -> None:
-    """Add one message in the caller's transaction; it is sent only if that transaction commits.
-
-    `payload` is the body for payments (`key` is added to it). A key already enqueued is the
-    same event and is left as it is.
-    """
-    await enqueue_many(conn, [Message(kind=kind, key=key, payload=payload)])
-
-
-async def enqueue_many(conn: asyncpg.Connection, messages: Sequence[Message]) -> None:
-    """`enqueue` for a batch (bulk review, timers) in one statement."""
-    if not messages:
-        return
-    await repository.insert_messages(
-        conn,
-        kinds=[m.kind for m in messages],
-        keys=[m.key for m in messages],
-        payloads=[dumps({**m.payload, "key": m.key}).decode() for m in messages],
-    )
-
-
 def wake_after_commit(request: Request, background: BackgroundTasks) -> None:
     """Ask this process's deliverer for an immediate pass once the response is out.
 
     Background tasks run after the response is sent, which is after the request's transaction
-    committed (the session dependency commits before the response), so the pass sees the rows.
+    committed (a WriteDb commits before the response; an autocommit statement at once), so the
+    pass sees the rows.
     """
     deliverer: OutboxDeliverer | None = getattr(request.app.state, "outbox_deliverer", None)
     if deliverer is not None:
         background.add_task(deliverer.wake)
 
 
-async def outbox_stats(conn: asyncpg.Connection) -> OutboxStats:
-    row = await repository.stats(conn)
-    return OutboxStats(**dict(row))
+async def outbox_stats(db: Db) -> OutboxStats:
+    counts = await repository.stats(db)
+    return OutboxStats(
+        pending=counts.pending,
+        due=counts.due,
+        retrying=counts.retrying,
+        parked=counts.parked,
+        delivered=counts.delivered,
+        oldest_pending_seconds=counts.oldest_pending_seconds,
+    )
 
 
 @dataclass
@@ -131,9 +108,9 @@ class Outcome:
 DELIVERED = Outcome(delivered=True, retry=False, error="")
 
 
-def _body(row: asyncpg.Record) -> dict[str, Any]:
+def _body(row: LeasedMessage) -> dict[str, Any]:
     """The message's body for payments (stored with its key)."""
-    payload = row["payload"]
+    payload = row.payload
     return payload if isinstance(payload, dict) else loads(payload)
 
 
@@ -141,15 +118,15 @@ def _problem_text(err: AppError) -> str:
     return f"{err.status} {err.code}: {err.detail}"
 
 
-def _batch_outcomes(rows: Sequence[asyncpg.Record], answer: Any) -> list[Outcome]:
+def _batch_outcomes(rows: Sequence[LeasedMessage], answer: Any) -> list[Outcome]:
     """Each message's outcome from its item of the batch's answer (results in request order)."""
     results = answer["results"]
     if len(results) != len(rows):
         raise ValueError(f"{len(results)} results for {len(rows)} payouts")
     outcomes: list[Outcome] = []
     for row, result in zip(rows, results, strict=True):
-        if result["key"] is not None and result["key"] != row["key"]:
-            raise ValueError(f"result for {result['key']!r} in the place of {row['key']!r}")
+        if result["key"] is not None and result["key"] != row.key:
+            raise ValueError(f"result for {result['key']!r} in the place of {row.key!r}")
         status = int(result["status"])
         if status in (200, 201):  # applied now, or a replay of what was applied before
             outcomes.append(DELIVERED)
@@ -169,7 +146,7 @@ class OutboxDeliverer:
     def __init__(
         self,
         *,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        database: Database,
         payments: InternalClient,
         batch_size: int,
         concurrency: int,
@@ -179,7 +156,7 @@ class OutboxDeliverer:
         lease_seconds: float,
         stop_timeout_seconds: float = 5.0,
     ) -> None:
-        self.sessionmaker = sessionmaker
+        self.database = database
         self.payments = payments
         self.batch_size = batch_size
         self.poll_interval_seconds = poll_interval_seconds
@@ -208,17 +185,15 @@ class OutboxDeliverer:
         each; every message then gets its own outcome, recorded with one statement per kind
         of outcome.
         """
-        async with self.sessionmaker() as session:
-            conn = await driver_connection(session)
+        async with self.database.transaction() as db:
             leased = await repository.lease_due(
-                conn, limit=self.batch_size, lease_seconds=self.lease_seconds
+                db, limit=self.batch_size, lease_seconds=self.lease_seconds
             )
-            await session.commit()
         report = DeliveryReport()
         if not leased:
             return report
-        payouts = [row for row in leased if row["kind"] == "payout"]
-        others = [row for row in leased if row["kind"] != "payout"]
+        payouts = [row for row in leased if row.kind == "payout"]
+        others = [row for row in leased if row.kind != "payout"]
         batches = [
             payouts[i : i + PAYOUT_BATCH_MAX] for i in range(0, len(payouts), PAYOUT_BATCH_MAX)
         ]
@@ -226,7 +201,7 @@ class OutboxDeliverer:
             *(self._send_batch(batch) for batch in batches),
             *(self._send(row) for row in others),
         )
-        outcomes: list[tuple[asyncpg.Record, Outcome]] = [
+        outcomes: list[tuple[LeasedMessage, Outcome]] = [
             pair
             for batch, batch_outcomes in zip(batches, sent[: len(batches)], strict=True)
             for pair in zip(batch, batch_outcomes, strict=True)
@@ -236,32 +211,30 @@ class OutboxDeliverer:
         return report
 
     async def _record(
-        self, outcomes: Sequence[tuple[asyncpg.Record, Outcome]], report: DeliveryReport
+        self, outcomes: Sequence[tuple[LeasedMessage, Outcome]], report: DeliveryReport
     ) -> None:
-        delivered = [row["id"] for row, outcome in outcomes if outcome.delivered]
+        delivered = [row.id for row, outcome in outcomes if outcome.delivered]
         retries = [(row, o) for row, o in outcomes if not o.delivered and o.retry]
         parked = [(row, o) for row, o in outcomes if not o.delivered and not o.retry]
-        delays = [self.backoff_seconds(row["attempts"]) for row, _ in retries]
-        async with self.sessionmaker() as session:
-            conn = await driver_connection(session)
+        delays = [self.backoff_seconds(row.attempts) for row, _ in retries]
+        async with self.database.transaction() as db:
             if delivered:
-                await repository.mark_delivered(conn, delivered)
+                await repository.mark_delivered(db, delivered)
             if retries:
                 await repository.schedule_retries(
-                    conn,
-                    ids=[row["id"] for row, _ in retries],
+                    db,
+                    ids=[row.id for row, _ in retries],
                     delays_seconds=delays,
                     errors=[o.error for _, o in retries],
                 )
             if parked:
                 await repository.park(
-                    conn, ids=[row["id"] for row, _ in parked], errors=[o.error for _, o in parked]
+                    db, ids=[row.id for row, _ in parked], errors=[o.error for _, o in parked]
                 )
-            await session.commit()
         report.delivered = len(delivered)
         report.retried = len(retries)
         report.parked = len(parked)
-        report.errors = [f"{row['key']}: {o.error}" for row, o in (*retries, *parked)]
+        report.errors = [f"{row.key}: {o.error}" for row, o in (*retries, *parked)]
         if retries:
             # One line per pass, not per message: with payments down a pass fails as a whole.
             log.warning(
@@ -269,14 +242,14 @@ class OutboxDeliverer:
                 len(retries),
                 min(delays),
                 max(delays),
-                retries[0][0]["key"],
-                retries[0][0]["attempts"],
+                retries[0][0].key,
+                retries[0][0].attempts,
                 retries[0][1].error,
             )
         for row, outcome in parked:
-            log.error("outbox %s parked, payments refused it: %s", row["key"], outcome.error)
+            log.error("outbox %s parked, payments refused it: %s", row.key, outcome.error)
 
-    async def _send_batch(self, rows: Sequence[asyncpg.Record]) -> list[Outcome]:
+    async def _send_batch(self, rows: Sequence[LeasedMessage]) -> list[Outcome]:
         """Outcomes of payout messages sent as one `POST /internal/payouts/batch`.
 
         Payments answers each item as the single call would have, so each message is settled
@@ -316,11 +289,11 @@ class OutboxDeliverer:
             log.error("outbox: unexpected answer to a batch of %d payouts: %s", len(rows), exc)
             return [Outcome.retry_later(f"unexpected batch answer: {exc}")] * len(rows)
 
-    async def _send(self, row: asyncpg.Record) -> Outcome:
+    async def _send(self, row: LeasedMessage) -> Outcome:
         """The outcome of one message sent on its own (releases; payouts of a refused batch)."""
         async with self._limit:
             try:
-                await self.payments.post(PAYMENTS_PATHS[row["kind"]], json=_body(row))
+                await self.payments.post(PAYMENTS_PATHS[row.kind], json=_body(row))
             except DependencyUnavailable as exc:
                 return Outcome.retry_later(exc.detail)
             except AppError as exc:
@@ -328,7 +301,7 @@ class OutboxDeliverer:
                     return Outcome.retry_later(_problem_text(exc))
                 return Outcome.refused(_problem_text(exc))
             except Exception as exc:  # a bug or an unexpected answer: keep trying, loudly
-                log.exception("outbox %s: unexpected error", row["key"])
+                log.exception("outbox %s: unexpected error", row.key)
                 return Outcome.retry_later(f"{type(exc).__name__}: {exc}")
             return DELIVERED
 
@@ -377,10 +350,10 @@ class OutboxDeliverer:
 
 @asynccontextmanager
 async def outbox_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run a deliverer for the app's lifetime (the engine and peers exist by now)."""
+    """Run a deliverer for the app's lifetime (the database and peers exist by now)."""
     settings = app.state.settings
     deliverer = OutboxDeliverer(
-        sessionmaker=app.state.sessionmaker,
+        database=app.state.database,
         payments=app.state.peers["payments"],
         batch_size=settings.outbox_batch_size,
         concurrency=settings.outbox_concurrency,

@@ -1,50 +1,89 @@
-"""SQL for projects: rows, live counts and money, state changes."""
+"""SQL for projects: rows, live counts and money, state changes (Core: CRUD and list-built
+statements, see docs/architecture.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, bindparam, func, insert, literal_column, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, insert, literal_column, select, update
 
-from shared.models import Project
+from shared.database import Db, Writable, as_row, as_rows
+from shared.models import Assignment, Project, Task
+from shared.models.workers import QualificationType
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    """A `projects` row, every column."""
+
+    id: str
+    requester_id: str
+    status: str
+    title: str
+    description: str
+    instructions: str
+    keywords: list[str]
+    task_type: str
+    labels: list[str] | None
+    multi_label: bool
+    answer_schema: dict[str, Any] | None
+    reward_cents: int
+    fee_cents: int
+    assignments_per_task: int
+    assignment_duration_seconds: int
+    lifetime_seconds: int
+    auto_approve_seconds: int
+    estimated_seconds_per_assignment: int | None
+    qualification_requirements: list[dict[str, Any]]
+    min_gold_accuracy: int | None
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    closed_at: datetime | None
+    tasks_expire_at: datetime | None
+    tasks_expiry_swept_at: datetime | None
+
 
 _PROJECT_COLS = tuple(Project.__table__.c)
 
 
-async def insert_project(session: AsyncSession, values: dict[str, Any]) -> Row:
+async def insert_project(db: Writable, values: dict[str, Any]) -> ProjectRow:
     stmt = insert(Project).values(**values).returning(*_PROJECT_COLS)
-    return (await session.execute(stmt)).one()
+    row = as_row(ProjectRow, await db.fetchrow(stmt))
+    assert row is not None
+    return row
 
 
 ProjectLock = Literal["change", "close"]
 
 
 async def get_project(
-    session: AsyncSession, *, project_id: str, requester_id: str, lock: ProjectLock | None = None
-) -> Row | None:
+    db: Db, *, project_id: str, requester_id: str, lock: ProjectLock | None = None
+) -> ProjectRow | None:
     """The requester's project; another requester's is None, exactly like a missing one.
 
     Every change of a project (edit, publish, pause, resume, upload) takes `FOR NO KEY UPDATE`
     ("change"), so they run one at a time and money is reserved once per change. Close takes
-    `FOR UPDATE` ("close"), which also waits out the queue side's `FOR KEY SHARE` (a slot being
-    given back): no slot can reopen in a project whose unused money close is releasing. Changes
-    other than close do not block those slot returns, so a 10,000-task upload never stalls the
-    queue.
+    `FOR UPDATE` ("close"; services/tasks/lifecycle/close.py locks the row itself), which also
+    waits out the queue side's `FOR KEY SHARE` (a slot being given back): no slot can reopen in
+    a project whose unused money close is releasing. Changes other than close do not block
+    those slot returns, so a 10,000-task upload never stalls the queue. A lock needs the
+    request's transaction: pass a WriteDb.
     """
     stmt = select(*_PROJECT_COLS).where(
         Project.id == project_id, Project.requester_id == requester_id
     )
     if lock is not None:
         stmt = stmt.with_for_update(key_share=lock == "change")
-    return (await session.execute(stmt)).first()
+    return as_row(ProjectRow, await db.fetchrow(stmt))
 
 
 async def list_projects(
-    session: AsyncSession, *, requester_id: str, before_id: str | None, limit: int
-) -> Sequence[Row]:
+    db: Db, *, requester_id: str, before_id: str | None, limit: int
+) -> list[ProjectRow]:
     stmt = (
         select(*_PROJECT_COLS)
         .where(Project.requester_id == requester_id)
@@ -53,17 +92,19 @@ async def list_projects(
     )
     if before_id is not None:
         stmt = stmt.where(Project.id < before_id)
-    return (await session.execute(stmt)).all()
+    return as_rows(ProjectRow, await db.fetch(stmt))
 
 
-async def update_project(session: AsyncSession, *, project_id: str, values: dict[str, Any]) -> Row:
+async def update_project(db: Writable, *, project_id: str, values: dict[str, Any]) -> ProjectRow:
     stmt = (
         update(Project)
         .where(Project.id == project_id)
         .values(**values, updated_at=func.now())
         .returning(*_PROJECT_COLS)
     )
-    return (await session.execute(stmt)).one()
+    row = as_row(ProjectRow, await db.fetchrow(stmt))
+    assert row is not None
+    return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,34 +119,54 @@ class ProjectStats:
     approved_cents: int = 0  # reward + fee of approved assignments
 
 
-_TASK_TOTALS = text(
-    """
-    SELECT project_id, count(*) AS tasks, coalesce(sum(open_slots), 0) AS open_slots
-    FROM tasks WHERE project_id IN :ids GROUP BY project_id
-    """
-).bindparams(bindparam("ids", expanding=True))
-
-_ASSIGNMENT_TOTALS = text(
-    """
-    SELECT project_id, status, count(*) AS n, coalesce(sum(reward_cents + fee_cents), 0) AS cents
-    FROM assignments
-    WHERE project_id IN :ids AND status IN ('accepted', 'submitted', 'approved', 'rejected')
-    GROUP BY project_id, status
-    """
-).bindparams(bindparam("ids", expanding=True))
+@dataclass(frozen=True, slots=True)
+class TaskTotalsRow:
+    project_id: str
+    tasks: int
+    open_slots: int
 
 
-async def project_stats(
-    session: AsyncSession, project_ids: Sequence[str]
-) -> dict[str, ProjectStats]:
+@dataclass(frozen=True, slots=True)
+class AssignmentTotalsRow:
+    project_id: str
+    status: str
+    n: int
+    cents: int
+
+
+async def project_stats(db: Db, project_ids: Sequence[str]) -> dict[str, ProjectStats]:
     """Live counts for a page of projects in two grouped queries (tasks, then assignments)."""
     if not project_ids:
         return {}
     ids = list(project_ids)
+    task_totals = (
+        select(
+            Task.project_id,
+            func.count().label("tasks"),
+            func.coalesce(func.sum(Task.open_slots), 0).label("open_slots"),
+        )
+        .where(Task.project_id.in_(ids))
+        .group_by(Task.project_id)
+    )
+    assignment_totals = (
+        select(
+            Assignment.project_id,
+            Assignment.status,
+            func.count().label("n"),
+            func.coalesce(func.sum(Assignment.reward_cents + Assignment.fee_cents), 0).label(
+                "cents"
+            ),
+        )
+        .where(
+            Assignment.project_id.in_(ids),
+            Assignment.status.in_(("accepted", "submitted", "approved", "rejected")),
+        )
+        .group_by(Assignment.project_id, Assignment.status)
+    )
     acc: dict[str, dict[str, int]] = {pid: {} for pid in ids}
-    for row in (await session.execute(_TASK_TOTALS, {"ids": ids})).all():
+    for row in as_rows(TaskTotalsRow, await db.fetch(task_totals)):
         acc[row.project_id].update(tasks=row.tasks, open_slots=row.open_slots)
-    for row in (await session.execute(_ASSIGNMENT_TOTALS, {"ids": ids})).all():
+    for row in as_rows(AssignmentTotalsRow, await db.fetch(assignment_totals)):
         entry = acc[row.project_id]
         entry[row.status] = row.n
         if row.status in ("accepted", "submitted"):
@@ -120,33 +181,25 @@ async def project_stats(
 TASKS_EXPIRE_AT_ON_PUBLISH = literal_column("now() + make_interval(secs => lifetime_seconds)")
 
 
-_CLOSE_DRAFT_SLOTS = text("UPDATE tasks SET open_slots = 0 WHERE project_id = :project_id")
-
-
-async def close_draft_slots(session: AsyncSession, *, project_id: str) -> None:
-    """A closed draft never reserved money: its slots simply stop existing."""
-    await session.execute(_CLOSE_DRAFT_SLOTS, {"project_id": project_id})
-
-
-_ACTIVE_TYPES = text(
-    "SELECT id FROM qualification_types WHERE id IN :ids AND status = 'active'"
-).bindparams(bindparam("ids", expanding=True))
-
-
-async def active_qualification_type_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
+async def active_qualification_type_ids(db: Db, ids: Sequence[str]) -> set[str]:
     if not ids:
         return set()
-    rows = (await session.execute(_ACTIVE_TYPES, {"ids": list(ids)})).all()
-    return {r.id for r in rows}
+    stmt = select(QualificationType.id).where(
+        QualificationType.id.in_(list(ids)), QualificationType.status == "active"
+    )
+    return {r["id"] for r in await db.fetch(stmt)}
 
 
-_GOLD_ANSWERS = text(
-    """
-    SELECT id, gold_answer FROM tasks
-    WHERE project_id = :project_id AND gold_answer IS NOT NULL ORDER BY id
-    """
-)
+@dataclass(frozen=True, slots=True)
+class GoldAnswerRow:
+    id: str
+    gold_answer: Any
 
 
-async def gold_answers(session: AsyncSession, *, project_id: str) -> Sequence[Row]:
-    return (await session.execute(_GOLD_ANSWERS, {"project_id": project_id})).all()
+async def gold_answers(db: Db, *, project_id: str) -> list[GoldAnswerRow]:
+    stmt = (
+        select(Task.id, Task.gold_answer)
+        .where(Task.project_id == project_id, Task.gold_answer.is_not(None))
+        .order_by(Task.id)
+    )
+    return as_rows(GoldAnswerRow, await db.fetch(stmt))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request, status
 from fastapi.responses import Response
 
+from services.tasks.lifecycle import close
 from services.tasks.outbox.service import wake_after_commit
 from services.tasks.projects import service
 from services.tasks.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
 from shared.auth import RequesterDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep, WriteDbDep
 from shared.errors import (
     Conflict,
     DependencyUnavailable,
@@ -40,11 +41,11 @@ def _payments(request: Request) -> InternalClient:
     summary="Create a project (status draft)",
 )
 async def create_project(
-    body: ProjectCreate, caller: RequesterDep, session: SessionDep, idem: IdempotencyDep
+    body: ProjectCreate, caller: RequesterDep, idem: IdempotencyDep
 ) -> Response:
     return await idem.run(
         caller,
-        lambda: service.create_project(session, requester_id=caller.account_id, data=body),
+        lambda db: service.create_project(db, requester_id=caller.account_id, data=body),
         status_code=201,
     )
 
@@ -55,12 +56,8 @@ async def create_project(
     responses=error_responses(Unauthorized, Forbidden, ValidationFailed),
     summary="The caller's projects, newest first, with live counts and money",
 )
-async def list_projects(
-    caller: RequesterDep, session: SessionDep, page: PageDep
-) -> Page[ProjectRead]:
-    items, next_cursor = await service.list_projects(
-        session, requester_id=caller.account_id, page=page
-    )
+async def list_projects(caller: RequesterDep, db: ReadDbDep, page: PageDep) -> Page[ProjectRead]:
+    items, next_cursor = await service.list_projects(db, requester_id=caller.account_id, page=page)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -69,8 +66,8 @@ async def list_projects(
     response_model=ProjectRead,
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
-async def get_project(project_id: str, caller: RequesterDep, session: SessionDep) -> ProjectRead:
-    return await service.get_project(session, requester_id=caller.account_id, project_id=project_id)
+async def get_project(project_id: str, caller: RequesterDep, db: ReadDbDep) -> ProjectRead:
+    return await service.get_project(db, requester_id=caller.account_id, project_id=project_id)
 
 
 @router.patch(
@@ -80,10 +77,10 @@ async def get_project(project_id: str, caller: RequesterDep, session: SessionDep
     summary="Edit a project: anything while draft; texts and rules once published; never closed",
 )
 async def update_project(
-    project_id: str, body: ProjectUpdate, caller: RequesterDep, session: SessionDep
+    project_id: str, body: ProjectUpdate, caller: RequesterDep, db: WriteDbDep
 ) -> ProjectRead:
     return await service.update_project(
-        session, requester_id=caller.account_id, project_id=project_id, data=body
+        db, requester_id=caller.account_id, project_id=project_id, data=body
     )
 
 
@@ -99,13 +96,12 @@ async def publish_project(
     project_id: str,
     request: Request,
     caller: RequesterDep,
-    session: SessionDep,
     idem: IdempotencyDep,
 ) -> Response:
     return await idem.run(
         caller,
-        lambda: service.publish_project(
-            session,
+        lambda db: service.publish_project(
+            db,
             payments=_payments(request),
             requester_id=caller.account_id,
             project_id=project_id,
@@ -120,14 +116,10 @@ async def publish_project(
     responses=error_responses(Unauthorized, Forbidden, NotFound, InvalidState),
     summary="Stop new accepts for a while (published → paused)",
 )
-async def pause_project(
-    project_id: str, caller: RequesterDep, session: SessionDep, idem: IdempotencyDep
-) -> Response:
+async def pause_project(project_id: str, caller: RequesterDep, idem: IdempotencyDep) -> Response:
     return await idem.run(
         caller,
-        lambda: service.pause_project(
-            session, requester_id=caller.account_id, project_id=project_id
-        ),
+        lambda db: service.pause_project(db, requester_id=caller.account_id, project_id=project_id),
         status_code=200,
     )
 
@@ -138,13 +130,11 @@ async def pause_project(
     responses=error_responses(Unauthorized, Forbidden, NotFound, InvalidState),
     summary="Offer the work again (paused → published)",
 )
-async def resume_project(
-    project_id: str, caller: RequesterDep, session: SessionDep, idem: IdempotencyDep
-) -> Response:
+async def resume_project(project_id: str, caller: RequesterDep, idem: IdempotencyDep) -> Response:
     return await idem.run(
         caller,
-        lambda: service.resume_project(
-            session, requester_id=caller.account_id, project_id=project_id
+        lambda db: service.resume_project(
+            db, requester_id=caller.account_id, project_id=project_id
         ),
         status_code=200,
     )
@@ -161,14 +151,11 @@ async def close_project(
     request: Request,
     background: BackgroundTasks,
     caller: RequesterDep,
-    session: SessionDep,
     idem: IdempotencyDep,
 ) -> Response:
     wake_after_commit(request, background)  # the release goes out as soon as close commits
     return await idem.run(
         caller,
-        lambda: service.close_project(
-            session, requester_id=caller.account_id, project_id=project_id
-        ),
+        lambda db: close.close_project(db, requester_id=caller.account_id, project_id=project_id),
         status_code=200,
     )

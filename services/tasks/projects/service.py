@@ -4,22 +4,22 @@ States: draft → published ⇄ paused → closed (closed is final; a draft may 
 Publishing reserves every slot's reward + fee with the payments service under the key
 `publish:{project_id}`; the reservation is the last step of the request, after every row is
 written, so a 402 or an unreachable payments service rolls the whole change back and a retry can
-never reserve twice (payments answers a repeated key with the first result). Closing hands the
-unused slots' money back through the outbox (`slots.release_unused_slots`).
+never reserve twice (payments answers a repeated key with the first result). Closing is an
+assignment-lifecycle transition (services/tasks/lifecycle/close.py): it hands the unused slots'
+money back through the outbox.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Row, func
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func
 
-from services.tasks import slots
 from services.tasks.answers import answer_schema_for, schema_problems, validate_answer
 from services.tasks.projects import repository
-from services.tasks.projects.repository import ProjectLock, ProjectStats
+from services.tasks.projects.repository import ProjectLock, ProjectRow, ProjectStats
 from services.tasks.projects.schemas import (
     ProjectCounts,
     ProjectCreate,
@@ -28,7 +28,7 @@ from services.tasks.projects.schemas import (
     ProjectUpdate,
     QualificationRequirement,
 )
-from shared.db import driver_connection
+from shared.database import Db, WriteDb
 from shared.eligibility import SYSTEM_TYPE_IDS
 from shared.errors import InvalidState, NotFound, ValidationFailed
 from shared.fees import fee_cents
@@ -78,7 +78,7 @@ def effective_answer_schema(row: Any) -> dict[str, Any]:
     )
 
 
-def to_read(row: Row, stats: ProjectStats) -> ProjectRead:
+def to_read(row: ProjectRow, stats: ProjectStats) -> ProjectRead:
     slot_cents = row.reward_cents + row.fee_cents
     reserved = 0 if row.status == "draft" else stats.open_slots * slot_cents + stats.live_cents
     return ProjectRead(
@@ -149,7 +149,7 @@ def answer_format_errors(
 
 
 async def requirement_errors(
-    session: AsyncSession, requirements: Sequence[QualificationRequirement]
+    db: Db, requirements: Sequence[QualificationRequirement]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Referenced types must exist and be active, or be system types (their value rules were
     checked by the shared model). Returns (errors, the requirements as stored)."""
@@ -158,7 +158,7 @@ async def requirement_errors(
         for r in requirements
         if r.qualification_type_id not in SYSTEM_TYPE_IDS
     }
-    active = await repository.active_qualification_type_ids(session, sorted(custom_ids))
+    active = await repository.active_qualification_type_ids(db, sorted(custom_ids))
     errors = [
         {
             "loc": ["body", "qualification_requirements", i, "qualification_type_id"],
@@ -171,9 +171,7 @@ async def requirement_errors(
     return errors, [req.model_dump() for req in requirements]
 
 
-async def create_project(
-    session: AsyncSession, *, requester_id: str, data: ProjectCreate
-) -> ProjectRead:
+async def create_project(db: WriteDb, *, requester_id: str, data: ProjectCreate) -> ProjectRead:
     errors = answer_format_errors(
         task_type=data.task_type,
         labels=data.labels,
@@ -181,13 +179,13 @@ async def create_project(
         answer_schema=data.answer_schema,
     )
     requirement_problems, requirements = await requirement_errors(
-        session, data.qualification_requirements
+        db, data.qualification_requirements
     )
     errors += requirement_problems
     if errors:
         raise ValidationFailed(_summary(errors), errors=errors)
     row = await repository.insert_project(
-        session,
+        db,
         {
             "id": new_id(),
             "requester_id": requester_id,
@@ -215,49 +213,48 @@ async def create_project(
 
 
 async def list_projects(
-    session: AsyncSession, *, requester_id: str, page: PageParams
+    db: Db, *, requester_id: str, page: PageParams
 ) -> tuple[list[ProjectRead], str | None]:
     before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_projects(
-        session, requester_id=requester_id, before_id=before, limit=page.fetch
+        db, requester_id=requester_id, before_id=before, limit=page.fetch
     )
     kept, next_cursor = page.page(rows, lambda r: [r.id])
-    stats = await repository.project_stats(session, [r.id for r in kept])
+    stats = await repository.project_stats(db, [r.id for r in kept])
     return [to_read(r, stats[r.id]) for r in kept], next_cursor
 
 
 async def load_project(
-    session: AsyncSession,
+    db: Db,
     *,
     requester_id: str,
     project_id: str,
     lock: ProjectLock | None = None,
-) -> Row:
-    """The caller's project row or 404 (someone else's project is indistinguishable)."""
+) -> ProjectRow:
+    """The caller's project row or 404 (someone else's project is indistinguishable). With a
+    `lock`, `db` is the request's transaction (a WriteDb): the lock lasts until it ends."""
     row = await repository.get_project(
-        session, project_id=project_id, requester_id=requester_id, lock=lock
+        db, project_id=project_id, requester_id=requester_id, lock=lock
     )
     if row is None:
         raise ProjectNotFound("Project not found.")
     return row
 
 
-async def read_project(session: AsyncSession, row: Row) -> ProjectRead:
-    stats = await repository.project_stats(session, [row.id])
+async def read_project(db: Db, row: ProjectRow) -> ProjectRead:
+    stats = await repository.project_stats(db, [row.id])
     return to_read(row, stats[row.id])
 
 
-async def get_project(session: AsyncSession, *, requester_id: str, project_id: str) -> ProjectRead:
-    row = await load_project(session, requester_id=requester_id, project_id=project_id)
-    return await read_project(session, row)
+async def get_project(db: Db, *, requester_id: str, project_id: str) -> ProjectRead:
+    row = await load_project(db, requester_id=requester_id, project_id=project_id)
+    return await read_project(db, row)
 
 
 async def update_project(
-    session: AsyncSession, *, requester_id: str, project_id: str, data: ProjectUpdate
+    db: WriteDb, *, requester_id: str, project_id: str, data: ProjectUpdate
 ) -> ProjectRead:
-    row = await load_project(
-        session, requester_id=requester_id, project_id=project_id, lock="change"
-    )
+    row = await load_project(db, requester_id=requester_id, project_id=project_id, lock="change")
     sent = set(data.model_fields_set)
     errors = [
         {"loc": ["body", name], "msg": "may not be null"}
@@ -273,7 +270,7 @@ async def update_project(
         frozen = sorted(
             name
             for name in sent - EDITABLE_WHEN_LIVE
-            if getattr(data, name) != row._mapping[_COLUMN_OF.get(name, name)]
+            if getattr(data, name) != getattr(row, _COLUMN_OF.get(name, name))
         )
         if frozen:
             raise InvalidState(
@@ -284,7 +281,7 @@ async def update_project(
                 ],
             )
     values = {_COLUMN_OF.get(name, name): getattr(data, name) for name in sent}
-    merged = {**row._mapping, **values}
+    merged = {**_columns(row), **values}
     if sent & ANSWER_FORMAT_FIELDS:
         errors += answer_format_errors(
             task_type=merged["task_type"],
@@ -294,13 +291,13 @@ async def update_project(
         )
     if "qualification_requirements" in sent:
         problems, values["qualification_requirements"] = await requirement_errors(
-            session, data.qualification_requirements or []
+            db, data.qualification_requirements or []
         )
         errors += problems
     if errors:
         raise ValidationFailed(_summary(errors), errors=errors)
     if sent & ANSWER_FORMAT_FIELDS:
-        errors = await _gold_answers_still_valid(session, project_id=row.id, merged=merged)
+        errors = await _gold_answers_still_valid(db, project_id=row.id, merged=merged)
         if errors:
             raise ValidationFailed(
                 "The new answer format rejects some gold answers; fix or remove those tasks first.",
@@ -312,13 +309,17 @@ async def update_project(
             merged["reward_cents"], assignments_per_task=merged["assignments_per_task"]
         )
     if not values:
-        return await read_project(session, row)
-    updated = await repository.update_project(session, project_id=row.id, values=values)
-    return await read_project(session, updated)
+        return await read_project(db, row)
+    updated = await repository.update_project(db, project_id=row.id, values=values)
+    return await read_project(db, updated)
+
+
+def _columns(row: ProjectRow) -> dict[str, Any]:
+    return {f.name: getattr(row, f.name) for f in fields(row)}
 
 
 async def _gold_answers_still_valid(
-    session: AsyncSession, *, project_id: str, merged: dict[str, Any]
+    db: Db, *, project_id: str, merged: dict[str, Any]
 ) -> list[dict[str, Any]]:
     schema = answer_schema_for(
         task_type=merged["task_type"],
@@ -327,7 +328,7 @@ async def _gold_answers_still_valid(
         answer_schema=merged["answer_schema"],
     )
     errors: list[dict[str, Any]] = []
-    for task in await repository.gold_answers(session, project_id=project_id):
+    for task in await repository.gold_answers(db, project_id=project_id):
         for problem in validate_answer(schema, task.gold_answer):
             errors.append(
                 {"loc": ["tasks", task.id, "gold_answer", *problem["loc"]], "msg": problem["msg"]}
@@ -338,20 +339,18 @@ async def _gold_answers_still_valid(
 
 
 async def publish_project(
-    session: AsyncSession, *, payments: InternalClient, requester_id: str, project_id: str
+    db: WriteDb, *, payments: InternalClient, requester_id: str, project_id: str
 ) -> ProjectRead:
-    row = await load_project(
-        session, requester_id=requester_id, project_id=project_id, lock="change"
-    )
+    row = await load_project(db, requester_id=requester_id, project_id=project_id, lock="change")
     if row.status != "draft":
         raise InvalidState(f"Only a draft can be published; this project is {row.status}.")
     # One row changes: the tasks were uploaded with all their slots open (a draft's are
     # unclaimable because the project is not published) and inherit the project's expiry, so
     # publishing a million tasks rewrites none of them (bench/RESULTS.md, proposal 7). A draft's
     # open slots are its slots: nothing claims, returns or approves in a draft.
-    stats = (await repository.project_stats(session, [row.id]))[row.id]
+    stats = (await repository.project_stats(db, [row.id]))[row.id]
     updated = await repository.update_project(
-        session,
+        db,
         project_id=row.id,
         values={
             "status": "published",
@@ -374,63 +373,28 @@ async def publish_project(
     return to_read(updated, stats)
 
 
-async def pause_project(
-    session: AsyncSession, *, requester_id: str, project_id: str
-) -> ProjectRead:
+async def pause_project(db: WriteDb, *, requester_id: str, project_id: str) -> ProjectRead:
     return await _move(
-        session,
-        requester_id=requester_id,
-        project_id=project_id,
-        source="published",
-        target="paused",
+        db, requester_id=requester_id, project_id=project_id, source="published", target="paused"
     )
 
 
-async def resume_project(
-    session: AsyncSession, *, requester_id: str, project_id: str
-) -> ProjectRead:
+async def resume_project(db: WriteDb, *, requester_id: str, project_id: str) -> ProjectRead:
     return await _move(
-        session,
-        requester_id=requester_id,
-        project_id=project_id,
-        source="paused",
-        target="published",
+        db, requester_id=requester_id, project_id=project_id, source="paused", target="published"
     )
 
 
 async def _move(
-    session: AsyncSession, *, requester_id: str, project_id: str, source: str, target: str
+    db: WriteDb, *, requester_id: str, project_id: str, source: str, target: str
 ) -> ProjectRead:
-    row = await load_project(
-        session, requester_id=requester_id, project_id=project_id, lock="change"
-    )
+    row = await load_project(db, requester_id=requester_id, project_id=project_id, lock="change")
     if row.status != source:
         raise InvalidState(
             f"Only a {source} project can become {target}; this one is {row.status}."
         )
-    updated = await repository.update_project(session, project_id=row.id, values={"status": target})
-    return await read_project(session, updated)
-
-
-async def close_project(
-    session: AsyncSession, *, requester_id: str, project_id: str
-) -> ProjectRead:
-    """No new accepts; the money of slots nobody holds goes back now (through the outbox), and
-    in-flight assignments either get paid or give their slot's money back when they end."""
-    row = await load_project(
-        session, requester_id=requester_id, project_id=project_id, lock="close"
-    )
-    if row.status == "closed":
-        raise InvalidState("This project is already closed.")
-    if row.status == "draft":
-        await repository.close_draft_slots(session, project_id=row.id)
-    else:
-        conn = await driver_connection(session)
-        await slots.release_unused_slots(conn, project_id=row.id)
-    updated = await repository.update_project(
-        session, project_id=row.id, values={"status": "closed", "closed_at": func.now()}
-    )
-    return await read_project(session, updated)
+    updated = await repository.update_project(db, project_id=row.id, values={"status": target})
+    return await read_project(db, updated)
 
 
 def _summary(errors: Sequence[dict[str, Any]]) -> str:

@@ -1,13 +1,15 @@
-"""SQL for the results export: one row per task with its answers, read through a cursor."""
+"""SQL for the results export: one row per task with its answers, read through a cursor (a
+hand-tuned statement: JSON aggregated in Postgres, streamed; docs/architecture.md)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-import asyncpg
+from shared.database import WriteDb
 
 # Inputs stay JSON text (they go out unchanged); answers come as one JSON array per task.
-_RESULTS = """
+RESULTS_SQL = """
 SELECT t.id, t.external_id, t.input::text AS input,
        coalesce((
            SELECT json_agg(json_build_object(
@@ -22,13 +24,19 @@ ORDER BY t.id
 """
 
 
-async def task_results(
-    conn: asyncpg.Connection, *, project_id: str, prefetch: int
-) -> AsyncIterator[asyncpg.Record]:
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    id: str
+    external_id: str | None
+    input: str  # JSON text
+    answers: str  # JSON text: [{assignment_id, worker_id, answer, status}, ...]
+
+
+async def task_results(db: WriteDb, *, project_id: str, prefetch: int) -> AsyncIterator[ResultRow]:
     """Every task of the project in upload order, `prefetch` rows per round trip.
 
     A server-side cursor, so memory stays flat for 100,000 tasks; it must run inside a
     transaction (the caller's, read-only and repeatable-read for one consistent snapshot).
     """
-    async for record in conn.cursor(_RESULTS, project_id, prefetch=prefetch):
-        yield record
+    async for record in db.cursor(RESULTS_SQL, project_id, prefetch=prefetch):
+        yield ResultRow(**record)

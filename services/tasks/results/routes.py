@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from services.tasks.results import service
 from services.tasks.results.schemas import ResultRecord, ResultsFormat
 from shared.auth import RequesterDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
 
 router = APIRouter(tags=["results"])
@@ -54,12 +54,12 @@ async def export_results(
     project_id: str,
     request: Request,
     caller: RequesterDep,
-    session: SessionDep,
+    db: ReadDbDep,
     fmt: Annotated[ResultsFormat, Query(alias="format")] = "json",
 ) -> StreamingResponse:
     export = await service.export_results(
-        session,
-        sessionmaker=request.app.state.sessionmaker,
+        db,
+        database=request.app.state.database,
         requester_id=caller.account_id,
         project_id=project_id,
         fmt=fmt,

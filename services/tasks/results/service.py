@@ -1,7 +1,8 @@
 """The results export: one record per task, streamed as JSON, JSON Lines or CSV.
 
-The owner check happens in the request's transaction (404 before any byte goes out); the rows
-are then read by the response itself on a connection of its own, in one read-only
+The owner check happens on the request's connection (404 before any byte goes out); the rows
+are then read by the response itself on a connection of its own (`Database.transaction()`), in
+one read-only
 repeatable-read transaction (a consistent snapshot even while workers keep submitting), through
 a server-side cursor, `batch_rows` at a time. Memory stays flat whatever the project's size.
 
@@ -22,14 +23,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.tasks.projects.service import load_project
 from services.tasks.results import repository
 from services.tasks.results.aggregate import Aggregator, WorkerAnswer, aggregator_for
-from shared.db import driver_connection
+from services.tasks.results.repository import ResultRow
+from shared.database import Database, Db
 
 ResultsFormat = Literal["json", "jsonl", "csv"]
+# The export's first statement: one consistent snapshot, and no write can slip in.
+SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 CSV_COLUMNS = ("task_id", "external_id", "input", "aggregate_answer", "agreement", "answers")
 # OWASP's list: the characters a spreadsheet treats as the start of a formula, plus tab and
 # carriage return (which some strip before looking).
@@ -49,27 +52,27 @@ class ResultsExport:
 
 
 async def export_results(
-    session: AsyncSession,
+    db: Db,
     *,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     requester_id: str,
     project_id: str,
     fmt: ResultsFormat,
     batch_rows: int,
 ) -> ResultsExport:
-    project = await load_project(session, requester_id=requester_id, project_id=project_id)
+    project = await load_project(db, requester_id=requester_id, project_id=project_id)
     aggregator = aggregator_for(
         task_type=project.task_type, labels=project.labels, multi_label=project.multi_label
     )
     return ResultsExport(
-        chunks=_stream(sessionmaker, project.id, aggregator, fmt, batch_rows),
+        chunks=_stream(database, project.id, aggregator, fmt, batch_rows),
         media_type=MEDIA_TYPES[fmt],
         filename=f"results-{project.id}.{fmt}",
     )
 
 
-def _record(row: Any, aggregator: Aggregator) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    answers = orjson.loads(row["answers"])
+def _record(row: ResultRow, aggregator: Aggregator) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    answers = orjson.loads(row.answers)
     aggregate = aggregator.aggregate(
         [
             WorkerAnswer(a["assignment_id"], a["worker_id"], a["answer"], a["status"])
@@ -80,31 +83,31 @@ def _record(row: Any, aggregator: Aggregator) -> tuple[list[dict[str, Any]], dic
 
 
 async def _stream(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     project_id: str,
     aggregator: Aggregator,
     fmt: ResultsFormat,
     batch_rows: int,
 ) -> AsyncIterator[bytes]:
-    async with sessionmaker() as session:
-        conn = await driver_connection(session)
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        rows = repository.task_results(conn, project_id=project_id, prefetch=batch_rows)
+    async with database.transaction() as db:
+        await db.execute(SNAPSHOT_SQL)
+        rows = repository.task_results(db, project_id=project_id, prefetch=batch_rows)
         encode = {"json": _json_chunks, "jsonl": _jsonl_chunks, "csv": _csv_chunks}[fmt]
-        # Leaving the block (done, or the client went away) rolls the read-only transaction
-        # back and returns the connection (SQLAlchemy runs that close to completion even when
-        # the response task is cancelled).
+        # Leaving the block ends the read-only transaction (committed when done, rolled back
+        # when the client went away) and returns the connection to the pool (asyncpg shields
+        # the release from the response task's cancellation; the pool's reset rolls back a
+        # transaction still open).
         async for chunk in encode(rows, aggregator, batch_rows):
             yield chunk
 
 
-def _json_record(row: Any, aggregator: Aggregator) -> bytes:
+def _json_record(row: ResultRow, aggregator: Aggregator) -> bytes:
     answers, aggregate = _record(row, aggregator)
     return orjson.dumps(
         {
-            "task_id": row["id"],
-            "external_id": row["external_id"],
-            "input": orjson.Fragment(row["input"]),
+            "task_id": row.id,
+            "external_id": row.external_id,
+            "input": orjson.Fragment(row.input),
             "answers": answers,
             "aggregate": aggregate,
         }
@@ -112,7 +115,7 @@ def _json_record(row: Any, aggregator: Aggregator) -> bytes:
 
 
 async def _json_chunks(
-    rows: AsyncIterator[Any], aggregator: Aggregator, batch_rows: int
+    rows: AsyncIterator[ResultRow], aggregator: Aggregator, batch_rows: int
 ) -> AsyncIterator[bytes]:
     buffer: list[bytes] = []
     first = True
@@ -130,7 +133,7 @@ async def _json_chunks(
 
 
 async def _jsonl_chunks(
-    rows: AsyncIterator[Any], aggregator: Aggregator, batch_rows: int
+    rows: AsyncIterator[ResultRow], aggregator: Aggregator, batch_rows: int
 ) -> AsyncIterator[bytes]:
     buffer: list[bytes] = []
     async for row in rows:
@@ -148,7 +151,7 @@ def neutralize_cell(value: str) -> str:
 
 
 async def _csv_chunks(
-    rows: AsyncIterator[Any], aggregator: Aggregator, batch_rows: int
+    rows: AsyncIterator[ResultRow], aggregator: Aggregator, batch_rows: int
 ) -> AsyncIterator[bytes]:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
@@ -157,9 +160,9 @@ async def _csv_chunks(
     async for row in rows:
         answers, aggregate = _record(row, aggregator)
         cells = (
-            row["id"],
-            row["external_id"] or "",
-            row["input"],
+            row.id,
+            row.external_id or "",
+            row.input,
             "" if aggregate["answer"] is None else orjson.dumps(aggregate["answer"]).decode(),
             "" if aggregate["agreement"] is None else f"{aggregate['agreement']:.2f}",
             orjson.dumps(answers).decode(),

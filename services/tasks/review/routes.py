@@ -3,7 +3,7 @@
 Approvals enqueue payouts; once the response is out (the transaction committed) this process's
 outbox deliverer is woken, so the worker is normally paid within milliseconds. Single approve and
 reject are hot paths (a requester's tool approves a batch one call at a time): they run on the
-driver pool (shared.hot_path), their statements in one transaction (`atomic`).
+hot pool in autocommit (shared.hot_path). The transitions live in services/tasks/lifecycle.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from fastapi import APIRouter, BackgroundTasks, Request, status
 from fastapi.responses import Response
 
 from services.tasks.assignments.schemas import AssignmentRead
+from services.tasks.lifecycle import approve as approve_
+from services.tasks.lifecycle import bulk_review
+from services.tasks.lifecycle import reject as reject_
 from services.tasks.outbox.service import wake_after_commit
-from services.tasks.review import service
 from services.tasks.review.schemas import (
     ApproveBody,
     BulkReviewBody,
@@ -21,7 +23,6 @@ from services.tasks.review.schemas import (
     RejectBody,
 )
 from shared.auth import RequesterDep
-from shared.db import SessionDep
 from shared.errors import (
     Conflict,
     DependencyUnavailable,
@@ -48,7 +49,6 @@ router = APIRouter(tags=["review"])
 async def review_many(
     body: BulkReviewBody,
     caller: RequesterDep,
-    session: SessionDep,
     idem: IdempotencyDep,
     request: Request,
     background: BackgroundTasks,
@@ -56,8 +56,8 @@ async def review_many(
     wake_after_commit(request, background)
     return await idem.run(
         caller,
-        lambda: service.review_many(
-            session,
+        lambda db: bulk_review.review_many(
+            db,
             payments=request.app.state.peers["payments"],
             requester_id=caller.account_id,
             body=body,
@@ -94,8 +94,8 @@ async def approve(
     wake_after_commit(request, background)
     return await call.idem.run(
         call.caller,
-        lambda: service.approve(
-            call.conn,
+        lambda db: approve_.approve(
+            db,
             payments=request.app.state.peers["payments"],
             requester_id=call.caller.account_id,
             assignment_id=assignment_id,
@@ -125,8 +125,8 @@ async def reject(
     wake_after_commit(request, background)
     return await call.idem.run(
         call.caller,
-        lambda: service.reject(
-            call.conn,
+        lambda db: reject_.reject(
+            db,
             requester_id=call.caller.account_id,
             assignment_id=assignment_id,
             feedback=body.feedback,

@@ -1,15 +1,17 @@
-"""SQL for tasks: the bulk COPY of an upload and the owner's reads."""
+"""SQL for tasks: the bulk COPY of an upload and the owner's reads (Core: option-built reads;
+the upload's COPY goes through the driver's binary protocol, see docs/architecture.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-from sqlalchemy import Row, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select
 
+from services.tasks.lifecycle.assignment import AssignmentRow
+from shared.database import Db, WriteDb, as_row, as_rows
 from shared.models import Assignment, Project, Task
 
 COPY_COLUMNS = (
@@ -24,6 +26,23 @@ COPY_COLUMNS = (
     "status",
     "expires_at",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    id: str
+    project_id: str
+    requester_id: str
+    external_id: str | None
+    input: dict[str, Any]
+    gold_answer: Any
+    max_assignments: int
+    open_slots: int
+    status: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
 # A task without its own expiry (uploaded before publish) expires with its project: reads show
 # the project's `tasks_expire_at` (NULL while the project is a draft, as before publish).
 _TASK_COLS = (
@@ -39,6 +58,8 @@ _TASK_COLS = (
     Task.created_at,
     func.coalesce(Task.expires_at, Project.tasks_expire_at).label("expires_at"),
 )
+
+
 _ASSIGNMENT_COLS = (
     Assignment.id,
     Assignment.task_id,
@@ -55,28 +76,28 @@ _ASSIGNMENT_COLS = (
     Assignment.auto_approve_at,
 )
 
+EXPIRY_FROM_NOW_SQL = "SELECT now() + make_interval(secs => $1::double precision)"
 
-async def expiry_from_now(conn: asyncpg.Connection, *, lifetime_seconds: int) -> datetime:
+
+async def expiry_from_now(db: WriteDb, *, lifetime_seconds: int) -> datetime:
     """The transaction's `now()` plus a lifetime: every task of one upload expires together."""
-    return await conn.fetchval(
-        "SELECT now() + make_interval(secs => $1::double precision)", lifetime_seconds
-    )
+    return await db.fetchval(EXPIRY_FROM_NOW_SQL, lifetime_seconds)
 
 
-async def copy_tasks(conn: asyncpg.Connection, records: Sequence[tuple[Any, ...]]) -> None:
+async def copy_tasks(db: WriteDb, records: Sequence[tuple[Any, ...]]) -> None:
     """COPY the rows in (binary protocol, inside the request's transaction): the fastest way
     Postgres takes 10,000 rows, and a failure leaves nothing behind."""
-    await conn.copy_records_to_table("tasks", records=records, columns=COPY_COLUMNS)
+    await db.copy_records_to_table("tasks", records=records, columns=COPY_COLUMNS)
 
 
 async def list_tasks(
-    session: AsyncSession,
+    db: Db,
     *,
     project_id: str,
     status: str | None,
     before_id: str | None,
     limit: int,
-) -> Sequence[Row]:
+) -> list[TaskRow]:
     stmt = select(*_TASK_COLS).join(Project, Project.id == Task.project_id)
     stmt = stmt.where(Task.project_id == project_id)
     if status is not None:
@@ -84,19 +105,19 @@ async def list_tasks(
     if before_id is not None:
         stmt = stmt.where(Task.id < before_id)
     stmt = stmt.order_by(Task.id.desc()).limit(limit)
-    return (await session.execute(stmt)).all()
+    return as_rows(TaskRow, await db.fetch(stmt))
 
 
-async def get_task(session: AsyncSession, *, task_id: str, requester_id: str) -> Row | None:
+async def get_task(db: Db, *, task_id: str, requester_id: str) -> TaskRow | None:
     stmt = (
         select(*_TASK_COLS)
         .join(Project, Project.id == Task.project_id)
         .where(Task.id == task_id, Task.requester_id == requester_id)
     )
-    return (await session.execute(stmt)).first()
+    return as_row(TaskRow, await db.fetchrow(stmt))
 
 
-async def assignments_of_tasks(session: AsyncSession, task_ids: Sequence[str]) -> Sequence[Row]:
+async def assignments_of_tasks(db: Db, task_ids: Sequence[str]) -> list[AssignmentRow]:
     """Every assignment of a page of tasks in one query (uq (task_id, worker_id) is the index)."""
     if not task_ids:
         return []
@@ -105,4 +126,4 @@ async def assignments_of_tasks(session: AsyncSession, task_ids: Sequence[str]) -
         .where(Assignment.task_id.in_(list(task_ids)))
         .order_by(Assignment.task_id, Assignment.id)
     )
-    return (await session.execute(stmt)).all()
+    return as_rows(AssignmentRow, await db.fetch(stmt))

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from services.tasks.tasks import service
 from services.tasks.tasks.schemas import TaskIn, TaskRead, TasksCreated, TaskStatus
 from shared.auth import RequesterDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep
 from shared.errors import (
     BadRequest,
     Conflict,
@@ -98,14 +98,13 @@ async def add_tasks(
     project_id: str,
     request: Request,
     caller: RequesterDep,
-    session: SessionDep,
     idem: IdempotencyDep,
 ) -> Response:
     body = await request.body()
     return await idem.run(
         caller,
-        lambda: service.add_tasks(
-            session,
+        lambda db: service.add_tasks(
+            db,
             payments=request.app.state.peers["payments"],
             requester_id=caller.account_id,
             project_id=project_id,
@@ -127,12 +126,12 @@ async def add_tasks(
 async def list_tasks(
     project_id: str,
     caller: RequesterDep,
-    session: SessionDep,
+    db: ReadDbDep,
     page: PageDep,
     task_status: Annotated[TaskStatus | None, Query(alias="status")] = None,
 ) -> Page[TaskRead]:
     items, next_cursor = await service.list_tasks(
-        session,
+        db,
         requester_id=caller.account_id,
         project_id=project_id,
         status=task_status,
@@ -146,5 +145,5 @@ async def list_tasks(
     response_model=TaskRead,
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
-async def get_task(task_id: str, caller: RequesterDep, session: SessionDep) -> TaskRead:
-    return await service.get_task(session, requester_id=caller.account_id, task_id=task_id)
+async def get_task(task_id: str, caller: RequesterDep, db: ReadDbDep) -> TaskRead:
+    return await service.get_task(db, requester_id=caller.account_id, task_id=task_id)

@@ -19,15 +19,15 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.tasks.answers import validate_answer
+from services.tasks.projects.repository import ProjectRow
 from services.tasks.projects.service import effective_answer_schema, load_project
 from services.tasks.tasks import repository
+from services.tasks.tasks.repository import AssignmentRow, TaskRow
 from services.tasks.tasks.schemas import AssignmentRead, TaskRead, TasksCreated
 from services.tasks.tasks.upload import UploadedTask, parse_upload
-from shared.db import driver_connection
+from shared.database import Db, WriteDb
 from shared.errors import InvalidState, NotFound, ValidationFailed
 from shared.http import InternalClient
 from shared.ids import new_id
@@ -99,7 +99,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _rows_for_copy(
-    project: Row,
+    project: ProjectRow,
     tasks: list[UploadedTask],
     *,
     ids: list[str],
@@ -130,7 +130,7 @@ def _rows_for_copy(
 
 
 async def add_tasks(
-    session: AsyncSession,
+    db: WriteDb,
     *,
     payments: InternalClient,
     requester_id: str,
@@ -141,18 +141,17 @@ async def add_tasks(
     idempotency_key: str | None = None,
 ) -> TasksCreated:
     project = await load_project(
-        session, requester_id=requester_id, project_id=project_id, lock="change"
+        db, requester_id=requester_id, project_id=project_id, lock="change"
     )
     if project.status == "closed":
         raise InvalidState("A closed project takes no new tasks.")
     live = project.status in ("published", "paused")
-    conn = await driver_connection(session)
     # Tasks added to a live project expire lifetime_seconds after this upload (the contract);
     # a draft's tasks get no expiry of their own (NULL): they inherit the project's, which
     # publish sets on the project row, so publishing rewrites none of them. Either way they
     # go in with every slot open; a draft's are unclaimable until the project is published.
     expires_at = (
-        await repository.expiry_from_now(conn, lifetime_seconds=project.lifetime_seconds)
+        await repository.expiry_from_now(db, lifetime_seconds=project.lifetime_seconds)
         if live
         else None
     )
@@ -169,7 +168,7 @@ async def add_tasks(
             )
         ids = sequential_ids(len(parsed.tasks))
         records, slots = _rows_for_copy(project, parsed.tasks, ids=ids, expires_at=expires_at)
-    await repository.copy_tasks(conn, records)
+    await repository.copy_tasks(db, records)
     if live:
         # Last step: a 402 or 503 here rolls the COPY back. With an Idempotency-Key the
         # reservation's key derives from it, so a client retrying after our commit failed (the
@@ -191,11 +190,25 @@ async def add_tasks(
     return TasksCreated(created=len(ids), task_ids=ids)
 
 
-def _assignment(row: Row) -> AssignmentRead:
-    return AssignmentRead(**row._mapping, reward=row.reward_cents)
+def _assignment(row: AssignmentRow) -> AssignmentRead:
+    return AssignmentRead(
+        id=row.id,
+        task_id=row.task_id,
+        project_id=row.project_id,
+        worker_id=row.worker_id,
+        status=row.status,
+        answer=row.answer,
+        feedback=row.feedback,
+        reward=row.reward_cents,
+        accepted_at=row.accepted_at,
+        deadline=row.deadline,
+        submitted_at=row.submitted_at,
+        reviewed_at=row.reviewed_at,
+        auto_approve_at=row.auto_approve_at,
+    )
 
 
-def _task(row: Row, assignments: list[AssignmentRead]) -> TaskRead:
+def _task(row: TaskRow, assignments: list[AssignmentRead]) -> TaskRead:
     return TaskRead(
         id=row.id,
         project_id=row.project_id,
@@ -212,32 +225,32 @@ def _task(row: Row, assignments: list[AssignmentRead]) -> TaskRead:
     )
 
 
-async def _with_assignments(session: AsyncSession, rows: list[Row]) -> list[TaskRead]:
+async def _with_assignments(db: Db, rows: list[TaskRow]) -> list[TaskRead]:
     by_task: dict[str, list[AssignmentRead]] = defaultdict(list)
-    for a in await repository.assignments_of_tasks(session, [r.id for r in rows]):
+    for a in await repository.assignments_of_tasks(db, [r.id for r in rows]):
         by_task[a.task_id].append(_assignment(a))
     return [_task(r, by_task.get(r.id, [])) for r in rows]
 
 
 async def list_tasks(
-    session: AsyncSession,
+    db: Db,
     *,
     requester_id: str,
     project_id: str,
     status: str | None,
     page: PageParams,
 ) -> tuple[list[TaskRead], str | None]:
-    project = await load_project(session, requester_id=requester_id, project_id=project_id)
+    project = await load_project(db, requester_id=requester_id, project_id=project_id)
     before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_tasks(
-        session, project_id=project.id, status=status, before_id=before, limit=page.fetch
+        db, project_id=project.id, status=status, before_id=before, limit=page.fetch
     )
     kept, next_cursor = page.page(rows, lambda r: [r.id])
-    return await _with_assignments(session, kept), next_cursor
+    return await _with_assignments(db, kept), next_cursor
 
 
-async def get_task(session: AsyncSession, *, requester_id: str, task_id: str) -> TaskRead:
-    row = await repository.get_task(session, task_id=task_id, requester_id=requester_id)
+async def get_task(db: Db, *, requester_id: str, task_id: str) -> TaskRead:
+    row = await repository.get_task(db, task_id=task_id, requester_id=requester_id)
     if row is None:
         raise TaskNotFound("Task not found.")
-    return (await _with_assignments(session, [row]))[0]
+    return (await _with_assignments(db, [row]))[0]

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from services.tasks.timers import service
 from services.tasks.timers.schemas import TimerStats
 from shared.auth import InternalDep
-from shared.db import SessionDep, driver_connection
+from shared.database import ReadDbDep
 from shared.errors import Unauthorized, error_responses
 
 router = APIRouter(
@@ -24,7 +24,5 @@ router = APIRouter(
     responses=error_responses(Unauthorized),
     summary="This process's timer sweeps: items acted on, failures, and what is due now",
 )
-async def timer_stats(request: Request, session: SessionDep) -> TimerStats:
-    return await service.timer_stats(
-        request.app.state.timer_runner, await driver_connection(session)
-    )
+async def timer_stats(request: Request, db: ReadDbDep) -> TimerStats:
+    return await service.timer_stats(request.app.state.timer_runner, db)

@@ -36,18 +36,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-import asyncpg
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.tasks import slots
-from services.tasks.assignments.service import expire_overdue_assignments
-from services.tasks.gold import service as gold
-from services.tasks.outbox.service import enqueue_many
-from services.tasks.review.service import payout_message
+from services.tasks.lifecycle import task_lifetime
+from services.tasks.lifecycle.auto_approve import auto_approve_due
+from services.tasks.lifecycle.expire import expire_overdue_assignments
 from services.tasks.timers import repository
 from services.tasks.timers.schemas import SweepStats, TimerStats
-from shared.db import driver_connection
+from shared.database import Database, Db, WriteDb, as_row
 
 log = logging.getLogger("tasks.timers")
 
@@ -64,38 +60,20 @@ _MOVES_MONEY: frozenset[SweepName] = frozenset(
 )
 
 
-async def auto_approve_due(conn: asyncpg.Connection, *, limit: int, grace_seconds: float) -> int:
-    """Approve up to `limit` submitted assignments whose auto-approval time passed; returns how
-    many. The same writes as review.service.approve, set-based across requesters: the slot is
-    consumed, the worker's stats counted and the payout (`pay:{assignment_id}`, from the
-    reservation) enqueued, all in the caller's transaction."""
-    approved = await repository.approve_due_submitted(
-        conn, limit=limit, grace_seconds=grace_seconds
-    )
-    if not approved:
-        return 0
-    await slots.consume_slots(conn, [r["task_id"] for r in approved])
-    await gold.record_decisions(conn, [(r["project_id"], r["worker_id"], 1, 0) for r in approved])
-    await enqueue_many(conn, [payout_message(r, source="reserved") for r in approved])
-    return len(approved)
+async def expire_due_assignments(db: WriteDb, *, limit: int, grace_seconds: float) -> int:
+    return await expire_overdue_assignments(db, limit, grace_seconds=grace_seconds)
 
 
-async def expire_due_assignments(
-    conn: asyncpg.Connection, *, limit: int, grace_seconds: float
-) -> int:
-    return await expire_overdue_assignments(conn, limit, grace_seconds=grace_seconds)
-
-
-async def expire_due_tasks(conn: asyncpg.Connection, *, limit: int, grace_seconds: float) -> int:
-    expired, _released_cents = await slots.expire_due_tasks(
-        conn, limit=limit, grace_seconds=grace_seconds
+async def expire_due_tasks(db: WriteDb, *, limit: int, grace_seconds: float) -> int:
+    expired, _released_cents = await task_lifetime.expire_due_tasks(
+        db, limit=limit, grace_seconds=grace_seconds
     )
     return expired
 
 
-async def prune_outbox(conn: asyncpg.Connection, *, limit: int, retention_seconds: float) -> int:
+async def prune_outbox(db: WriteDb, *, limit: int, retention_seconds: float) -> int:
     return await repository.prune_delivered_outbox(
-        conn, limit=limit, retention_seconds=retention_seconds
+        db, limit=limit, retention_seconds=retention_seconds
     )
 
 
@@ -122,12 +100,19 @@ SELECT
 """
 
 
-async def backlog(
-    conn: asyncpg.Connection, *, grace_seconds: float, retention_seconds: float
-) -> dict[str, int]:
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    assignment_deadlines: int
+    auto_approvals: int
+    task_lifetimes: int
+    outbox_retention: int
+
+
+async def backlog(db: Db, *, grace_seconds: float, retention_seconds: float) -> dict[str, int]:
     """Items due right now per sweep (each count walks only its partial index's due range)."""
-    row = await conn.fetchrow(_BACKLOG, grace_seconds, retention_seconds)
-    return {name: int(row[name]) for name in SWEEPS}
+    row = as_row(Backlog, await db.fetchrow(_BACKLOG, grace_seconds, retention_seconds))
+    assert row is not None  # counts always have a row
+    return {name: int(getattr(row, name)) for name in SWEEPS}
 
 
 @dataclass
@@ -143,7 +128,7 @@ class _SweepState:
 class TimerRunner:
     """Runs the sweeps in this process until stopped; safe next to any number of replicas."""
 
-    sessionmaker: async_sessionmaker[AsyncSession]
+    database: Database
     batch_size: int
     poll_interval_seconds: float
     grace_seconds: float
@@ -162,22 +147,21 @@ class TimerRunner:
     def __post_init__(self) -> None:
         self._state = {name: _SweepState() for name in SWEEPS}
 
-    def _act(self, name: SweepName) -> Callable[[asyncpg.Connection], Awaitable[int]]:
+    def _act(self, name: SweepName) -> Callable[[WriteDb], Awaitable[int]]:
         limit, grace = self.batch_size, self.grace_seconds
         if name == "assignment_deadlines":
-            return lambda conn: expire_due_assignments(conn, limit=limit, grace_seconds=grace)
+            return lambda db: expire_due_assignments(db, limit=limit, grace_seconds=grace)
         if name == "auto_approvals":
-            return lambda conn: auto_approve_due(conn, limit=limit, grace_seconds=grace)
+            return lambda db: auto_approve_due(db, limit=limit, grace_seconds=grace)
         if name == "task_lifetimes":
-            return lambda conn: expire_due_tasks(conn, limit=limit, grace_seconds=grace)
+            return lambda db: expire_due_tasks(db, limit=limit, grace_seconds=grace)
         retention = self.retention_seconds
-        return lambda conn: prune_outbox(conn, limit=limit, retention_seconds=retention)
+        return lambda db: prune_outbox(db, limit=limit, retention_seconds=retention)
 
     async def run_batch(self, name: SweepName) -> int:
         """One batch of one sweep in its own transaction; returns the items acted on."""
-        async with self.sessionmaker() as session:
-            acted = await self._act(name)(await driver_connection(session))
-            await session.commit()
+        async with self.database.transaction() as db:
+            acted = await self._act(name)(db)
         state = self._state[name]
         state.batches += 1
         state.acted += acted
@@ -272,7 +256,7 @@ def runner_from_settings(app: FastAPI) -> TimerRunner:
     settings = app.state.settings
     deliverer = getattr(app.state, "outbox_deliverer", None)
     return TimerRunner(
-        sessionmaker=app.state.sessionmaker,
+        database=app.state.database,
         batch_size=settings.timers_batch_size,
         poll_interval_seconds=settings.timers_poll_interval_seconds,
         grace_seconds=settings.timers_grace_seconds,
@@ -284,9 +268,9 @@ def runner_from_settings(app: FastAPI) -> TimerRunner:
     )
 
 
-async def timer_stats(runner: TimerRunner, conn: asyncpg.Connection) -> TimerStats:
+async def timer_stats(runner: TimerRunner, db: Db) -> TimerStats:
     due = await backlog(
-        conn, grace_seconds=runner.grace_seconds, retention_seconds=runner.retention_seconds
+        db, grace_seconds=runner.grace_seconds, retention_seconds=runner.retention_seconds
     )
     return runner.stats(due)
 

@@ -30,6 +30,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -39,12 +40,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Caller
-from shared.db import driver_connection
+from shared.database import Writable, WriteDb, as_row
 from shared.errors import Conflict
-from shared.idempotency import REPLAY_WINDOW, Idempotency, _request_hash
+from shared.idempotency import REPLAY_WINDOW, Idempotency, request_digest
 from shared.jsonutil import dumps, loads
 
 SEALED_PREFIX = "sealed:v1:"
@@ -138,69 +138,79 @@ def _opened_body(stored: bytes, *, pepper: bytes, scope: str, idempotency_key: s
 
 
 # Sign-up: the same steps as shared.idempotency, on the anonymous table, in the request's
-# transaction (SessionDep): claim the key, act, store; a concurrent retry blocks on the claimed
-# row and replays once the first commits, or acts if it rolled back.
-_EXPIRE = f"""DELETE FROM signup_idempotency_keys WHERE key_digest = $1
+# transaction (WriteDb): claim the key, act, store; a concurrent retry blocks on the claimed
+# row and replays once the first commits, or acts if it rolled back. Hand-tuned statements, as
+# shared.idempotency's (one per sign-up that carries a key).
+_EXPIRE_SQL = f"""DELETE FROM signup_idempotency_keys WHERE key_digest = $1
     AND created_at < now() - interval '{REPLAY_WINDOW}'"""
-_CLAIM = """INSERT INTO signup_idempotency_keys (key_digest, request_hash) VALUES ($1, $2)
+_CLAIM_SQL = """INSERT INTO signup_idempotency_keys (key_digest, request_hash) VALUES ($1, $2)
     ON CONFLICT DO NOTHING RETURNING 1"""
-_READ = """SELECT request_hash, status_code, response_body FROM signup_idempotency_keys
+_READ_SQL = """SELECT request_hash, status_code, response_body FROM signup_idempotency_keys
     WHERE key_digest = $1"""
-_STORE = """UPDATE signup_idempotency_keys SET status_code = $2, response_body = $3,
+_STORE_SQL = """UPDATE signup_idempotency_keys SET status_code = $2, response_body = $3,
     account_id = $4 WHERE key_digest = $1"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSignup:
+    request_hash: bytes
+    status_code: int | None
+    response_body: bytes | None
 
 
 async def run_signup(
     request: Request,
-    session: AsyncSession,
+    db: WriteDb,
     idempotency_key: str | None,
-    action: Callable[[], Awaitable[Any]],
+    action: Callable[[WriteDb], Awaitable[Any]],
     *,
     account_id: Callable[[Any], str],
 ) -> Response:
     """Sign up once per Idempotency-Key (anonymous scope); 201 with the account and its key."""
     if idempotency_key is None:
-        return _json(201, (await action()).model_dump_json().encode(), False)
+        return _json(201, (await action(db)).model_dump_json().encode(), False)
     pepper = _pepper(request)
     opened = {"pepper": pepper, "scope": SIGNUP_SCOPE, "idempotency_key": idempotency_key}
-    conn = await driver_connection(session)
     digest = key_digest(SIGNUP_SCOPE, idempotency_key)
-    request_hash = _request_hash(request.method, request.url.path, await request.body())
-    await conn.execute(_EXPIRE, digest)
-    if await conn.fetchval(_CLAIM, digest, request_hash) is None:
-        row = await conn.fetchrow(_READ, digest)
-        if bytes(row["request_hash"]) != request_hash or row["status_code"] is None:
+    request_hash = await request_digest(request)
+    await db.execute(_EXPIRE_SQL, digest)
+    if await db.fetchval(_CLAIM_SQL, digest, request_hash) is None:
+        row = as_row(StoredSignup, await db.fetchrow(_READ_SQL, digest))
+        assert row is not None  # the row our claim conflicted with
+        if bytes(row.request_hash) != request_hash or row.status_code is None:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was already used with a different request."
             )
-        body = _opened_body(bytes(row["response_body"]), **opened)
-        return _json(row["status_code"], body, True)
-    result = await action()
+        assert row.response_body is not None
+        body = _opened_body(bytes(row.response_body), **opened)
+        return _json(row.status_code, body, True)
+    result = await action(db)
     stored = dumps(_sealed(result, **opened))
-    await conn.execute(_STORE, digest, 201, stored, account_id(result))
+    await db.execute(_STORE_SQL, digest, 201, stored, account_id(result))
     return _json(201, _opened_body(stored, **opened), False)  # byte for byte what replays send
 
 
 async def run_key_creation(
     request: Request,
-    session: AsyncSession,
+    db: WriteDb,
     caller: Caller,
     idempotency_key: str | None,
-    action: Callable[[], Awaitable[Any]],
+    action: Callable[[WriteDb], Awaitable[Any]],
 ) -> Response:
     """Create a key once per (account, Idempotency-Key), through shared.idempotency with the
     digest for the key and the API key sealed in the stored response."""
     if idempotency_key is None:
-        return _json(201, (await action()).model_dump_json().encode(), False)
+        return _json(201, (await action(db)).model_dump_json().encode(), False)
     pepper = _pepper(request)
     opened = {"pepper": pepper, "scope": caller.account_id, "idempotency_key": idempotency_key}
     digest = "sha256:" + key_digest("api-key", idempotency_key).hex()
-    idem = Idempotency(lambda: driver_connection(session), request, digest)
+    idem = Idempotency(db, request, digest)
 
-    async def sealed() -> dict[str, Any]:
+    async def sealed(db: Writable) -> dict[str, Any]:
         # Idempotency stores what the action returns and answers with it: the sealed form,
         # opened below for this response and for every replay alike.
-        return _sealed(await action(), **opened)
+        assert isinstance(db, WriteDb)  # the request's transaction it was given
+        return _sealed(await action(db), **opened)
 
     response = await idem.run(caller, sealed, status_code=201)
     replayed = response.headers.get("Idempotent-Replayed") == "true"

@@ -1,15 +1,38 @@
-"""SQL for accounts and API keys."""
+"""SQL for accounts and API keys (Core: plain CRUD, see docs/architecture.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.auth import AccountKind
+from shared.database import Db, Writable, WriteDb, as_row, as_rows
 from shared.models import Account, ApiKey
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    id: str
+    kind: AccountKind
+    name: str
+    email: str
+    country: str | None
+    languages: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    id: str
+    prefix: str
+    name: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+
 
 _ACCOUNT_COLS = (
     Account.id,
@@ -23,36 +46,39 @@ _ACCOUNT_COLS = (
 _KEY_COLS = (ApiKey.id, ApiKey.prefix, ApiKey.name, ApiKey.created_at, ApiKey.last_used_at)
 
 
-async def insert_account(session: AsyncSession, values: dict[str, Any]) -> Row | None:
+async def insert_account(db: Writable, values: dict[str, Any]) -> AccountRow | None:
     """Insert unless (kind, email_normalized) is taken; None means the email is already
     registered. A concurrent sign-up with the same normalised address waits on the unique index
     until the first commits, then finds the conflict: one account, one 201, the other 409."""
     stmt = pg_insert(Account).values(**values).on_conflict_do_nothing().returning(*_ACCOUNT_COLS)
-    return (await session.execute(stmt)).first()
+    return as_row(AccountRow, await db.fetchrow(stmt))
 
 
-async def get_account(session: AsyncSession, account_id: str) -> Row | None:
-    return (await session.execute(select(*_ACCOUNT_COLS).where(Account.id == account_id))).first()
+async def get_account(db: Db, account_id: str) -> AccountRow | None:
+    stmt = select(*_ACCOUNT_COLS).where(Account.id == account_id)
+    return as_row(AccountRow, await db.fetchrow(stmt))
 
 
-async def lock_account_and_count_active_keys(session: AsyncSession, account_id: str) -> int:
+async def lock_account_and_count_active_keys(db: WriteDb, account_id: str) -> int:
     """Serialise key creation per account (the row lock, FOR NO KEY UPDATE, does not block
     other tables' foreign-key checks against the account), then count its active keys."""
-    await session.execute(
+    await db.execute(
         select(Account.id).where(Account.id == account_id).with_for_update(key_share=True)
     )
     stmt = select(func.count()).where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
-    return (await session.execute(stmt)).scalar_one()
+    return await db.fetchval(stmt)
 
 
-async def insert_api_key(session: AsyncSession, values: dict[str, Any]) -> Row:
+async def insert_api_key(db: Writable, values: dict[str, Any]) -> ApiKeyRow:
     stmt = insert(ApiKey).values(**values).returning(*_KEY_COLS)
-    return (await session.execute(stmt)).one()
+    row = as_row(ApiKeyRow, await db.fetchrow(stmt))
+    assert row is not None
+    return row
 
 
 async def list_api_keys(
-    session: AsyncSession, account_id: str, *, before_id: str | None, limit: int
-) -> Sequence[Row]:
+    db: Db, account_id: str, *, before_id: str | None, limit: int
+) -> list[ApiKeyRow]:
     stmt = (
         select(*_KEY_COLS)
         .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
@@ -61,14 +87,14 @@ async def list_api_keys(
     )
     if before_id is not None:
         stmt = stmt.where(ApiKey.id < before_id)
-    return (await session.execute(stmt)).all()
+    return as_rows(ApiKeyRow, await db.fetch(stmt))
 
 
-async def revoke_api_key(session: AsyncSession, account_id: str, key_id: str) -> bool:
+async def revoke_api_key(db: Writable, account_id: str, key_id: str) -> bool:
     stmt = (
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=func.now())
         .returning(ApiKey.id)
     )
-    return (await session.execute(stmt)).first() is not None
+    return await db.fetchval(stmt) is not None

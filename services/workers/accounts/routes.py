@@ -23,7 +23,7 @@ from services.workers.accounts.schemas import (
     ApiKeyRead,
 )
 from shared.auth import CallerDep, SignupRateLimitDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep, WriteDb, WriteDbDep
 from shared.errors import (
     Conflict,
     NotFound,
@@ -52,14 +52,14 @@ router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 async def create_account(
     request: Request,
     body: AccountCreate,
-    session: SessionDep,
+    db: WriteDbDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ):
     return await replay.run_signup(
         request,
-        session,
+        db,
         checked_idempotency_key(idempotency_key),
-        lambda: service.create_account(session, data=body),
+        lambda db: service.create_account(db, data=body),
         account_id=lambda created: created.account.id,
     )
 
@@ -70,8 +70,8 @@ async def create_account(
     response_model=AccountRead,
     responses=error_responses(Unauthorized),
 )
-async def get_me(caller: CallerDep, session: SessionDep) -> AccountRead:
-    return await service.get_account(session, account_id=caller.account_id)
+async def get_me(caller: CallerDep, db: ReadDbDep) -> AccountRead:
+    return await service.get_account(db, account_id=caller.account_id)
 
 
 @router.post(
@@ -84,34 +84,32 @@ async def get_me(caller: CallerDep, session: SessionDep) -> AccountRead:
 async def create_api_key(
     request: Request,
     caller: CallerDep,
-    session: SessionDep,
+    db: WriteDbDep,
     body: ApiKeyCreate | None = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ):
     settings = request.app.state.settings
 
-    async def create() -> ApiKeyCreated:
+    async def create(db: WriteDb) -> ApiKeyCreated:
         # Inside the replayable action: a replay neither counts nor is refused by the cap.
         request.app.state.api_key_creation_rate_limiter.check(caller.account_id)
         return await service.create_api_key(
-            session,
+            db,
             account_id=caller.account_id,
             name=body.name if body else None,
             max_active=settings.max_active_api_keys,
         )
 
     return await replay.run_key_creation(
-        request, session, caller, checked_idempotency_key(idempotency_key), create
+        request, db, caller, checked_idempotency_key(idempotency_key), create
     )
 
 
 @router.get(
     "/me/api-keys", response_model=Page[ApiKeyRead], responses=error_responses(Unauthorized)
 )
-async def list_api_keys(caller: CallerDep, session: SessionDep, page: PageDep) -> Page[ApiKeyRead]:
-    items, next_cursor = await service.list_api_keys(
-        session, account_id=caller.account_id, page=page
-    )
+async def list_api_keys(caller: CallerDep, db: ReadDbDep, page: PageDep) -> Page[ApiKeyRead]:
+    items, next_cursor = await service.list_api_keys(db, account_id=caller.account_id, page=page)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -121,5 +119,5 @@ async def list_api_keys(caller: CallerDep, session: SessionDep, page: PageDep) -
     responses=error_responses(Unauthorized, NotFound),
     summary="Revoke a key; it stops working at once on every service",
 )
-async def revoke_api_key(key_id: str, caller: CallerDep, session: SessionDep) -> None:
-    await service.revoke_api_key(session, account_id=caller.account_id, key_id=key_id)
+async def revoke_api_key(key_id: str, caller: CallerDep, db: WriteDbDep) -> None:
+    await service.revoke_api_key(db, account_id=caller.account_id, key_id=key_id)

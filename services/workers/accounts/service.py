@@ -7,9 +7,8 @@ keys (409 `too_many_api_keys`: revoke one first)."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.workers.accounts import repository
+from services.workers.accounts.repository import AccountRow, ApiKeyRow
 from services.workers.accounts.schemas import (
     AccountCreate,
     AccountCreated,
@@ -19,6 +18,7 @@ from services.workers.accounts.schemas import (
 )
 from services.workers.profiles.service import create_profile_for_new_worker
 from shared.auth import forget_api_key_in_process, generate_api_key
+from shared.database import Db, Writable, WriteDb
 from shared.errors import Conflict, NotFound
 from shared.ids import new_id
 from shared.models.accounts import normalize_email
@@ -33,10 +33,32 @@ class TooManyApiKeys(Conflict):
     code = "too_many_api_keys"
 
 
-async def _issue_key(session: AsyncSession, account_id: str, name: str | None) -> ApiKeyCreated:
+def _account_read(row: AccountRow) -> AccountRead:
+    return AccountRead(
+        id=row.id,
+        kind=row.kind,
+        name=row.name,
+        email=row.email,
+        country=row.country,
+        languages=row.languages,
+        created_at=row.created_at,
+    )
+
+
+def _key_read(row: ApiKeyRow) -> ApiKeyRead:
+    return ApiKeyRead(
+        id=row.id,
+        prefix=row.prefix,
+        name=row.name,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+async def _issue_key(db: Writable, account_id: str, name: str | None) -> ApiKeyCreated:
     key, prefix, key_hash = generate_api_key()
     row = await repository.insert_api_key(
-        session,
+        db,
         {
             "id": new_id(),
             "account_id": account_id,
@@ -45,12 +67,19 @@ async def _issue_key(session: AsyncSession, account_id: str, name: str | None) -
             "name": name,
         },
     )
-    return ApiKeyCreated(**row._mapping, api_key=key)
+    return ApiKeyCreated(
+        id=row.id,
+        prefix=row.prefix,
+        name=row.name,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        api_key=key,
+    )
 
 
-async def create_account(session: AsyncSession, *, data: AccountCreate) -> AccountCreated:
+async def create_account(db: WriteDb, *, data: AccountCreate) -> AccountCreated:
     row = await repository.insert_account(
-        session,
+        db,
         {
             "id": new_id(),
             "kind": data.kind,
@@ -65,48 +94,48 @@ async def create_account(session: AsyncSession, *, data: AccountCreate) -> Accou
         raise EmailTaken(f"A {data.kind} account with this email already exists.")
     if row.kind == "worker":
         await create_profile_for_new_worker(
-            session,
+            db,
             worker_id=row.id,
             name=row.name,
             country=row.country,
             languages=list(row.languages),
         )
-    key = await _issue_key(session, row.id, "default")
-    return AccountCreated(account=AccountRead(**row._mapping), api_key=key.api_key)
+    key = await _issue_key(db, row.id, "default")
+    return AccountCreated(account=_account_read(row), api_key=key.api_key)
 
 
-async def get_account(session: AsyncSession, *, account_id: str) -> AccountRead:
-    row = await repository.get_account(session, account_id)
+async def get_account(db: Db, *, account_id: str) -> AccountRead:
+    row = await repository.get_account(db, account_id)
     if row is None:
         raise NotFound("Account not found.")
-    return AccountRead(**row._mapping)
+    return _account_read(row)
 
 
 async def create_api_key(
-    session: AsyncSession, *, account_id: str, name: str | None, max_active: int
+    db: WriteDb, *, account_id: str, name: str | None, max_active: int
 ) -> ApiKeyCreated:
-    active = await repository.lock_account_and_count_active_keys(session, account_id)
+    active = await repository.lock_account_and_count_active_keys(db, account_id)
     if active >= max_active:
         raise TooManyApiKeys(
             f"This account already has {active} active API keys (at most {max_active}); "
             "revoke one (DELETE /v1/accounts/me/api-keys/{key_id}) before creating another.",
             extra={"max_active_api_keys": max_active},
         )
-    return await _issue_key(session, account_id, name)
+    return await _issue_key(db, account_id, name)
 
 
 async def list_api_keys(
-    session: AsyncSession, *, account_id: str, page: PageParams
+    db: Db, *, account_id: str, page: PageParams
 ) -> tuple[list[ApiKeyRead], str | None]:
     before = str(page.cursor[0]) if page.cursor else None
-    rows = await repository.list_api_keys(session, account_id, before_id=before, limit=page.fetch)
+    rows = await repository.list_api_keys(db, account_id, before_id=before, limit=page.fetch)
     items, next_cursor = page.page(rows, lambda r: [r.id])
-    return [ApiKeyRead(**r._mapping) for r in items], next_cursor
+    return [_key_read(r) for r in items], next_cursor
 
 
-async def revoke_api_key(session: AsyncSession, *, account_id: str, key_id: str) -> None:
+async def revoke_api_key(db: Writable, *, account_id: str, key_id: str) -> None:
     """Other processes drop the key from their caches on the trigger's notification, once this
     commits; this process stops accepting it at once (see shared.auth)."""
-    if not await repository.revoke_api_key(session, account_id, key_id):
+    if not await repository.revoke_api_key(db, account_id, key_id):
         raise NotFound("API key not found.")
     forget_api_key_in_process(key_id)

@@ -1,16 +1,38 @@
-"""SQL for qualification attempts (and requests, which are submitted attempts)."""
+"""SQL for qualification attempts (and requests, which are submitted attempts).
+
+Core (CRUD, see docs/architecture.md), but for the advisory lock, a Postgres function call."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.database import Db, Writable, WriteDb, as_row, as_rows
 from shared.models.workers import QualificationAttempt, QualificationType
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    id: str
+    qualification_type_id: str
+    worker_id: str
+    status: str
+    questions: list[dict[str, Any]] | None
+    answer_key: dict[str, Any] | None
+    answers: dict[str, Any] | None
+    points: int | None
+    max_points: int | None
+    value: int | None
+    reason: str | None
+    started_at: datetime
+    deadline: datetime | None
+    submitted_at: datetime | None
+    reviewed_at: datetime | None
+
 
 _A = QualificationAttempt
 _COLS = (
@@ -32,19 +54,18 @@ _COLS = (
 )
 
 
-async def lock_worker_type(session: AsyncSession, *, type_id: str, worker_id: str) -> None:
+# Postgres-specific (a transaction-scoped advisory lock on a text key): SQL text, not Core.
+_LOCK_WORKER_TYPE_SQL = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
+
+async def lock_worker_type(db: WriteDb, *, type_id: str, worker_id: str) -> None:
     """Serialize attempt starts of one worker on one type for the rest of the transaction, so the
     retake rules are decided on what the previous start committed (the partial unique index
     uq_qualification_attempts_live stays the last line of defence)."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-        {"k": f"qualification-attempt:{type_id}:{worker_id}"},
-    )
+    await db.execute(_LOCK_WORKER_TYPE_SQL, f"qualification-attempt:{type_id}:{worker_id}")
 
 
-async def expire_overdue(
-    session: AsyncSession, *, type_id: str, worker_id: str, now: datetime
-) -> None:
+async def expire_overdue(db: Writable, *, type_id: str, worker_id: str, now: datetime) -> None:
     stmt = (
         update(_A)
         .where(
@@ -55,20 +76,20 @@ async def expire_overdue(
         )
         .values(status="expired")
     )
-    await session.execute(stmt)
+    await db.execute(stmt)
 
 
-async def last_attempt(session: AsyncSession, *, type_id: str, worker_id: str) -> Row | None:
+async def last_attempt(db: Db, *, type_id: str, worker_id: str) -> AttemptRow | None:
     stmt = (
         select(*_COLS)
         .where(_A.worker_id == worker_id, _A.qualification_type_id == type_id)
         .order_by(_A.started_at.desc())
         .limit(1)
     )
-    return (await session.execute(stmt)).first()
+    return as_row(AttemptRow, await db.fetchrow(stmt))
 
 
-async def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> Row | None:
+async def insert_attempt(db: Writable, values: dict[str, Any]) -> AttemptRow | None:
     """None when the worker already has a live attempt on this type (the partial unique index)."""
     stmt = (
         pg_insert(_A)
@@ -81,21 +102,23 @@ async def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> Row |
         )
         .returning(*_COLS)
     )
-    return (await session.execute(stmt)).first()
+    return as_row(AttemptRow, await db.fetchrow(stmt))
 
 
 async def get_worker_attempt(
-    session: AsyncSession, *, attempt_id: str, worker_id: str, for_update: bool = False
-) -> Row | None:
+    db: Db, *, attempt_id: str, worker_id: str, for_update: bool = False
+) -> AttemptRow | None:
+    """`for_update` locks the row: only on a WriteDb (the lock lasts until its commit)."""
     stmt = select(*_COLS).where(_A.id == attempt_id, _A.worker_id == worker_id)
     if for_update:
         stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).first()
+    return as_row(AttemptRow, await db.fetchrow(stmt))
 
 
 async def get_owner_request(
-    session: AsyncSession, *, request_id: str, owner_id: str, for_update: bool = False
-) -> Row | None:
+    db: Db, *, request_id: str, owner_id: str, for_update: bool = False
+) -> AttemptRow | None:
+    """`for_update` locks the row: only on a WriteDb (the lock lasts until its commit)."""
     stmt = (
         select(*_COLS)
         .join(QualificationType, QualificationType.id == _A.qualification_type_id)
@@ -103,17 +126,19 @@ async def get_owner_request(
     )
     if for_update:
         stmt = stmt.with_for_update(of=_A)
-    return (await session.execute(stmt)).first()
+    return as_row(AttemptRow, await db.fetchrow(stmt))
 
 
-async def update_attempt(session: AsyncSession, attempt_id: str, values: dict[str, Any]) -> Row:
+async def update_attempt(db: Writable, attempt_id: str, values: dict[str, Any]) -> AttemptRow:
     stmt = update(_A).where(_A.id == attempt_id).values(**values).returning(*_COLS)
-    return (await session.execute(stmt)).one()
+    row = as_row(AttemptRow, await db.fetchrow(stmt))
+    assert row is not None  # locked by the caller (for_update)
+    return row
 
 
 async def list_requests(
-    session: AsyncSession, *, type_id: str, status: str, before_id: str | None, limit: int
-) -> Sequence[Row]:
+    db: Db, *, type_id: str, status: str, before_id: str | None, limit: int
+) -> list[AttemptRow]:
     stmt = (
         select(*_COLS)
         .where(_A.qualification_type_id == type_id, _A.status == status)
@@ -122,4 +147,4 @@ async def list_requests(
     )
     if before_id is not None:
         stmt = stmt.where(_A.id < before_id)
-    return (await session.execute(stmt)).all()
+    return as_rows(AttemptRow, await db.fetch(stmt))

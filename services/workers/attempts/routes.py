@@ -19,7 +19,7 @@ from services.workers.attempts.schemas import (
 )
 from services.workers.clock import NowDep
 from shared.auth import RequesterDep, WorkerDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -43,14 +43,10 @@ router = APIRouter(tags=["qualification tests"])
     summary="Start the test (or request the qualification); 409 retry_not_allowed with "
     "retry_after when a retake is not (yet) allowed",
 )
-async def start_attempt(
-    type_id: str, caller: WorkerDep, session: SessionDep, now: NowDep, idem: IdempotencyDep
-):
+async def start_attempt(type_id: str, caller: WorkerDep, now: NowDep, idem: IdempotencyDep):
     return await idem.run(
         caller,
-        lambda: service.start_attempt(
-            session, worker_id=caller.account_id, type_id=type_id, now=now
-        ),
+        lambda db: service.start_attempt(db, worker_id=caller.account_id, type_id=type_id, now=now),
         status_code=201,
     )
 
@@ -67,14 +63,13 @@ async def submit_attempt(
     attempt_id: str,
     body: AttemptSubmit,
     caller: WorkerDep,
-    session: SessionDep,
     now: NowDep,
     idem: IdempotencyDep,
 ):
     return await idem.run(
         caller,
-        lambda: service.submit_attempt(
-            session,
+        lambda db: service.submit_attempt(
+            db,
             worker_id=caller.account_id,
             attempt_id=attempt_id,
             answers=body.answers,
@@ -92,10 +87,10 @@ async def submit_attempt(
     summary="One of the calling worker's attempts",
 )
 async def get_attempt(
-    attempt_id: str, caller: WorkerDep, session: SessionDep, now: NowDep
+    attempt_id: str, caller: WorkerDep, db: ReadDbDep, now: NowDep
 ) -> AttemptRead:
     return await service.get_attempt(
-        session, worker_id=caller.account_id, attempt_id=attempt_id, now=now
+        db, worker_id=caller.account_id, attempt_id=attempt_id, now=now
     )
 
 
@@ -109,13 +104,13 @@ async def get_attempt(
 async def list_requests(
     type_id: str,
     caller: RequesterDep,
-    session: SessionDep,
+    db: ReadDbDep,
     page: PageDep,
     now: NowDep,
     status: Annotated[RequestStatus, Query()] = "pending",
 ) -> Page[QualificationRequestRead]:
     items, next_cursor = await service.list_requests(
-        session, owner_id=caller.account_id, type_id=type_id, status=status, page=page, now=now
+        db, owner_id=caller.account_id, type_id=type_id, status=status, page=page, now=now
     )
     return Page(items=items, next_cursor=next_cursor)
 
@@ -128,11 +123,9 @@ async def list_requests(
     summary="One request of one of your types (owner)",
 )
 async def get_request(
-    request_id: str, caller: RequesterDep, session: SessionDep, now: NowDep
+    request_id: str, caller: RequesterDep, db: ReadDbDep, now: NowDep
 ) -> QualificationRequestRead:
-    return await service.get_request(
-        session, owner_id=caller.account_id, request_id=request_id, now=now
-    )
+    return await service.get_request(db, owner_id=caller.account_id, request_id=request_id, now=now)
 
 
 @router.post(
@@ -145,7 +138,6 @@ async def get_request(
 async def accept_request(
     request_id: str,
     caller: RequesterDep,
-    session: SessionDep,
     now: NowDep,
     idem: IdempotencyDep,
     body: RequestAccept | None = None,
@@ -153,8 +145,8 @@ async def accept_request(
     value = body.value if body else 1
     return await idem.run(
         caller,
-        lambda: service.accept_request(
-            session, owner_id=caller.account_id, request_id=request_id, value=value, now=now
+        lambda db: service.accept_request(
+            db, owner_id=caller.account_id, request_id=request_id, value=value, now=now
         ),
         status_code=200,
     )
@@ -171,14 +163,13 @@ async def reject_request(
     request_id: str,
     body: RequestReject,
     caller: RequesterDep,
-    session: SessionDep,
     now: NowDep,
     idem: IdempotencyDep,
 ):
     return await idem.run(
         caller,
-        lambda: service.reject_request(
-            session, owner_id=caller.account_id, request_id=request_id, reason=body.reason, now=now
+        lambda db: service.reject_request(
+            db, owner_id=caller.account_id, request_id=request_id, reason=body.reason, now=now
         ),
         status_code=200,
     )

@@ -20,10 +20,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.workers.attempts import repository
+from services.workers.attempts.repository import AttemptRow
 from services.workers.attempts.schemas import (
     AttemptRead,
     AttemptStarted,
@@ -34,12 +32,14 @@ from services.workers.attempts.schemas import (
 from services.workers.attempts.scoring import answer_errors, score
 from services.workers.grants import repository as grants_repository
 from services.workers.grants.service import grant
+from services.workers.qualification_types.repository import QualificationTypeRow
 from services.workers.qualification_types.schemas import AnswerKey, Question
 from services.workers.qualification_types.service import (
     SystemQualificationType,
     get_owned_type,
     get_visible_type,
 )
+from shared.database import Db, WriteDb
 from shared.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.pagination import PageParams
@@ -86,18 +86,18 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _questions(row: Row) -> list[Question]:
+def _questions(row: AttemptRow) -> list[Question]:
     return [Question.model_validate(q) for q in row.questions or []]
 
 
-def _effective_status(row: Row, now: datetime) -> str:
+def _effective_status(row: AttemptRow, now: datetime) -> str:
     """A started attempt past its deadline is expired even before anyone marks it so."""
     if row.status == "started" and row.deadline is not None and row.deadline <= now:
         return "expired"
     return row.status
 
 
-def _attempt_read(row: Row, now: datetime) -> AttemptRead:
+def _attempt_read(row: AttemptRow, now: datetime) -> AttemptRead:
     return AttemptRead(
         attempt_id=row.id,
         qualification_type_id=row.qualification_type_id,
@@ -113,7 +113,7 @@ def _attempt_read(row: Row, now: datetime) -> AttemptRead:
     )
 
 
-def _request_read(row: Row, now: datetime) -> QualificationRequestRead:
+def _request_read(row: AttemptRow, now: datetime) -> QualificationRequestRead:
     return QualificationRequestRead(
         id=row.id,
         attempt_id=row.id,
@@ -132,9 +132,9 @@ def _request_read(row: Row, now: datetime) -> QualificationRequestRead:
 
 
 async def _check_retake(
-    session: AsyncSession, *, type_row: Row, worker_id: str, now: datetime
+    db: Db, *, type_row: QualificationTypeRow, worker_id: str, now: datetime
 ) -> None:
-    previous = await repository.last_attempt(session, type_id=type_row.id, worker_id=worker_id)
+    previous = await repository.last_attempt(db, type_id=type_row.id, worker_id=worker_id)
     if previous is not None and _effective_status(previous, now) == "started":
         raise AttemptInProgress(
             "You already have an attempt in progress for this qualification.",
@@ -147,7 +147,7 @@ async def _check_retake(
         )
     delay = type_row.retry_delay_seconds
     if delay is None:
-        held = await grants_repository.get_grant(session, worker_id=worker_id, type_id=type_row.id)
+        held = await grants_repository.get_grant(db, worker_id=worker_id, type_id=type_row.id)
         if previous is not None or (held is not None and held.status == "granted"):
             raise RetryNotAllowed(
                 "This qualification allows one attempt only.",
@@ -167,15 +167,15 @@ async def _check_retake(
 
 
 async def start_attempt(
-    session: AsyncSession, *, worker_id: str, type_id: str, now: datetime
+    db: WriteDb, *, worker_id: str, type_id: str, now: datetime
 ) -> AttemptStarted:
-    type_row = await get_visible_type(session, type_id=type_id, caller_id=worker_id)
+    type_row = await get_visible_type(db, type_id=type_id, caller_id=worker_id)
     if type_row.is_system:
         raise SystemQualificationType("System qualifications are computed, not requested.")
-    await repository.lock_worker_type(session, type_id=type_id, worker_id=worker_id)
-    await _check_retake(session, type_row=type_row, worker_id=worker_id, now=now)
+    await repository.lock_worker_type(db, type_id=type_id, worker_id=worker_id)
+    await _check_retake(db, type_row=type_row, worker_id=worker_id, now=now)
     # Writes start here: every refusal above left the database as it was.
-    await repository.expire_overdue(session, type_id=type_id, worker_id=worker_id, now=now)
+    await repository.expire_overdue(db, type_id=type_id, worker_id=worker_id, now=now)
     values: dict[str, Any] = {
         "id": new_id(),
         "qualification_type_id": type_id,
@@ -199,12 +199,12 @@ async def start_attempt(
         }
     else:
         values |= {"status": "pending", "questions": [], "submitted_at": now}
-    row = await repository.insert_attempt(session, values)
+    row = await repository.insert_attempt(db, values)
     if row is None:
         raise AttemptInProgress("You already have an attempt in progress for this qualification.")
     if type_row.auto_grant:
         await grant(
-            session, worker_id=worker_id, type_id=type_id, value=type_row.auto_grant_value, now=now
+            db, worker_id=worker_id, type_id=type_id, value=type_row.auto_grant_value, now=now
         )
     return AttemptStarted(
         attempt_id=row.id,
@@ -218,7 +218,7 @@ async def start_attempt(
 
 
 async def submit_attempt(
-    session: AsyncSession,
+    db: WriteDb,
     *,
     worker_id: str,
     attempt_id: str,
@@ -227,7 +227,7 @@ async def submit_attempt(
 ) -> SubmitResult:
     # FOR UPDATE: a concurrent second submit waits here, then sees the first one's result.
     row = await repository.get_worker_attempt(
-        session, attempt_id=attempt_id, worker_id=worker_id, for_update=True
+        db, attempt_id=attempt_id, worker_id=worker_id, for_update=True
     )
     if row is None:
         raise AttemptNotFound("Attempt not found.")
@@ -242,7 +242,7 @@ async def submit_attempt(
         raise InvalidAnswers(detail, errors=errors)
     if row.answer_key is None:
         await repository.update_attempt(
-            session, row.id, {"status": "pending", "answers": answers, "submitted_at": now}
+            db, row.id, {"status": "pending", "answers": answers, "submitted_at": now}
         )
         return SubmitResult(
             attempt_id=row.id,
@@ -254,7 +254,7 @@ async def submit_attempt(
         )
     points, max_points, value = score(questions, AnswerKey.model_validate(row.answer_key), answers)
     await repository.update_attempt(
-        session,
+        db,
         row.id,
         {
             "status": "granted",
@@ -266,9 +266,7 @@ async def submit_attempt(
             "reviewed_at": now,
         },
     )
-    await grant(
-        session, worker_id=worker_id, type_id=row.qualification_type_id, value=value, now=now
-    )
+    await grant(db, worker_id=worker_id, type_id=row.qualification_type_id, value=value, now=now)
     return SubmitResult(
         attempt_id=row.id,
         status="granted",
@@ -279,17 +277,15 @@ async def submit_attempt(
     )
 
 
-async def get_attempt(
-    session: AsyncSession, *, worker_id: str, attempt_id: str, now: datetime
-) -> AttemptRead:
-    row = await repository.get_worker_attempt(session, attempt_id=attempt_id, worker_id=worker_id)
+async def get_attempt(db: Db, *, worker_id: str, attempt_id: str, now: datetime) -> AttemptRead:
+    row = await repository.get_worker_attempt(db, attempt_id=attempt_id, worker_id=worker_id)
     if row is None:
         raise AttemptNotFound("Attempt not found.")
     return _attempt_read(row, now)
 
 
 async def list_requests(
-    session: AsyncSession,
+    db: Db,
     *,
     owner_id: str,
     type_id: str,
@@ -297,27 +293,27 @@ async def list_requests(
     page: PageParams,
     now: datetime,
 ) -> tuple[list[QualificationRequestRead], str | None]:
-    await get_owned_type(session, type_id=type_id, owner_id=owner_id)
+    await get_owned_type(db, type_id=type_id, owner_id=owner_id)
     before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_requests(
-        session, type_id=type_id, status=status, before_id=before, limit=page.fetch
+        db, type_id=type_id, status=status, before_id=before, limit=page.fetch
     )
     items, next_cursor = page.page(rows, lambda r: [r.id])
     return [_request_read(r, now) for r in items], next_cursor
 
 
 async def get_request(
-    session: AsyncSession, *, owner_id: str, request_id: str, now: datetime
+    db: Db, *, owner_id: str, request_id: str, now: datetime
 ) -> QualificationRequestRead:
-    row = await repository.get_owner_request(session, request_id=request_id, owner_id=owner_id)
+    row = await repository.get_owner_request(db, request_id=request_id, owner_id=owner_id)
     if row is None:
         raise RequestNotFound("Qualification request not found.")
     return _request_read(row, now)
 
 
-async def _pending_request(session: AsyncSession, *, owner_id: str, request_id: str) -> Row:
+async def _pending_request(db: WriteDb, *, owner_id: str, request_id: str) -> AttemptRow:
     row = await repository.get_owner_request(
-        session, request_id=request_id, owner_id=owner_id, for_update=True
+        db, request_id=request_id, owner_id=owner_id, for_update=True
     )
     if row is None:
         raise RequestNotFound("Qualification request not found.")
@@ -327,14 +323,14 @@ async def _pending_request(session: AsyncSession, *, owner_id: str, request_id: 
 
 
 async def accept_request(
-    session: AsyncSession, *, owner_id: str, request_id: str, value: int, now: datetime
+    db: WriteDb, *, owner_id: str, request_id: str, value: int, now: datetime
 ) -> QualificationRequestRead:
-    row = await _pending_request(session, owner_id=owner_id, request_id=request_id)
+    row = await _pending_request(db, owner_id=owner_id, request_id=request_id)
     updated = await repository.update_attempt(
-        session, row.id, {"status": "granted", "value": value, "reviewed_at": now}
+        db, row.id, {"status": "granted", "value": value, "reviewed_at": now}
     )
     await grant(
-        session,
+        db,
         worker_id=row.worker_id,
         type_id=row.qualification_type_id,
         value=value,
@@ -344,10 +340,10 @@ async def accept_request(
 
 
 async def reject_request(
-    session: AsyncSession, *, owner_id: str, request_id: str, reason: str, now: datetime
+    db: WriteDb, *, owner_id: str, request_id: str, reason: str, now: datetime
 ) -> QualificationRequestRead:
-    row = await _pending_request(session, owner_id=owner_id, request_id=request_id)
+    row = await _pending_request(db, owner_id=owner_id, request_id=request_id)
     updated = await repository.update_attempt(
-        session, row.id, {"status": "rejected", "reason": reason, "reviewed_at": now}
+        db, row.id, {"status": "rejected", "reason": reason, "reviewed_at": now}
     )
     return _request_read(updated, now)

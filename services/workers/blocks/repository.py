@@ -1,21 +1,31 @@
-"""SQL for a requester's blocks of workers."""
+"""SQL for a requester's blocks of workers (Core: plain CRUD, see docs/architecture.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.database import Db, Writable, as_row, as_rows
 from shared.models.workers import WorkerBlock
 
-_COLS = (WorkerBlock.worker_id, WorkerBlock.reason, WorkerBlock.created_at)
+
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    id: str
+    worker_id: str
+    reason: str
+    created_at: datetime
+
+
+_COLS = (WorkerBlock.id, WorkerBlock.worker_id, WorkerBlock.reason, WorkerBlock.created_at)
 
 
 async def insert_block(
-    session: AsyncSession, *, block_id: str, requester_id: str, worker_id: str, reason: str
-) -> Row | None:
+    db: Writable, *, block_id: str, requester_id: str, worker_id: str, reason: str
+) -> BlockRow | None:
     """None when the block already exists (blocking twice keeps the first block)."""
     stmt = (
         pg_insert(WorkerBlock)
@@ -23,34 +33,34 @@ async def insert_block(
         .on_conflict_do_nothing(index_elements=[WorkerBlock.worker_id, WorkerBlock.requester_id])
         .returning(*_COLS)
     )
-    return (await session.execute(stmt)).first()
+    return as_row(BlockRow, await db.fetchrow(stmt))
 
 
-async def get_block(session: AsyncSession, *, requester_id: str, worker_id: str) -> Row | None:
+async def get_block(db: Db, *, requester_id: str, worker_id: str) -> BlockRow | None:
     stmt = select(*_COLS).where(
         WorkerBlock.requester_id == requester_id, WorkerBlock.worker_id == worker_id
     )
-    return (await session.execute(stmt)).first()
+    return as_row(BlockRow, await db.fetchrow(stmt))
 
 
-async def delete_block(session: AsyncSession, *, requester_id: str, worker_id: str) -> bool:
+async def delete_block(db: Writable, *, requester_id: str, worker_id: str) -> bool:
     stmt = (
         delete(WorkerBlock)
         .where(WorkerBlock.requester_id == requester_id, WorkerBlock.worker_id == worker_id)
         .returning(WorkerBlock.id)
     )
-    return (await session.execute(stmt)).first() is not None
+    return await db.fetchval(stmt) is not None
 
 
 async def list_blocks(
-    session: AsyncSession, *, requester_id: str, before_id: str | None, limit: int
-) -> Sequence[Row]:
+    db: Db, *, requester_id: str, before_id: str | None, limit: int
+) -> list[BlockRow]:
     stmt = (
-        select(*_COLS, WorkerBlock.id)
+        select(*_COLS)
         .where(WorkerBlock.requester_id == requester_id)
         .order_by(WorkerBlock.id.desc())
         .limit(limit)
     )
     if before_id is not None:
         stmt = stmt.where(WorkerBlock.id < before_id)
-    return (await session.execute(stmt)).all()
+    return as_rows(BlockRow, await db.fetch(stmt))

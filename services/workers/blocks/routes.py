@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 from services.workers.blocks import service
 from services.workers.blocks.schemas import BlockCreate, BlockRead
 from shared.auth import RequesterDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep, WriteDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Page, PageDep
@@ -22,12 +22,10 @@ router = APIRouter(prefix="/v1/blocks", tags=["blocks"])
     responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
     summary="Block a worker from all your work; blocking again returns the existing block",
 )
-async def block_worker(
-    body: BlockCreate, caller: RequesterDep, session: SessionDep, idem: IdempotencyDep
-):
+async def block_worker(body: BlockCreate, caller: RequesterDep, idem: IdempotencyDep):
     return await idem.run(
         caller,
-        lambda: service.block_worker(session, requester_id=caller.account_id, data=body),
+        lambda db: service.block_worker(db, requester_id=caller.account_id, data=body),
         status_code=201,
     )
 
@@ -38,8 +36,8 @@ async def block_worker(
     responses=error_responses(Unauthorized, Forbidden, NotFound),
     summary="Unblock a worker",
 )
-async def unblock_worker(worker_id: str, caller: RequesterDep, session: SessionDep) -> None:
-    await service.unblock_worker(session, requester_id=caller.account_id, worker_id=worker_id)
+async def unblock_worker(worker_id: str, caller: RequesterDep, db: WriteDbDep) -> None:
+    await service.unblock_worker(db, requester_id=caller.account_id, worker_id=worker_id)
 
 
 @router.get(
@@ -48,8 +46,6 @@ async def unblock_worker(worker_id: str, caller: RequesterDep, session: SessionD
     responses=error_responses(Unauthorized, Forbidden, ValidationFailed),
     summary="Your blocks, newest first",
 )
-async def list_blocks(caller: RequesterDep, session: SessionDep, page: PageDep) -> Page[BlockRead]:
-    items, next_cursor = await service.list_blocks(
-        session, requester_id=caller.account_id, page=page
-    )
+async def list_blocks(caller: RequesterDep, db: ReadDbDep, page: PageDep) -> Page[BlockRead]:
+    items, next_cursor = await service.list_blocks(db, requester_id=caller.account_id, page=page)
     return Page(items=items, next_cursor=next_cursor)

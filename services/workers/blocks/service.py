@@ -6,11 +6,11 @@ unchanged (its first reason and time), so a retried request can never pile up ro
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.workers.blocks import repository
+from services.workers.blocks.repository import BlockRow
 from services.workers.blocks.schemas import BlockCreate, BlockRead
 from services.workers.profiles.service import WorkerNotFound, worker_exists
+from shared.database import Db, WriteDb
 from shared.errors import NotFound
 from shared.ids import new_id
 from shared.pagination import PageParams
@@ -20,37 +20,37 @@ class BlockNotFound(NotFound):
     code = "block_not_found"
 
 
-async def block_worker(session: AsyncSession, *, requester_id: str, data: BlockCreate) -> BlockRead:
-    if not await worker_exists(session, worker_id=data.worker_id):
+async def block_worker(db: WriteDb, *, requester_id: str, data: BlockCreate) -> BlockRead:
+    if not await worker_exists(db, worker_id=data.worker_id):
         raise WorkerNotFound("Worker not found.")
     row = await repository.insert_block(
-        session,
+        db,
         block_id=new_id(),
         requester_id=requester_id,
         worker_id=data.worker_id,
         reason=data.reason,
     )
     if row is None:
-        row = await repository.get_block(
-            session, requester_id=requester_id, worker_id=data.worker_id
-        )
+        row = await repository.get_block(db, requester_id=requester_id, worker_id=data.worker_id)
         assert row is not None  # the conflicting row; blocks are only deleted by their owner
-    return BlockRead(**row._mapping)
+    return _read(row)
 
 
-async def unblock_worker(session: AsyncSession, *, requester_id: str, worker_id: str) -> None:
-    if not await repository.delete_block(session, requester_id=requester_id, worker_id=worker_id):
+async def unblock_worker(db: WriteDb, *, requester_id: str, worker_id: str) -> None:
+    if not await repository.delete_block(db, requester_id=requester_id, worker_id=worker_id):
         raise BlockNotFound("This worker is not blocked.")
 
 
 async def list_blocks(
-    session: AsyncSession, *, requester_id: str, page: PageParams
+    db: Db, *, requester_id: str, page: PageParams
 ) -> tuple[list[BlockRead], str | None]:
     before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_blocks(
-        session, requester_id=requester_id, before_id=before, limit=page.fetch
+        db, requester_id=requester_id, before_id=before, limit=page.fetch
     )
     items, next_cursor = page.page(rows, lambda r: [r.id])
-    return [
-        BlockRead(worker_id=r.worker_id, reason=r.reason, created_at=r.created_at) for r in items
-    ], next_cursor
+    return [_read(r) for r in items], next_cursor
+
+
+def _read(row: BlockRow) -> BlockRead:
+    return BlockRead(worker_id=row.worker_id, reason=row.reason, created_at=row.created_at)

@@ -1,18 +1,47 @@
-"""SQL for grants (worker_qualifications)."""
+"""SQL for grants (worker_qualifications) (Core: plain CRUD, see docs/architecture.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, case, literal_column, select, update
+from sqlalchemy import case, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.database import Db, Writable, as_row, as_rows
 from shared.ids import new_id
 from shared.models.workers import QualificationType, WorkerQualification
 
+
+@dataclass(frozen=True, slots=True)
+class GrantRow:
+    id: str
+    qualification_type_id: str
+    worker_id: str
+    value: int
+    status: str
+    granted_at: datetime
+    updated_at: datetime
+    revoked_at: datetime | None
+    revoke_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertedGrantRow(GrantRow):
+    inserted: bool  # xmax = 0: the row did not exist
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerGrantRow:
+    qualification_type_id: str
+    name: str
+    value: int
+    granted_at: datetime
+    updated_at: datetime
+
+
 _COLS = (
+    WorkerQualification.id,
     WorkerQualification.qualification_type_id,
     WorkerQualification.worker_id,
     WorkerQualification.value,
@@ -25,8 +54,8 @@ _COLS = (
 
 
 async def upsert_grant(
-    session: AsyncSession, *, worker_id: str, type_id: str, value: int, now: datetime
-) -> tuple[Row, bool]:
+    db: Writable, *, worker_id: str, type_id: str, value: int, now: datetime
+) -> tuple[GrantRow, bool]:
     """Grant or change; returns (grant, created), created meaning it was not held before."""
     ins = pg_insert(WorkerQualification).values(
         worker_id=worker_id,
@@ -56,22 +85,23 @@ async def upsert_grant(
     # xmax = 0 only on a freshly inserted row; a grant restarted after a revoke carries this
     # call's `now` as granted_at. Either way the worker did not hold it before.
     returning = stmt.returning(*_COLS, literal_column("(xmax = 0)").label("inserted"))
-    row = (await session.execute(returning)).one()
+    row = as_row(UpsertedGrantRow, await db.fetchrow(returning))
+    assert row is not None  # an upsert always returns its row
     created = bool(row.inserted) or row.granted_at == now
     return row, created
 
 
-async def get_grant(session: AsyncSession, *, worker_id: str, type_id: str) -> Row | None:
+async def get_grant(db: Db, *, worker_id: str, type_id: str) -> GrantRow | None:
     stmt = select(*_COLS).where(
         WorkerQualification.worker_id == worker_id,
         WorkerQualification.qualification_type_id == type_id,
     )
-    return (await session.execute(stmt)).first()
+    return as_row(GrantRow, await db.fetchrow(stmt))
 
 
 async def revoke_grant(
-    session: AsyncSession, *, worker_id: str, type_id: str, reason: str | None, now: datetime
-) -> Row | None:
+    db: Writable, *, worker_id: str, type_id: str, reason: str | None, now: datetime
+) -> GrantRow | None:
     stmt = (
         update(WorkerQualification)
         .where(
@@ -82,14 +112,14 @@ async def revoke_grant(
         .values(status="revoked", revoked_at=now, revoke_reason=reason, updated_at=now)
         .returning(*_COLS)
     )
-    return (await session.execute(stmt)).first()
+    return as_row(GrantRow, await db.fetchrow(stmt))
 
 
 async def list_grants(
-    session: AsyncSession, *, type_id: str, status: str, before_id: str | None, limit: int
-) -> Sequence[Row]:
+    db: Db, *, type_id: str, status: str, before_id: str | None, limit: int
+) -> list[GrantRow]:
     stmt = (
-        select(*_COLS, WorkerQualification.id)
+        select(*_COLS)
         .where(
             WorkerQualification.qualification_type_id == type_id,
             WorkerQualification.status == status,
@@ -99,12 +129,12 @@ async def list_grants(
     )
     if before_id is not None:
         stmt = stmt.where(WorkerQualification.id < before_id)
-    return (await session.execute(stmt)).all()
+    return as_rows(GrantRow, await db.fetch(stmt))
 
 
 async def list_worker_grants(
-    session: AsyncSession, *, worker_id: str, before_type_id: str | None, limit: int
-) -> Sequence[Row]:
+    db: Db, *, worker_id: str, before_type_id: str | None, limit: int
+) -> list[WorkerGrantRow]:
     stmt = (
         select(
             WorkerQualification.qualification_type_id,
@@ -120,4 +150,4 @@ async def list_worker_grants(
     )
     if before_type_id is not None:
         stmt = stmt.where(WorkerQualification.qualification_type_id < before_type_id)
-    return (await session.execute(stmt)).all()
+    return as_rows(WorkerGrantRow, await db.fetch(stmt))

@@ -16,7 +16,7 @@ from services.workers.grants.schemas import (
     WorkerQualificationRead,
 )
 from shared.auth import RequesterDep, WorkerDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep, WriteDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
 from shared.pagination import Page, PageDep
 
@@ -39,12 +39,12 @@ async def set_grant(
     worker_id: str,
     body: GrantSet,
     caller: RequesterDep,
-    session: SessionDep,
+    db: WriteDbDep,
     now: NowDep,
     response: Response,
 ) -> GrantRead:
     grant, created = await service.set_grant(
-        session,
+        db,
         owner_id=caller.account_id,
         type_id=type_id,
         worker_id=worker_id,
@@ -67,12 +67,12 @@ async def revoke_grant(
     type_id: str,
     worker_id: str,
     caller: RequesterDep,
-    session: SessionDep,
+    db: WriteDbDep,
     now: NowDep,
     body: GrantRevoke | None = None,
 ) -> None:
     await service.revoke_grant(
-        session,
+        db,
         owner_id=caller.account_id,
         type_id=type_id,
         worker_id=worker_id,
@@ -91,12 +91,12 @@ async def revoke_grant(
 async def list_grants(
     type_id: str,
     caller: RequesterDep,
-    session: SessionDep,
+    db: ReadDbDep,
     page: PageDep,
     status: Annotated[GrantStatus, Query()] = "granted",
 ) -> Page[GrantRead]:
     items, next_cursor = await service.list_grants(
-        session, owner_id=caller.account_id, type_id=type_id, status=status, page=page
+        db, owner_id=caller.account_id, type_id=type_id, status=status, page=page
     )
     return Page(items=items, next_cursor=next_cursor)
 
@@ -108,9 +108,9 @@ async def list_grants(
     summary="The calling worker's qualifications with values, system ones included",
 )
 async def list_my_qualifications(
-    caller: WorkerDep, session: SessionDep, page: PageDep
+    caller: WorkerDep, db: ReadDbDep, page: PageDep
 ) -> Page[WorkerQualificationRead]:
     items, next_cursor = await service.list_my_qualifications(
-        session, worker_id=caller.account_id, page=page
+        db, worker_id=caller.account_id, page=page
     )
     return Page(items=items, next_cursor=next_cursor)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.workers.grants import repository
+from services.workers.grants.repository import GrantRow
 from services.workers.grants.schemas import GrantRead, GrantStatus, WorkerQualificationRead
 from services.workers.profiles.service import WorkerNotFound, worker_exists
 from services.workers.qualification_types.service import get_owned_type
-from shared.db import driver_connection
+from shared.database import Db, Writable, WriteDb
 from shared.eligibility import SYSTEM_TYPE_NAMES, fetch_worker_facts
 from shared.errors import NotFound
 from shared.pagination import PageParams
@@ -25,31 +23,31 @@ class GrantNotFound(NotFound):
     code = "qualification_not_granted"
 
 
-def to_read(row: Row) -> GrantRead:
+def to_read(row: GrantRow) -> GrantRead:
     return GrantRead.model_validate(row, from_attributes=True)
 
 
 async def grant(
-    session: AsyncSession, *, worker_id: str, type_id: str, value: int, now: datetime
+    db: Writable, *, worker_id: str, type_id: str, value: int, now: datetime
 ) -> tuple[GrantRead, bool]:
     """Used by direct grants, scored tests, accepted requests and auto-grants alike."""
     row, created = await repository.upsert_grant(
-        session, worker_id=worker_id, type_id=type_id, value=value, now=now
+        db, worker_id=worker_id, type_id=type_id, value=value, now=now
     )
     return to_read(row), created
 
 
 async def set_grant(
-    session: AsyncSession, *, owner_id: str, type_id: str, worker_id: str, value: int, now: datetime
+    db: WriteDb, *, owner_id: str, type_id: str, worker_id: str, value: int, now: datetime
 ) -> tuple[GrantRead, bool]:
-    await get_owned_type(session, type_id=type_id, owner_id=owner_id)
-    if not await worker_exists(session, worker_id=worker_id):
+    await get_owned_type(db, type_id=type_id, owner_id=owner_id)
+    if not await worker_exists(db, worker_id=worker_id):
         raise WorkerNotFound("Worker not found.")
-    return await grant(session, worker_id=worker_id, type_id=type_id, value=value, now=now)
+    return await grant(db, worker_id=worker_id, type_id=type_id, value=value, now=now)
 
 
 async def revoke_grant(
-    session: AsyncSession,
+    db: WriteDb,
     *,
     owner_id: str,
     type_id: str,
@@ -57,47 +55,53 @@ async def revoke_grant(
     reason: str | None,
     now: datetime,
 ) -> None:
-    await get_owned_type(session, type_id=type_id, owner_id=owner_id)
+    await get_owned_type(db, type_id=type_id, owner_id=owner_id)
     row = await repository.revoke_grant(
-        session, worker_id=worker_id, type_id=type_id, reason=reason, now=now
+        db, worker_id=worker_id, type_id=type_id, reason=reason, now=now
     )
     if row is None:
         raise GrantNotFound("This worker does not hold this qualification.")
 
 
 async def list_grants(
-    session: AsyncSession, *, owner_id: str, type_id: str, status: GrantStatus, page: PageParams
+    db: Db, *, owner_id: str, type_id: str, status: GrantStatus, page: PageParams
 ) -> tuple[list[GrantRead], str | None]:
-    await get_owned_type(session, type_id=type_id, owner_id=owner_id)
+    await get_owned_type(db, type_id=type_id, owner_id=owner_id)
     before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_grants(
-        session, type_id=type_id, status=status, before_id=before, limit=page.fetch
+        db, type_id=type_id, status=status, before_id=before, limit=page.fetch
     )
     items, next_cursor = page.page(rows, lambda r: [r.id])
     return [to_read(r) for r in items], next_cursor
 
 
 async def list_my_qualifications(
-    session: AsyncSession, *, worker_id: str, page: PageParams
+    db: Db, *, worker_id: str, page: PageParams
 ) -> tuple[list[WorkerQualificationRead], str | None]:
     """Granted ones and the system ones, one order (type id, descending) across both."""
     before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_worker_grants(
-        session, worker_id=worker_id, before_type_id=before, limit=page.fetch
+        db, worker_id=worker_id, before_type_id=before, limit=page.fetch
     )
     merged = [
-        WorkerQualificationRead(**r._mapping, is_system=False) for r in rows
-    ] + await _system_qualifications(session, worker_id)
+        WorkerQualificationRead(
+            qualification_type_id=r.qualification_type_id,
+            name=r.name,
+            value=r.value,
+            is_system=False,
+            granted_at=r.granted_at,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ] + await _system_qualifications(db, worker_id)
     merged = [q for q in merged if before is None or q.qualification_type_id < before]
     merged.sort(key=lambda q: q.qualification_type_id, reverse=True)
     return page.page(merged[: page.fetch], lambda q: [q.qualification_type_id])
 
 
-async def _system_qualifications(
-    session: AsyncSession, worker_id: str
-) -> list[WorkerQualificationRead]:
+async def _system_qualifications(db: Db, worker_id: str) -> list[WorkerQualificationRead]:
     facts = await fetch_worker_facts(
-        await driver_connection(session),
+        db,
         worker_id=worker_id,
         requester_ids=(),
         qualification_type_ids=(),

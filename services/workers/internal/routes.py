@@ -10,7 +10,7 @@ from services.workers.accounts import service as accounts_service
 from services.workers.accounts.schemas import AccountRead
 from services.workers.internal.schemas import EligibilityAnswer, EligibilityQuery
 from shared.auth import InternalDep
-from shared.db import SessionDep, driver_connection
+from shared.database import ReadDbDep
 from shared.eligibility import ProjectRules, evaluate_eligibility
 from shared.errors import NotFound, Unauthorized, ValidationFailed, error_responses
 
@@ -27,8 +27,8 @@ router = APIRouter(
     response_model=AccountRead,
     responses=error_responses(Unauthorized, NotFound),
 )
-async def get_account(account_id: str, session: SessionDep) -> AccountRead:
-    return await accounts_service.get_account(session, account_id=account_id)
+async def get_account(account_id: str, db: ReadDbDep) -> AccountRead:
+    return await accounts_service.get_account(db, account_id=account_id)
 
 
 @router.post(
@@ -38,12 +38,12 @@ async def get_account(account_id: str, session: SessionDep) -> AccountRead:
     summary="shared/eligibility.py over HTTP, for callers outside Python (the tasks service "
     "calls the library in-process instead: no hop on the accept path)",
 )
-async def evaluate(
-    worker_id: str, body: EligibilityQuery, session: SessionDep
-) -> EligibilityAnswer:
+async def evaluate(worker_id: str, body: EligibilityQuery, db: ReadDbDep) -> EligibilityAnswer:
     projects = [ProjectRules(**p.model_dump()) for p in body.projects]
     results = await evaluate_eligibility(
-        await driver_connection(session), worker_id=worker_id, projects=projects
+        db,
+        worker_id=worker_id,
+        projects=projects,
     )
     return EligibilityAnswer.model_validate(
         {"results": {pid: asdict(e) for pid, e in results.items()}}

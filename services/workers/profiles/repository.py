@@ -1,17 +1,34 @@
-"""SQL for worker profiles. Reads fall back to the account when no profile row exists yet."""
+"""SQL for worker profiles. Reads fall back to the account when no profile row exists yet.
+
+Core (plain CRUD, see docs/architecture.md); the stats read is shared.eligibility's hand-tuned
+statement."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, case, func, literal_column, select, update
+from sqlalchemy import case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import driver_connection
+from shared.database import Db, Writable, WriteDb, as_row
 from shared.eligibility import WorkerStatsCounts, fetch_worker_stats
 from shared.models import Account
 from shared.models.workers import WorkerProfile
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRow:
+    worker_id: str
+    display_name: str
+    country: str | None
+    languages: list[str]
+    skills: list[str]
+    bio: str
+    created_at: datetime
+    updated_at: datetime
+
 
 _has_profile = WorkerProfile.worker_id.is_not(None)
 _PROFILE_COLS = (
@@ -26,18 +43,18 @@ _PROFILE_COLS = (
 )
 
 
-async def get_profile(session: AsyncSession, worker_id: str) -> Row | None:
+async def get_profile(db: Db, worker_id: str) -> ProfileRow | None:
     stmt = (
         select(*_PROFILE_COLS)
         .select_from(Account)
         .outerjoin(WorkerProfile, WorkerProfile.worker_id == Account.id)
         .where(Account.id == worker_id, Account.kind == "worker")
     )
-    return (await session.execute(stmt)).first()
+    return as_row(ProfileRow, await db.fetchrow(stmt))
 
 
 async def insert_profile(
-    session: AsyncSession,
+    db: Writable,
     *,
     worker_id: str,
     display_name: str,
@@ -51,10 +68,10 @@ async def insert_profile(
         )
         .on_conflict_do_nothing()
     )
-    await session.execute(stmt)
+    await db.execute(stmt)
 
 
-async def ensure_profile(session: AsyncSession, worker_id: str) -> bool:
+async def ensure_profile(db: WriteDb, worker_id: str) -> bool:
     """Create the row from the account if missing; False when no such worker exists."""
     source = select(Account.id, Account.name, Account.country, Account.languages).where(
         Account.id == worker_id, Account.kind == "worker"
@@ -64,21 +81,21 @@ async def ensure_profile(session: AsyncSession, worker_id: str) -> bool:
         .from_select(["worker_id", "display_name", "country", "languages"], source)
         .on_conflict_do_nothing()
     )
-    await session.execute(stmt)
-    exists = await session.execute(
+    await db.execute(stmt)
+    exists = await db.fetchval(
         select(WorkerProfile.worker_id).where(WorkerProfile.worker_id == worker_id)
     )
-    return exists.first() is not None
+    return exists is not None
 
 
-async def update_profile(session: AsyncSession, worker_id: str, changes: dict[str, Any]) -> None:
+async def update_profile(db: Writable, worker_id: str, changes: dict[str, Any]) -> None:
     stmt = (
         update(WorkerProfile)
         .where(WorkerProfile.worker_id == worker_id)
         .values(**changes, updated_at=func.now())
     )
-    await session.execute(stmt)
+    await db.execute(stmt)
 
 
-async def get_stats(session: AsyncSession, worker_id: str) -> WorkerStatsCounts:
-    return await fetch_worker_stats(await driver_connection(session), worker_id)
+async def get_stats(db: Db, worker_id: str) -> WorkerStatsCounts:
+    return await fetch_worker_stats(db, worker_id)

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from services.workers.profiles import service
 from services.workers.profiles.schemas import ProfileUpdate, WorkerProfileRead
 from shared.auth import RequesterDep, WorkerDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep, WriteDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"])
@@ -19,8 +19,8 @@ router = APIRouter(prefix="/v1/workers", tags=["workers"])
     responses=error_responses(Unauthorized, Forbidden),
     summary="The calling worker's profile and stats",
 )
-async def get_my_profile(caller: WorkerDep, session: SessionDep) -> WorkerProfileRead:
-    return await service.get_profile(session, worker_id=caller.account_id)
+async def get_my_profile(caller: WorkerDep, db: ReadDbDep) -> WorkerProfileRead:
+    return await service.get_profile(db, worker_id=caller.account_id)
 
 
 @router.patch(
@@ -30,9 +30,9 @@ async def get_my_profile(caller: WorkerDep, session: SessionDep) -> WorkerProfil
     summary="Change display name, country, languages, skills or bio",
 )
 async def update_my_profile(
-    body: ProfileUpdate, caller: WorkerDep, session: SessionDep
+    body: ProfileUpdate, caller: WorkerDep, db: WriteDbDep
 ) -> WorkerProfileRead:
-    return await service.update_profile(session, worker_id=caller.account_id, data=body)
+    return await service.update_profile(db, worker_id=caller.account_id, data=body)
 
 
 @router.get(
@@ -41,7 +41,5 @@ async def update_my_profile(
     responses=error_responses(Unauthorized, Forbidden, NotFound),
     summary="A worker's public profile with submitted/approved/rejected counts (requesters)",
 )
-async def get_worker(
-    worker_id: str, caller: RequesterDep, session: SessionDep
-) -> WorkerProfileRead:
-    return await service.get_profile(session, worker_id=worker_id)
+async def get_worker(worker_id: str, caller: RequesterDep, db: ReadDbDep) -> WorkerProfileRead:
+    return await service.get_profile(db, worker_id=worker_id)

@@ -6,10 +6,9 @@ read in one statement, so they are exact at every moment at O(1) cost per read.
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.workers.profiles import repository
 from services.workers.profiles.schemas import ProfileUpdate, WorkerProfileRead
+from shared.database import Db, Writable, WriteDb
 from shared.errors import NotFound
 
 
@@ -17,15 +16,22 @@ class WorkerNotFound(NotFound):
     code = "worker_not_found"
 
 
-async def get_profile(session: AsyncSession, *, worker_id: str) -> WorkerProfileRead:
-    row = await repository.get_profile(session, worker_id)
+async def get_profile(db: Db, *, worker_id: str) -> WorkerProfileRead:
+    row = await repository.get_profile(db, worker_id)
     if row is None:
         raise WorkerNotFound("Worker not found.")
-    stats = await repository.get_stats(session, worker_id)
+    stats = await repository.get_stats(db, worker_id)
     pending = stats.submitted - stats.approved - stats.rejected
     rate = round(100 * stats.approved / stats.decided, 2) if stats.decided else None
     return WorkerProfileRead(
-        **row._mapping,
+        worker_id=row.worker_id,
+        display_name=row.display_name,
+        country=row.country,
+        languages=row.languages,
+        skills=row.skills,
+        bio=row.bio,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
         submitted_count=stats.submitted,
         approved_count=stats.approved,
         rejected_count=stats.rejected,
@@ -34,19 +40,17 @@ async def get_profile(session: AsyncSession, *, worker_id: str) -> WorkerProfile
     )
 
 
-async def update_profile(
-    session: AsyncSession, *, worker_id: str, data: ProfileUpdate
-) -> WorkerProfileRead:
-    if not await repository.ensure_profile(session, worker_id):
+async def update_profile(db: WriteDb, *, worker_id: str, data: ProfileUpdate) -> WorkerProfileRead:
+    if not await repository.ensure_profile(db, worker_id):
         raise WorkerNotFound("Worker not found.")
     changes = data.changes()
     if changes:
-        await repository.update_profile(session, worker_id, changes)
-    return await get_profile(session, worker_id=worker_id)
+        await repository.update_profile(db, worker_id, changes)
+    return await get_profile(db, worker_id=worker_id)
 
 
 async def create_profile_for_new_worker(
-    session: AsyncSession,
+    db: Writable,
     *,
     worker_id: str,
     name: str,
@@ -55,9 +59,9 @@ async def create_profile_for_new_worker(
 ) -> None:
     """Called at sign-up so every worker has a profile row from the start."""
     await repository.insert_profile(
-        session, worker_id=worker_id, display_name=name, country=country, languages=languages
+        db, worker_id=worker_id, display_name=name, country=country, languages=languages
     )
 
 
-async def worker_exists(session: AsyncSession, *, worker_id: str) -> bool:
-    return await repository.get_profile(session, worker_id) is not None
+async def worker_exists(db: Db, *, worker_id: str) -> bool:
+    return await repository.get_profile(db, worker_id) is not None

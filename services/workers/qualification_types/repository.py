@@ -1,16 +1,37 @@
-"""SQL for qualification types."""
+"""SQL for qualification types (Core: CRUD and an option-built search, see
+docs/architecture.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, func, literal, or_, select, update
+from sqlalchemy import Text, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.database import Db, Writable, WriteDb, as_row, as_rows
 from shared.models.workers import QualificationType
+
+
+@dataclass(frozen=True, slots=True)
+class QualificationTypeRow:
+    id: str
+    owner_id: str | None
+    name: str
+    description: str
+    keywords: list[str]
+    status: str
+    is_system: bool
+    test: dict[str, Any] | None
+    answer_key: dict[str, Any] | None
+    retry_delay_seconds: int | None
+    auto_grant: bool
+    auto_grant_value: int
+    created_at: datetime
+    updated_at: datetime
+
 
 _COLS = (
     QualificationType.id,
@@ -30,17 +51,20 @@ _COLS = (
 )
 
 
-async def insert_type(session: AsyncSession, values: dict[str, Any]) -> Row | None:
+async def insert_type(db: Writable, values: dict[str, Any]) -> QualificationTypeRow | None:
     """None when the owner already has a type of that name (case-insensitive)."""
     stmt = pg_insert(QualificationType).values(**values).on_conflict_do_nothing().returning(*_COLS)
-    return (await session.execute(stmt)).first()
+    return as_row(QualificationTypeRow, await db.fetchrow(stmt))
 
 
-async def get_type(session: AsyncSession, type_id: str, *, for_update: bool = False) -> Row | None:
+async def get_type(
+    db: Db, type_id: str, *, for_update: bool = False
+) -> QualificationTypeRow | None:
+    """`for_update` locks the row: only on a WriteDb (the lock lasts until its commit)."""
     stmt = select(*_COLS).where(QualificationType.id == type_id)
     if for_update:
         stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).first()
+    return as_row(QualificationTypeRow, await db.fetchrow(stmt))
 
 
 def _escape_like(text: str) -> str:
@@ -48,13 +72,13 @@ def _escape_like(text: str) -> str:
 
 
 async def search_types(
-    session: AsyncSession,
+    db: Db,
     *,
     query: str | None,
     owner_id: str | None,
     before_id: str | None,
     limit: int,
-) -> Sequence[Row]:
+) -> list[QualificationTypeRow]:
     """Active types (or all of one owner's), newest first; `query` matches a name substring
     (trigram index) or a whole keyword (GIN index)."""
     stmt = select(*_COLS).order_by(QualificationType.id.desc()).limit(limit)
@@ -71,14 +95,16 @@ async def search_types(
         )
     if before_id is not None:
         stmt = stmt.where(QualificationType.id < before_id)
-    return (await session.execute(stmt)).all()
+    return as_rows(QualificationTypeRow, await db.fetch(stmt))
 
 
-async def update_type(session: AsyncSession, type_id: str, changes: dict[str, Any]) -> Row:
+async def update_type(db: WriteDb, type_id: str, changes: dict[str, Any]) -> QualificationTypeRow:
     stmt = (
         update(QualificationType)
         .where(QualificationType.id == type_id)
         .values(**changes, updated_at=func.now())
         .returning(*_COLS)
     )
-    return (await session.execute(stmt)).one()
+    row = as_row(QualificationTypeRow, await db.fetchrow(stmt))
+    assert row is not None  # locked by the caller (get_type(for_update=True))
+    return row

@@ -14,7 +14,7 @@ from services.workers.qualification_types.schemas import (
     QualificationTypeUpdate,
 )
 from shared.auth import OptionalCallerDep, RequesterDep
-from shared.db import SessionDep
+from shared.database import ReadDbDep, WriteDbDep
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -37,12 +37,10 @@ router = APIRouter(prefix="/v1/qualification-types", tags=["qualification types"
     responses=error_responses(Unauthorized, Forbidden, Conflict, ValidationFailed),
     summary="Create a qualification type (name unique per requester)",
 )
-async def create_type(
-    body: QualificationTypeCreate, caller: RequesterDep, session: SessionDep, idem: IdempotencyDep
-):
+async def create_type(body: QualificationTypeCreate, caller: RequesterDep, idem: IdempotencyDep):
     return await idem.run(
         caller,
-        lambda: service.create_type(session, owner_id=caller.account_id, data=body),
+        lambda db: service.create_type(db, owner_id=caller.account_id, data=body),
         status_code=201,
     )
 
@@ -57,13 +55,13 @@ async def create_type(
 )
 async def search_types(
     caller: OptionalCallerDep,
-    session: SessionDep,
+    db: ReadDbDep,
     page: PageDep,
     query: Annotated[str | None, Query(max_length=200)] = None,
     mine: bool = False,
 ) -> Page[QualificationTypeRead]:
     items, next_cursor = await service.search_types(
-        session, caller=caller, query=query, mine=mine, page=page
+        db, caller=caller, query=query, mine=mine, page=page
     )
     return Page(items=items, next_cursor=next_cursor)
 
@@ -76,9 +74,9 @@ async def search_types(
     summary="One type (no API key needed); the answer key only for its owner",
 )
 async def get_type(
-    type_id: str, caller: OptionalCallerDep, session: SessionDep
+    type_id: str, caller: OptionalCallerDep, db: ReadDbDep
 ) -> QualificationTypeOwnerRead | QualificationTypeRead:
-    return await service.get_type(session, type_id=type_id, caller=caller)
+    return await service.get_type(db, type_id=type_id, caller=caller)
 
 
 @router.patch(
@@ -89,8 +87,6 @@ async def get_type(
     summary="Change description, keywords, status, retry delay, test, answer key (owner)",
 )
 async def update_type(
-    type_id: str, body: QualificationTypeUpdate, caller: RequesterDep, session: SessionDep
+    type_id: str, body: QualificationTypeUpdate, caller: RequesterDep, db: WriteDbDep
 ) -> QualificationTypeOwnerRead:
-    return await service.update_type(
-        session, owner_id=caller.account_id, type_id=type_id, data=body
-    )
+    return await service.update_type(db, owner_id=caller.account_id, type_id=type_id, data=body)

@@ -7,13 +7,13 @@ is 404, like a missing one. System types are visible to all and managed by nobod
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.workers.qualification_types import repository
+from services.workers.qualification_types.repository import QualificationTypeRow
 from services.workers.qualification_types.schemas import (
     AnswerKey,
     QualificationTypeCreate,
@@ -24,6 +24,7 @@ from services.workers.qualification_types.schemas import (
     consistency_errors,
 )
 from shared.auth import Caller
+from shared.database import Db, Writable, WriteDb
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from shared.ids import new_id
 from shared.pagination import PageParams
@@ -41,22 +42,22 @@ class SystemQualificationType(Forbidden):
     code = "system_qualification_type"
 
 
-def to_read(row: Row) -> QualificationTypeRead:
-    data = dict(row._mapping)
+def to_read(row: QualificationTypeRow) -> QualificationTypeRead:
+    data = asdict(row)
     data.pop("answer_key", None)
-    return QualificationTypeRead(**data, has_test=data["test"] is not None)
+    return QualificationTypeRead(**data, has_test=row.test is not None)
 
 
-def to_owner_read(row: Row) -> QualificationTypeOwnerRead:
-    data = dict(row._mapping)
-    return QualificationTypeOwnerRead(**data, has_test=data["test"] is not None)
+def to_owner_read(row: QualificationTypeRow) -> QualificationTypeOwnerRead:
+    return QualificationTypeOwnerRead(**asdict(row), has_test=row.test is not None)
 
 
 async def get_owned_type(
-    session: AsyncSession, *, type_id: str, owner_id: str, for_update: bool = False
-) -> Row:
-    """The type if `owner_id` owns it; 403 for system types; 404 for anyone else's or none."""
-    row = await repository.get_type(session, type_id, for_update=for_update)
+    db: Db, *, type_id: str, owner_id: str, for_update: bool = False
+) -> QualificationTypeRow:
+    """The type if `owner_id` owns it; 403 for system types; 404 for anyone else's or none.
+    `for_update` locks it until commit (a WriteDb's)."""
+    row = await repository.get_type(db, type_id, for_update=for_update)
     if row is None:
         raise QualificationTypeNotFound("Qualification type not found.")
     if row.is_system:
@@ -68,9 +69,9 @@ async def get_owned_type(
     return row
 
 
-async def get_visible_type(session: AsyncSession, *, type_id: str, caller_id: str | None) -> Row:
+async def get_visible_type(db: Db, *, type_id: str, caller_id: str | None) -> QualificationTypeRow:
     """The type if the caller owns it or it is active; otherwise 404."""
-    row = await repository.get_type(session, type_id)
+    row = await repository.get_type(db, type_id)
     is_owner = caller_id is not None and row is not None and row.owner_id == caller_id
     if row is None or (not is_owner and row.status != "active"):
         raise QualificationTypeNotFound("Qualification type not found.")
@@ -78,7 +79,7 @@ async def get_visible_type(session: AsyncSession, *, type_id: str, caller_id: st
 
 
 async def create_type(
-    session: AsyncSession, *, owner_id: str, data: QualificationTypeCreate
+    db: Writable, *, owner_id: str, data: QualificationTypeCreate
 ) -> QualificationTypeOwnerRead:
     values: dict[str, Any] = {
         "id": new_id(),
@@ -86,22 +87,22 @@ async def create_type(
         "is_system": False,
         **jsonable_encoder(data),
     }
-    row = await repository.insert_type(session, values)
+    row = await repository.insert_type(db, values)
     if row is None:
         raise NameTaken("You already have a qualification type with this name.")
     return to_owner_read(row)
 
 
 async def get_type(
-    session: AsyncSession, *, type_id: str, caller: Caller | None
+    db: Db, *, type_id: str, caller: Caller | None
 ) -> QualificationTypeOwnerRead | QualificationTypeRead:
     caller_id = caller.account_id if caller else None
-    row = await get_visible_type(session, type_id=type_id, caller_id=caller_id)
+    row = await get_visible_type(db, type_id=type_id, caller_id=caller_id)
     return to_owner_read(row) if caller_id and row.owner_id == caller_id else to_read(row)
 
 
 async def search_types(
-    session: AsyncSession,
+    db: Db,
     *,
     caller: Caller | None,
     query: str | None,
@@ -114,7 +115,7 @@ async def search_types(
         raise Forbidden("Only requesters own qualification types.", code="wrong_role")
     before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.search_types(
-        session,
+        db,
         query=(query or "").strip() or None,
         owner_id=caller.account_id if mine and caller is not None else None,
         before_id=before,
@@ -125,11 +126,11 @@ async def search_types(
 
 
 async def update_type(
-    session: AsyncSession, *, owner_id: str, type_id: str, data: QualificationTypeUpdate
+    db: WriteDb, *, owner_id: str, type_id: str, data: QualificationTypeUpdate
 ) -> QualificationTypeOwnerRead:
-    row = await get_owned_type(session, type_id=type_id, owner_id=owner_id, for_update=True)
+    row = await get_owned_type(db, type_id=type_id, owner_id=owner_id, for_update=True)
     changes = {name: getattr(data, name) for name in data.model_fields_set}
-    merged = {**row._mapping, **changes}
+    merged = {**asdict(row), **changes}
     test = _as_model(Test, merged["test"])
     answer_key = _as_model(AnswerKey, merged["answer_key"])
     errors = consistency_errors(test, answer_key, bool(merged["auto_grant"]))
@@ -138,7 +139,7 @@ async def update_type(
         raise ValidationFailed(detail, errors=errors)
     if not changes:
         return to_owner_read(row)
-    return to_owner_read(await repository.update_type(session, type_id, jsonable_encoder(changes)))
+    return to_owner_read(await repository.update_type(db, type_id, jsonable_encoder(changes)))
 
 
 def _as_model(model: type[Test] | type[AnswerKey], value: Any) -> Any:

@@ -15,11 +15,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-import asyncpg
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import driver_connection
+from shared.database import Database, WriteDb
 
 log = logging.getLogger("workers.stats")
 
@@ -49,33 +47,33 @@ SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM folded) AS w
 """
 
 
-async def compact_once(conn: asyncpg.Connection, *, batch: int) -> int:
+_TRY_LOCK_SQL = "SELECT pg_try_advisory_xact_lock($1)"
+
+
+async def compact_once(db: WriteDb, *, batch: int) -> int:
     """Fold up to `batch` delta rows inside the caller's transaction; returns how many."""
-    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", COMPACTION_LOCK_KEY):
+    if not await db.fetchval(_TRY_LOCK_SQL, COMPACTION_LOCK_KEY):
         return 0  # another process is compacting right now
-    row = await conn.fetchrow(_COMPACT_SQL, batch)
-    assert row is not None
-    return int(row["moved"])
+    moved = await db.fetchval(_COMPACT_SQL, batch)  # the first column: rows moved
+    assert moved is not None
+    return int(moved)
 
 
-async def compact_all(sessionmaker: async_sessionmaker[AsyncSession], *, batch: int) -> int:
+async def compact_all(database: Database, *, batch: int) -> int:
     """Drain the deltas, one committed transaction per batch."""
     total = 0
     while True:
-        async with sessionmaker() as session:
-            moved = await compact_once(await driver_connection(session), batch=batch)
-            await session.commit()
+        async with database.transaction() as db:
+            moved = await compact_once(db, batch=batch)
         total += moved
         if moved < batch:
             return total
 
 
-async def run_compaction_loop(
-    sessionmaker: async_sessionmaker[AsyncSession], *, interval: float, batch: int
-) -> None:
+async def run_compaction_loop(database: Database, *, interval: float, batch: int) -> None:
     while True:
         try:
-            moved = await compact_all(sessionmaker, batch=batch)
+            moved = await compact_all(database, batch=batch)
             if moved:
                 log.debug("folded %d worker stats deltas", moved)
         except asyncio.CancelledError:
@@ -87,13 +85,13 @@ async def run_compaction_loop(
 
 @asynccontextmanager
 async def stats_compaction_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Runs the loop for the app's lifetime (inside base_lifespan, so the engine exists)."""
+    """Runs the loop for the app's lifetime (inside base_lifespan, so the pools exist)."""
     settings = app.state.settings
     task: asyncio.Task[None] | None = None
     if settings.stats_compaction_interval_seconds > 0:
         task = asyncio.create_task(
             run_compaction_loop(
-                app.state.sessionmaker,
+                app.state.database,
                 interval=settings.stats_compaction_interval_seconds,
                 batch=settings.stats_compaction_batch,
             ),

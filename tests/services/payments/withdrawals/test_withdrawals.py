@@ -196,7 +196,7 @@ async def test_concurrent_runners_pay_each_withdrawal_exactly_once(
     await asyncio.gather(
         *(
             pay_due_withdrawals(
-                app.state.sessionmaker, settings=settings, provider=TestPayoutProvider()
+                app.state.database, settings=settings, provider=TestPayoutProvider()
             )
             for _ in range(5)
         )

@@ -7,8 +7,8 @@ import asyncio
 
 import httpx
 
-from services.tasks.outbox.service import OutboxDeliverer, enqueue
-from shared.db import driver_connection
+from services.tasks.lifecycle.messages import enqueue
+from services.tasks.outbox.service import OutboxDeliverer
 from tests.conftest import INTERNAL_TOKEN
 from tests.fixtures.accounts import create_worker
 from tests.fixtures.tasks import (
@@ -84,7 +84,7 @@ async def test_outbox_retries_while_payments_is_down_then_delivers(
 
 async def test_backoff_grows_and_is_capped(apps: dict) -> None:
     deliverer = OutboxDeliverer(
-        sessionmaker=apps["tasks"].state.sessionmaker,
+        database=apps["tasks"].state.database,
         payments=apps["tasks"].state.peers["payments"],
         batch_size=10,
         concurrency=2,
@@ -106,8 +106,7 @@ async def test_a_refused_message_is_parked_and_others_still_flow(
     )
     good_key = f"release:test-good:{requester_project.id}"
     bad_key = f"release:test-bad:{requester_project.id}"
-    async with apps["tasks"].state.sessionmaker() as session:
-        conn = await driver_connection(session)
+    async with apps["tasks"].state.database.transaction() as conn:
         # More than the project holds: payments answers 409, which asking again cannot fix.
         await enqueue(
             conn,
@@ -129,7 +128,6 @@ async def test_a_refused_message_is_parked_and_others_still_flow(
                 "amount_cents": 1,
             },
         )
-        await session.commit()
     await wait_delivered(db, [good_key], apps)
     for _ in range(100):
         bad = await db.fetchrow(

@@ -19,10 +19,10 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.tasks.outbox.service import OutboxDeliverer, enqueue
-from shared.db import driver_connection, make_engine, make_sessionmaker
+from services.tasks.lifecycle.messages import enqueue
+from services.tasks.outbox.service import OutboxDeliverer
+from shared.database import Database, make_pool
 from shared.http import InternalClient
 from shared.ids import new_id
 from tests.conftest import INTERNAL_TOKEN
@@ -86,8 +86,7 @@ class Private:
     stack: Stack
     database_url: str
     api: Clients
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
+    database: Database
     db: asyncpg.Pool
 
 
@@ -109,15 +108,18 @@ def private_stack(
 @pytest.fixture(scope="module")
 async def private(private_stack: tuple[Stack, str]) -> AsyncIterator[Private]:
     stack, url = private_stack
-    engine = make_engine(url, pool_size=4)
+    database = Database(
+        pool=await make_pool(url, max_size=4, application_name="outbox-batches-test"),
+        hot_pool=await make_pool(url, max_size=1, application_name="outbox-batches-test", hot=True),
+    )
     db = await asyncpg.create_pool(url, min_size=1, max_size=4)
     api = Clients(stack)
     try:
-        yield Private(stack, url, api, engine, make_sessionmaker(engine), db)
+        yield Private(stack, url, api, database, db)
     finally:
         await api.aclose()
         await db.close()
-        await engine.dispose()
+        await database.close()
 
 
 class CountedPayments:
@@ -149,7 +151,7 @@ class WithoutBatchEndpoint(InternalClient):
 
 def deliverer_for(private: Private, payments: InternalClient) -> OutboxDeliverer:
     return OutboxDeliverer(
-        sessionmaker=private.sessionmaker,
+        database=private.database,
         payments=payments,
         batch_size=100,
         concurrency=8,
@@ -263,11 +265,9 @@ async def test_a_refused_item_is_parked_alone_and_the_rest_of_its_batch_delivere
             "worker_id": "NOSUCHWORKER" + new_id(),
         },
     }
-    async with private.sessionmaker() as session:
-        conn = await driver_connection(session)
+    async with private.database.transaction() as tx:
         for key, body in bad.items():
-            await enqueue(conn, kind="payout", key=key, payload=body)
-        await session.commit()
+            await enqueue(tx, kind="payout", key=key, payload=body)
 
     payments = CountedPayments(private.stack.urls["payments"])
     deliverer = deliverer_for(private, payments.client)

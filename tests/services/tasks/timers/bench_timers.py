@@ -109,12 +109,18 @@ async def setup(url: str, *, items: int, projects: int = 100, workers: int = 50)
 
 async def drain(url: str, sweep: str, *, replicas: int, batch_size: int) -> tuple[float, int]:
     from services.tasks.timers.service import TimerRunner
-    from shared.db import make_engine, make_sessionmaker
+    from shared.database import Database, make_pool
 
-    engines = [make_engine(url, pool_size=2, max_overflow=0) for _ in range(replicas)]
+    databases = [
+        Database(
+            pool=await make_pool(url, max_size=2, application_name="bench-timers"),
+            hot_pool=await make_pool(url, max_size=1, application_name="bench-timers", hot=True),
+        )
+        for _ in range(replicas)
+    ]
     runners = [
         TimerRunner(
-            sessionmaker=make_sessionmaker(engine),
+            database=database,
             batch_size=batch_size,
             poll_interval_seconds=1,
             grace_seconds=0,
@@ -123,7 +129,7 @@ async def drain(url: str, sweep: str, *, replicas: int, batch_size: int) -> tupl
             error_backoff_cap_seconds=1,
             stop_timeout_seconds=5,
         )
-        for engine in engines
+        for database in databases
     ]
     try:
         await runners[0].run_batch(sweep)  # warm the connections and plans
@@ -131,8 +137,8 @@ async def drain(url: str, sweep: str, *, replicas: int, batch_size: int) -> tupl
         acted = await asyncio.gather(*(r.drain(sweep) for r in runners))
         return time.perf_counter() - start, sum(acted)
     finally:
-        for engine in engines:
-            await engine.dispose()
+        for database in databases:
+            await database.close()
 
 
 async def main() -> None:

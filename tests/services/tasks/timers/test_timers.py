@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 
 from services.tasks.timers.service import SWEEPS, TimerRunner, auto_approve_due, backlog
+from shared.database import ReadDb, WriteDb
 from tests.fixtures.accounts import create_worker
 from tests.fixtures.tasks import (
     INTERNAL,
@@ -46,7 +47,7 @@ def runner(apps: dict, **overrides: object) -> TimerRunner:
         "stop_timeout_seconds": 5.0,
         **overrides,
     }
-    return TimerRunner(sessionmaker=apps["tasks"].state.sessionmaker, **settings)  # type: ignore[arg-type]
+    return TimerRunner(database=apps["tasks"].state.database, **settings)  # type: ignore[arg-type]
 
 
 async def make_due(db: asyncpg.Pool, column: str, ids: list[str], seconds_ago: float = 1) -> None:
@@ -310,7 +311,7 @@ async def test_a_batch_that_dies_before_its_commit_changes_nothing(
     try:
         tx = doomed.transaction()
         await tx.start()
-        assert await auto_approve_due(doomed, limit=100, grace_seconds=0) >= 3
+        assert await auto_approve_due(WriteDb(doomed), limit=100, grace_seconds=0) >= 3
         pid = doomed.get_server_pid()
         assert await db.fetchval("SELECT pg_terminate_backend($1)", pid)
     finally:
@@ -426,7 +427,7 @@ async def test_lifetime_sweep_expires_tasks_inheriting_the_projects_lifetime_onc
     # 10 inheriting slots (1 live, 1 submitted, 8 open) + 4 open later ones.
     await end_project_lifetime(db, project.id)
     async with db.acquire() as conn:
-        due = await backlog(conn, grace_seconds=0, retention_seconds=86_400)
+        due = await backlog(ReadDb(conn), grace_seconds=0, retention_seconds=86_400)
     assert due["task_lifetimes"] >= 5
 
     acted = await asyncio.gather(

@@ -8,6 +8,7 @@ import random
 import httpx
 
 from services.workers.stats.compaction import compact_all, compact_once
+from shared.database import WriteDb
 from shared.eligibility import fetch_worker_stats
 from tests.fixtures.accounts import create_requester, create_worker
 from tests.fixtures.workers import (
@@ -48,7 +49,7 @@ async def test_counters_match_the_assignments_after_every_change(
                 "UPDATE assignments SET worker_id = $2 WHERE id = $1", ids[0], other.id
             )
         if step % 15 == 0:
-            await compact_all(apps["workers"].state.sessionmaker, batch=7)
+            await compact_all(apps["workers"].state.database, batch=7)
         assert await _counters(db, worker.id) == await true_counts(db, worker.id), step
         assert await _counters(db, other.id) == await true_counts(db, other.id), step
     await db.execute("DELETE FROM assignments WHERE id = $1", ids[1])
@@ -69,7 +70,7 @@ async def test_compaction_folds_deltas_without_changing_totals(
     assert await _counters(db, worker.id) == expected
     left = -1
     for _ in range(50):  # the live process's own loop may hold the compaction lock for a moment
-        await compact_all(apps["workers"].state.sessionmaker, batch=2)
+        await compact_all(apps["workers"].state.database, batch=2)
         left = await db.fetchval(
             "SELECT count(*) FROM worker_stats_deltas WHERE worker_id = $1", worker.id
         )
@@ -88,9 +89,9 @@ async def test_compaction_folds_deltas_without_changing_totals(
 async def test_only_one_compactor_runs_at_a_time(db) -> None:
     async with db.acquire() as holder, db.acquire() as contender:
         async with holder.transaction():
-            await compact_once(holder, batch=1)  # takes the advisory lock until commit
+            await compact_once(WriteDb(holder), batch=1)  # takes the advisory lock until commit
             async with contender.transaction():
-                assert await compact_once(contender, batch=10_000) == 0
+                assert await compact_once(WriteDb(contender), batch=10_000) == 0
 
 
 async def test_reviews_in_opposite_orders_do_not_deadlock(

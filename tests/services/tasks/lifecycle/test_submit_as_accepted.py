@@ -1,5 +1,5 @@
-"""Submit in one statement when this process handed out the assignment (assignments/accepted.py,
-repository.SUBMIT_IF_UNCHANGED_SQL), and every way that path must give way to the read path:
+"""Submit in one statement when this process handed out the assignment (lifecycle/accepted.py,
+submit.SUBMIT_IF_UNCHANGED_SQL), and every way that path must give way to the read path:
 someone else's id, a format or gold answer changed since accept, an answer the kept format
 refuses, a deadline passed, a concurrent submit."""
 
@@ -11,8 +11,9 @@ import json
 import asyncpg
 import httpx
 
-from services.tasks.assignments import repository, service
-from services.tasks.assignments.accepted import AcceptedAssignments, AcceptedContext
+from services.tasks.lifecycle import accept as accepting
+from services.tasks.lifecycle import submit as submitting
+from services.tasks.lifecycle.accepted import AcceptedAssignments, AcceptedContext
 from tests.fixtures.accounts import create_worker
 from tests.fixtures.tasks import (
     StatementRecorder,
@@ -64,17 +65,19 @@ async def test_the_holders_submit_after_an_accept_here_is_one_statement(
     )
     worker = await create_worker(workers_client)
     memo = AcceptedAssignments()
-    async with apps["tasks"].state.driver_pool.acquire() as conn:
-        work = await service.accept(conn, worker_id=worker.id, project_id=project.id, accepted=memo)
+    async with apps["tasks"].state.database.autocommit(hot=True) as conn:
+        work = await accepting.accept(
+            conn, worker_id=worker.id, project_id=project.id, accepted=memo
+        )
         recorder = StatementRecorder(conn)
-        result = await service.submit(
+        result = await submitting.submit(
             recorder,
             worker_id=worker.id,
             assignment_id=work.assignment_id,
             answer={"label": "cat"},
             accepted=memo,
         )
-    assert recorder.statements == [repository.SUBMIT_IF_UNCHANGED_SQL]
+    assert recorder.statements == [submitting.SUBMIT_IF_UNCHANGED_SQL]
     assert (result.status, result.answer) == ("submitted", {"label": "cat"})
     assert await _status(db, work.assignment_id) == ("submitted", {"label": "cat"})
     assert await _tally(db, project.id, worker.id) == (1, 1, 1)  # graded on the kept gold
@@ -210,20 +213,20 @@ async def test_concurrent_submits_of_the_holder_decide_once(
 
 
 async def test_hot_statements_run_on_generic_plans_that_probe_by_key(apps: dict) -> None:
-    """The driver pool forces generic plans without sequential scans
-    (shared.db.HOT_PATH_SERVER_SETTINGS): accept's and submit's statements probe indexes even
+    """The hot pool forces generic plans without sequential scans
+    (shared.database.HOT_PATH_SERVER_SETTINGS): accept's and submit's statements probe indexes even
     on tables of a page or two, as the suite's are (and gold_stats is right after seeding).
     The claim's scan is checked at scale in test_accept_fused."""
-    async with apps["tasks"].state.driver_pool.acquire() as conn:
+    async with apps["tasks"].state.database.autocommit(hot=True) as conn:
         assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
         assert await conn.fetchval("SHOW enable_seqscan") == "off"
         for name, sql, types in (
-            ("accept", repository.ACCEPT_FUSED_SQL, "text, text, integer, text"),
-            ("read", repository._FOR_SUBMIT, "text, text"),
-            ("write", repository.SUBMIT_SQL, "text, text, text, integer, integer"),
+            ("accept", accepting.ACCEPT_FUSED_SQL, "text, text, integer, text"),
+            ("read", submitting._FOR_SUBMIT, "text, text"),
+            ("write", submitting.SUBMIT_SQL, "text, text, text, integer, integer"),
             (
                 "write_if_unchanged",
-                repository.SUBMIT_IF_UNCHANGED_SQL,
+                submitting.SUBMIT_IF_UNCHANGED_SQL,
                 "text, text, text, integer, integer, text, text, boolean, text, text",
             ),
         ):

@@ -6,8 +6,7 @@ import asyncio
 
 import httpx
 
-from services.tasks.assignments.service import expire_overdue_assignments
-from shared.db import driver_connection
+from services.tasks.lifecycle.expire import expire_overdue_assignments
 from tests.fixtures.accounts import create_worker
 from tests.fixtures.tasks import (
     accept,
@@ -26,9 +25,8 @@ async def expire_now(apps: dict, db, assignment_id: str) -> int:
         "UPDATE assignments SET deadline = now() - interval '1 second' WHERE id = $1",
         assignment_id,
     )
-    async with apps["tasks"].state.sessionmaker() as session:
-        expired = await expire_overdue_assignments(await driver_connection(session), 1000)
-        await session.commit()
+    async with apps["tasks"].state.database.transaction() as tx:
+        expired = await expire_overdue_assignments(tx, 1000)
     return expired
 
 
@@ -156,10 +154,8 @@ async def test_submit_racing_the_expiry_timer_decides_once(
     await asyncio.sleep(0.3)
 
     async def timer() -> int:
-        async with apps["tasks"].state.sessionmaker() as session:
-            n = await expire_overdue_assignments(await driver_connection(session), 10)
-            await session.commit()
-            return n
+        async with apps["tasks"].state.database.transaction() as tx:
+            return await expire_overdue_assignments(tx, 10)
 
     resp, _ = await asyncio.gather(
         submit(tasks_client, worker, work["assignment_id"], {"label": "cat"}), timer()

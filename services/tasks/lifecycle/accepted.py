@@ -3,16 +3,16 @@
 Submit must validate the answer against the project's answer format and grade it against the
 task's gold answer before it writes. Accept has just read both (the project row, the claimed
 task), so the process that handed out the assignment keeps them, and the holder's submit
-validates on them and writes with `repository.SUBMIT_IF_UNCHANGED_SQL`, whose WHERE also
-requires that format and gold answer to be still the current ones. So a requester editing the
-format between accept and submit costs the fast path, never correctness: nothing is written,
-and submit reads afresh (the read path, which every other case takes too: an assignment
-accepted by another replica or before a restart, an entry evicted, an answer the kept format
-refuses, since a refusal must be judged on the current format).
+validates on them and writes with `submit.SUBMIT_IF_UNCHANGED_SQL`, whose WHERE also requires
+that format and gold answer to be still the current ones. A requester editing the format
+between accept and submit costs the fast path, never correctness: nothing is written, and
+submit reads afresh (the general path, which every other case takes too: an assignment accepted
+by another replica or before a restart, an entry evicted, an answer the kept format refuses,
+since a refusal must be judged on the current format).
 
 Bounded: a submit takes its entry, and past `max_entries` the oldest go first (assignments
-returned or left to expire are never taken). With several replicas the fast path needs the
-submit to reach the replica that accepted (a balancer hashing on the API key does that).
+returned or left to expire are never taken). Several replicas: docs/architecture.md, "The
+assignment lifecycle" (sticky routing).
 """
 
 from __future__ import annotations

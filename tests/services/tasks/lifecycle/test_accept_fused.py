@@ -1,7 +1,7 @@
-"""Accept in one round trip (repository.ACCEPT_FUSED_SQL) when SQL can decide the project's rules,
-and today's path, unchanged, when it cannot.
+"""Accept in one round trip (lifecycle/accept.py, ACCEPT_FUSED_SQL) when SQL can decide the
+project's rules, and today's path, unchanged, when it cannot.
 
-Which path ran is seen through a spy on `repository.claim_slot` (the separate claim statement:
+Which path ran is seen through a spy on `accept.claim_slot` (the separate claim statement:
 the fused path's happy case never calls it) and, for the statement count, a connection wrapper
 that records what accept sends; the database itself is the real one throughout.
 """
@@ -17,8 +17,8 @@ import asyncpg
 import httpx
 import pytest
 
-from services.tasks.assignments import repository, service
 from services.tasks.assignments.schemas import AcceptedAssignment
+from services.tasks.lifecycle import accept as accepting
 from shared.eligibility import APPROVED_COUNT_TYPE_ID
 from shared.ids import new_id
 from tests.fixtures.accounts import create_requester, create_worker
@@ -45,13 +45,13 @@ def claim_passes(monkeypatch: pytest.MonkeyPatch) -> ClaimPasses:
     none above it, and the wrap-around pass would run as a statement of its own."""
     start_claims_at(monkeypatch, 0)
     passes: ClaimPasses = []
-    claim_slot = repository.claim_slot
+    claim_slot = accepting.claim_slot
 
     async def recording_claim_slot(conn: asyncpg.Connection, **kwargs: Any) -> Any:
         passes.append((kwargs["from_rank"], kwargs["skip_locked"]))
         return await claim_slot(conn, **kwargs)
 
-    monkeypatch.setattr(repository, "claim_slot", recording_claim_slot)
+    monkeypatch.setattr(accepting, "claim_slot", recording_claim_slot)
     return passes
 
 
@@ -74,10 +74,10 @@ async def test_a_rule_less_accept_is_one_statement(
         tasks_client, workers_client, payments_client, tasks=cat_tasks(3), assignments_per_task=2
     )
     worker = await create_worker(workers_client)
-    async with apps["tasks"].state.driver_pool.acquire() as conn:
+    async with apps["tasks"].state.database.autocommit(hot=True) as conn:
         recorder = StatementRecorder(conn)
-        work = await service.accept(recorder, worker_id=worker.id, project_id=project.id)
-    assert recorder.statements == [repository.ACCEPT_FUSED_SQL]
+        work = await accepting.accept(recorder, worker_id=worker.id, project_id=project.id)
+    assert recorder.statements == [accepting.ACCEPT_FUSED_SQL]
     # The assignment was made on the project's terms, read in that same statement.
     row = await db.fetchrow(
         "SELECT a.*, p.reward_cents AS project_reward, p.fee_cents AS project_fee "
@@ -400,7 +400,7 @@ async def test_a_fused_pass_that_starts_past_every_task_wraps_around(
     project = await published_project(
         tasks_client, workers_client, payments_client, tasks=cat_tasks(3)
     )
-    start_claims_at(monkeypatch, service.MAX_CLAIM_RANK)
+    start_claims_at(monkeypatch, accepting.MAX_CLAIM_RANK)
     resp = await accept(tasks_client, await create_worker(workers_client), project.id)
     assert resp.status_code == 201, resp.text
     assert resp.json()["task_id"] in project.task_ids
@@ -488,10 +488,10 @@ async def test_the_fused_plan_probes_the_queue_index_and_skips_the_facts(
             rank = 1 << 30
             plans = {
                 "custom": await _explain(
-                    conn, repository.ACCEPT_FUSED_SQL, rule_less, worker.id, rank, new_id()
+                    conn, accepting.ACCEPT_FUSED_SQL, rule_less, worker.id, rank, new_id()
                 ),
                 "requirements": await _explain(
-                    conn, repository.ACCEPT_FUSED_SQL, with_requirement, worker.id, 0, new_id()
+                    conn, accepting.ACCEPT_FUSED_SQL, with_requirement, worker.id, 0, new_id()
                 ),
             }
             generic = conn.transaction()
@@ -500,7 +500,7 @@ async def test_the_fused_plan_probes_the_queue_index_and_skips_the_facts(
                 await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
                 await conn.execute(
                     "PREPARE fused_accept_probe (text, text, integer, text) AS "
-                    + repository.ACCEPT_FUSED_SQL
+                    + accepting.ACCEPT_FUSED_SQL
                 )
                 rows = await conn.fetch(
                     "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "

@@ -1,4 +1,5 @@
-"""services/tasks/slots.py: where a slot and its money go when work ends unpaid, under races."""
+"""services/tasks/lifecycle/slots.py and task_lifetime.py: where a slot and its money go when
+work ends unpaid, under races."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import asyncio
 
 import httpx
 
-from services.tasks.slots import release_expired_task
-from shared.db import driver_connection
+from services.tasks.lifecycle.task_lifetime import release_expired_task
 from tests.fixtures.tasks import (
     accepted,
     assert_ledger_ok,
@@ -69,11 +69,10 @@ async def test_an_expired_task_releases_its_open_slots_and_later_its_live_ones(
     crowd = await workers(workers_client, 2)
     first = await accepted(tasks_client, crowd[0], project.id)
     task_id = first["task_id"]
-    sessionmaker = apps["tasks"].state.sessionmaker
+    database = apps["tasks"].state.database
 
-    async with sessionmaker() as session:  # not past its lifetime yet: nothing happens
-        assert await release_expired_task(await driver_connection(session), task_id=task_id) == 0
-        await session.commit()
+    async with database.transaction() as tx:  # not past its lifetime yet: nothing happens
+        assert await release_expired_task(tx, task_id=task_id) == 0
     await db.execute(
         "UPDATE tasks SET expires_at = now() - interval '1 second' WHERE id = $1", task_id
     )
@@ -81,15 +80,13 @@ async def test_an_expired_task_releases_its_open_slots_and_later_its_live_ones(
     # Before the timer runs, a slot given back is already released, not reopened.
     second = await accepted(tasks_client, crowd[1], project.id)
     assert second["task_id"] != task_id  # the expired task is no longer offered
-    async with sessionmaker() as session:
-        released = await release_expired_task(await driver_connection(session), task_id=task_id)
-        await session.commit()
+    async with database.transaction() as tx:
+        released = await release_expired_task(tx, task_id=task_id)
     assert released == 2 * project.slot_cents  # its 2 open slots; the live one stays held
     row = await db.fetchrow("SELECT status, open_slots FROM tasks WHERE id = $1", task_id)
     assert (row["status"], row["open_slots"]) == ("expired", 0)
-    async with sessionmaker() as session:  # once only
-        assert await release_expired_task(await driver_connection(session), task_id=task_id) == 0
-        await session.commit()
+    async with database.transaction() as tx:  # once only
+        assert await release_expired_task(tx, task_id=task_id) == 0
 
     resp = await tasks_client.post(
         f"/v1/assignments/{first['assignment_id']}/return", headers=crowd[0].headers
@@ -114,10 +111,9 @@ async def test_a_task_past_its_projects_lifetime_releases_given_back_slots_once(
     first = await accepted(tasks_client, crowd[0], project.id)
     second = await accepted(tasks_client, crowd[1], project.id)
     task_id = first["task_id"]
-    sessionmaker = apps["tasks"].state.sessionmaker
-    async with sessionmaker() as session:  # not past its lifetime yet: nothing happens
-        assert await release_expired_task(await driver_connection(session), task_id=task_id) == 0
-        await session.commit()
+    database = apps["tasks"].state.database
+    async with database.transaction() as tx:  # not past its lifetime yet: nothing happens
+        assert await release_expired_task(tx, task_id=task_id) == 0
     await db.execute(
         "UPDATE projects SET tasks_expire_at = now() - interval '1 second' WHERE id = $1",
         project.id,
@@ -128,9 +124,8 @@ async def test_a_task_past_its_projects_lifetime_releases_given_back_slots_once(
     )
     assert resp.status_code == 200
     assert await open_slots(db, project.id) == 1  # released, not reopened
-    async with sessionmaker() as session:
-        released = await release_expired_task(await driver_connection(session), task_id=task_id)
-        await session.commit()
+    async with database.transaction() as tx:
+        released = await release_expired_task(tx, task_id=task_id)
     assert released == project.slot_cents  # its one open slot; the live one stays held
     row = await db.fetchrow(
         "SELECT t.status, t.open_slots, t.expires_at = p.tasks_expire_at AS projects"
@@ -138,9 +133,8 @@ async def test_a_task_past_its_projects_lifetime_releases_given_back_slots_once(
         task_id,
     )
     assert tuple(row.values()) == ("expired", 0, True)
-    async with sessionmaker() as session:  # once only
-        assert await release_expired_task(await driver_connection(session), task_id=task_id) == 0
-        await session.commit()
+    async with database.transaction() as tx:  # once only
+        assert await release_expired_task(tx, task_id=task_id) == 0
     await settle_outbox(db, apps, project.id)
     assert await held(db, project.id) == project.slot_cents  # the second worker's
     resp = await tasks_client.post(
@@ -157,7 +151,7 @@ async def test_the_lifetime_sweep_reads_no_task_when_no_project_is_due(workers_c
     inheriting tasks (run every timer tick) must not read the tasks table. With
     `project_id = ANY (due ids)` the planner chose a sequential scan of all tasks, ~50 ms per
     tick under the bench's load, whether a project was due or not."""
-    from services.tasks import slots
+    from services.tasks.lifecycle import task_lifetime
     from shared.ids import new_id
     from tests.fixtures.accounts import create_requester
 
@@ -196,7 +190,7 @@ async def test_the_lifetime_sweep_reads_no_task_when_no_project_is_due(workers_c
                     r[0]
                     for r in await conn.fetch(
                         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) "
-                        + slots._EXPIRE_DUE_INHERITING_TASKS,
+                        + task_lifetime._EXPIRE_DUE_INHERITING_TASKS,
                         500,
                         0.0,
                     )

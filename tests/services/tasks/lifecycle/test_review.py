@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import httpx
 import orjson
 
-from services.tasks.review.service import payout_message
+from services.tasks.lifecycle.messages import payout_message
 from tests.fixtures.accounts import create_worker
 from tests.fixtures.tasks import (
     accept,
@@ -392,7 +393,7 @@ async def test_single_approval_writes_what_the_set_based_path_writes(
         row = await db.fetchrow(
             "SELECT *, false AS overridable FROM assignments WHERE id = $1", work["id"]
         )
-        expected = payout_message(row, source="reserved")
+        expected = payout_message(SimpleNamespace(**row), source="reserved")
         stored = await db.fetchrow("SELECT kind, payload FROM outbox WHERE key = $1", expected.key)
         assert stored["kind"] == expected.kind
         assert orjson.loads(stored["payload"]) == {**expected.payload, "key": expected.key}

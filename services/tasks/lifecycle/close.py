@@ -1,0 +1,103 @@
+"""Close: a project stops for good (published, paused or draft → closed). No new accepts; the
+money of slots nobody holds goes back now (one release message, `release:close:{project}`,
+messages.release_message, committed with the close; the outbox delivers it), and in-flight
+assignments either get paid or give their slot's money back when they end (slots.py).
+
+One path, in the request's transaction: the project row locked `FOR UPDATE`, which also waits
+out the queue side's `FOR KEY SHARE` (a slot being given back), so no slot can reopen in a
+project whose unused money close is releasing; the open slots zeroed and released (a draft
+never reserved money: its slots simply stop existing); the status written. The response is the
+project as the projects service shows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from services.tasks.lifecycle.messages import enqueue_many, release_message
+from services.tasks.projects import service as projects
+from services.tasks.projects.schemas import ProjectRead
+from shared.database import WriteDb, as_row
+from shared.errors import InvalidState
+from shared.models import Project, Task
+
+
+@dataclass(frozen=True, slots=True)
+class ClosingProject:
+    id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedSlots:
+    requester_id: str
+    slot_cents: int
+    slots: int
+
+
+async def close_project(db: WriteDb, *, requester_id: str, project_id: str) -> ProjectRead:
+    """No new accepts; the money of slots nobody holds goes back now (through the outbox), and
+    in-flight assignments either get paid or give their slot's money back when they end."""
+    locked = (
+        select(Project.id, Project.status)
+        .where(Project.id == project_id, Project.requester_id == requester_id)
+        .with_for_update()
+    )
+    row = as_row(ClosingProject, await db.fetchrow(locked))
+    if row is None:
+        raise projects.ProjectNotFound("Project not found.")
+    if row.status == "closed":
+        raise InvalidState("This project is already closed.")
+    if row.status == "draft":
+        await db.execute(update(Task).where(Task.project_id == row.id).values(open_slots=0))
+    else:
+        await release_unused_slots(db, project_id=row.id)
+    await db.execute(
+        update(Project)
+        .where(Project.id == row.id)
+        .values(status="closed", closed_at=func.now(), updated_at=func.now())
+    )
+    return await projects.get_project(db, requester_id=requester_id, project_id=project_id)
+
+
+_ZERO_OPEN_SLOTS = """
+WITH freed AS (
+    SELECT id, open_slots FROM tasks
+    WHERE project_id = $1 AND open_slots > 0
+    ORDER BY id
+    FOR UPDATE
+), zeroed AS (
+    UPDATE tasks t SET open_slots = 0 FROM freed WHERE t.id = freed.id
+    RETURNING freed.open_slots
+)
+SELECT p.requester_id, p.reward_cents + p.fee_cents AS slot_cents,
+       (SELECT coalesce(sum(open_slots), 0) FROM zeroed)::bigint AS slots
+FROM projects p WHERE p.id = $1
+"""
+
+
+async def release_unused_slots(db: WriteDb, *, project_id: str) -> int:
+    """No slot of the project is claimable any more; one release for all of their money.
+
+    Call it with the project row locked `FOR UPDATE` and only for a project whose slots were
+    reserved (published or paused). Returns the cents released.
+    """
+    row = as_row(ReleasedSlots, await db.fetchrow(_ZERO_OPEN_SLOTS, project_id))
+    if row is None or row.slots == 0:
+        return 0
+    amount = int(row.slots) * row.slot_cents
+    if amount:
+        await enqueue_many(
+            db,
+            [
+                release_message(
+                    key=f"release:close:{project_id}",
+                    requester_id=row.requester_id,
+                    project_id=project_id,
+                    amount_cents=amount,
+                )
+            ],
+        )
+    return amount

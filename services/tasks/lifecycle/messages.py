@@ -1,0 +1,132 @@
+"""What the transitions emit: ONE definition per message, for Python and SQL alike.
+
+A message is a payments call written to the outbox in the transition's own transaction (the
+deliverer, services/tasks/outbox, sends it after the commit; payments acts once per `key`).
+
+- payout (approve, auto-approve, bulk approve: paid from the reservation, `source` "reserved";
+  override: paid from the available balance, `source` "available", sent synchronously);
+- release (a slot given back where nobody can claim it, close, a task's lifetime ending).
+
+The payout's shape is `PAYOUT`: its key and payload fields, each named after the column of the
+decided assignment it comes from. `payout_message` builds it from a row in Python;
+`payout_sql` GENERATES the `jsonb_build_object(...)` of the one-statement approve from the same
+definition, so the two cannot drift (tests/services/tasks/lifecycle/test_messages.py also
+compares what each writes). A rule about what a payout carries is one edit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from shared.database import Writable
+from shared.jsonutil import dumps
+
+MessageKind = Literal["payout", "release"]
+PayoutSource = Literal["reserved", "available"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    kind: MessageKind
+    key: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageShape:
+    """A message emitted per decided row: `key` is `key_prefix` + the row's `key_column`; each
+    payload field is (name in the payload, column of the row)."""
+
+    kind: MessageKind
+    key_prefix: str
+    key_column: str
+    fields: tuple[tuple[str, str], ...]
+
+    def key(self, row: Any) -> str:
+        return self.key_prefix + getattr(row, self.key_column)
+
+    def key_sql(self, alias: str) -> str:
+        return f"'{self.key_prefix}' || {alias}.{self.key_column}"
+
+
+PAYOUT = MessageShape(
+    kind="payout",
+    key_prefix="pay:",
+    key_column="id",
+    fields=(
+        ("requester_id", "requester_id"),
+        ("project_id", "project_id"),
+        ("task_id", "task_id"),
+        ("assignment_id", "id"),
+        ("worker_id", "worker_id"),
+        ("reward_cents", "reward_cents"),
+        ("fee_cents", "fee_cents"),
+    ),
+)
+"""The payments call for an approved assignment (`pay:{assignment_id}`: paid once), plus its
+`source`."""
+
+
+def payout_message(row: Any, *, source: PayoutSource) -> Message:
+    """The payout of a decided assignment (any row with PAYOUT's columns as attributes)."""
+    payload = {name: getattr(row, column) for name, column in PAYOUT.fields}
+    payload["source"] = source
+    return Message(kind=PAYOUT.kind, key=PAYOUT.key(row), payload=payload)
+
+
+def payout_sql(alias: str, *, source: PayoutSource) -> str:
+    """`kind, key, payload` of the outbox row for the decided assignment aliased `alias`, as SQL
+    select items: the same message as `payout_message` (the payload carries its key, as
+    `enqueue_many` stores it)."""
+    key = PAYOUT.key_sql(alias)
+    pairs = [f"'{name}', {alias}.{column}" for name, column in PAYOUT.fields]
+    pairs += [f"'source', '{source}'", f"'key', {key}"]
+    return f"'{PAYOUT.kind}', {key}, jsonb_build_object(\n        " + ", ".join(pairs) + ")"
+
+
+def release_message(*, key: str, requester_id: str, project_id: str, amount_cents: int) -> Message:
+    """Money of slots nobody will use goes back to the requester's available balance; `key`
+    names the event (`release:slot:{assignment}`, `release:close:{project}`,
+    `release:task:{task}`, `release:tasks:{project}:{first task}`)."""
+    return Message(
+        kind="release",
+        key=key,
+        payload={
+            "requester_id": requester_id,
+            "project_id": project_id,
+            "amount_cents": amount_cents,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- writing them
+
+OUTBOX_INSERT_SQL = """
+INSERT INTO outbox (kind, key, payload)
+SELECT m.kind, m.key, m.payload::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[]) AS m(kind, key, payload)
+ON CONFLICT (key) DO NOTHING
+"""
+
+
+async def enqueue(db: Writable, *, kind: MessageKind, key: str, payload: dict[str, Any]) -> None:
+    """Add one message in the caller's transaction; it is sent only if that transaction commits.
+
+    `payload` is the body for payments (`key` is added to it). A key already enqueued is the
+    same event and is left as it is.
+    """
+    await enqueue_many(db, [Message(kind=kind, key=key, payload=payload)])
+
+
+async def enqueue_many(db: Writable, messages: Sequence[Message]) -> None:
+    """`enqueue` for a batch (bulk review, timers) in one statement."""
+    if not messages:
+        return
+    await db.execute(
+        OUTBOX_INSERT_SQL,
+        [m.kind for m in messages],
+        [m.key for m in messages],
+        [dumps({**m.payload, "key": m.key}).decode() for m in messages],
+    )

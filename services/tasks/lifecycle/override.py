@@ -1,0 +1,55 @@
+"""Override: rejected → approved within OVERRIDE_WINDOW_DAYS of the submission, paid now from
+the requester's available balance (the rejected slot's reservation already went back to the
+reopened slot, so this money must exist now: 402 leaves the assignment rejected).
+
+One path: the transition (`_OVERRIDE`) on the locked row, the tally, then the payout
+(messages.payout_message, `source` "available") sent to payments synchronously, the last step:
+a 402 or an unreachable payments service raises and the caller's transaction (or savepoint)
+rolls the transition back. Payments acts once per key, so a retry after a commit that failed
+pays nothing twice.
+"""
+
+from __future__ import annotations
+
+from services.tasks.gold import service as gold
+from services.tasks.lifecycle.decisions import (
+    OVERRIDE_WINDOW_DAYS,
+    REVIEW_COLUMNS,
+    REVIEW_ROWS,
+    ReviewRow,
+    stats_deltas,
+    wrong_state,
+)
+from services.tasks.lifecycle.messages import payout_message
+from shared.database import WriteDb
+from shared.http import InternalClient
+
+_OVERRIDE = f"""
+UPDATE assignments a
+SET status = 'approved', feedback = coalesce($4, a.feedback), reviewed_at = now()
+WHERE a.id = $1 AND a.requester_id = $2 AND a.status = 'rejected'
+RETURNING {REVIEW_COLUMNS}
+"""
+
+
+async def override(
+    db: WriteDb,
+    *,
+    payments: InternalClient,
+    current: ReviewRow,
+    feedback: str | None,
+    record_stats: bool = True,
+) -> ReviewRow:
+    """`current`: the locked rejected row. Bulk review records the stats of all its items at
+    the end instead (`record_stats=False`), keeping the global lock order."""
+    if not current.overridable:
+        raise wrong_state(current, "approve")
+    row = await REVIEW_ROWS.fetchrow(
+        db, _OVERRIDE, current.id, current.requester_id, OVERRIDE_WINDOW_DAYS, feedback
+    )
+    assert row is not None  # the row is locked and was rejected
+    if record_stats:
+        await gold.record_decisions(db, stats_deltas(overridden=[row]))
+    message = payout_message(row, source="available")
+    await payments.post("/internal/payouts", json={**message.payload, "key": message.key})
+    return row

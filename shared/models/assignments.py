@@ -1,0 +1,67 @@
+"""Assignments (owner: tasks service): one worker's answer to one task, through its lifecycle
+(services/tasks/lifecycle/). Read by the workers service (worker stats) and the payments
+service (earnings, hours worked).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, created_at_column
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(64), ForeignKey("tasks.id"), nullable=False)
+    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    requester_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    worker_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="accepted")
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    feedback: Mapped[str | None] = mapped_column(Text)
+    reward_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fee_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    accepted_at: Mapped[datetime] = created_at_column()
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    auto_approve_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('accepted', 'submitted', 'approved', 'rejected', 'returned', 'expired')",
+            name="status",
+        ),
+        # One worker never holds two assignments of one task, whatever happened to the first.
+        UniqueConstraint("task_id", "worker_id", name="uq_assignments_task_id_worker_id"),
+        Index("ix_assignments_worker_id_id", "worker_id", "id"),
+        Index("ix_assignments_project_id_status_id", "project_id", "status", "id"),
+        Index(
+            "ix_assignments_deadline_accepted",
+            "deadline",
+            postgresql_where=text("status = 'accepted'"),
+        ),
+        Index(
+            "ix_assignments_auto_approve_submitted",
+            "auto_approve_at",
+            postgresql_where=text("status = 'submitted'"),
+        ),
+    )

@@ -1,0 +1,80 @@
+"""Projects (owner: tasks service): a reusable kind of work, its rules, reward and lifetime.
+
+Read by the workers service (eligibility) and the payments service (earnings by project), so the
+columns named here are a cross-service contract.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, created_at_column
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requester_id: Mapped[str] = mapped_column(String(64), ForeignKey("accounts.id"), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="draft")
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    instructions: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    keywords: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    task_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    labels: Mapped[list[str] | None] = mapped_column(JSONB(none_as_null=True))
+    multi_label: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    answer_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    reward_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fee_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    assignments_per_task: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    assignment_duration_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    lifetime_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    auto_approve_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    estimated_seconds_per_assignment: Mapped[int | None] = mapped_column(Integer)
+    qualification_requirements: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default="[]"
+    )
+    min_gold_accuracy: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the tasks uploaded before publish stop being offered: published_at +
+    # lifetime_seconds, written by publish (NULL while a draft). Those tasks keep
+    # `tasks.expires_at` NULL ("the project's"), so publishing writes this one row instead of
+    # every task row (bench/RESULTS.md, proposal 7).
+    tasks_expire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the lifetime sweep found none of those tasks open any more (it expires them in
+    # batches after tasks_expire_at). Until then the project is in ix_projects_tasks_expiry, the
+    # sweep's list of projects to look at, which so stays the size of the live projects.
+    tasks_expiry_swept_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'published', 'paused', 'closed')", name="status"),
+        CheckConstraint("reward_cents >= 0 AND fee_cents >= 0", name="money_nonnegative"),
+        Index("ix_projects_requester_id_id", "requester_id", "id"),
+        Index("ix_projects_published", "id", postgresql_where=text("status = 'published'")),
+        Index(
+            "ix_projects_tasks_expiry",
+            "tasks_expire_at",
+            postgresql_where=text("tasks_expire_at IS NOT NULL AND tasks_expiry_swept_at IS NULL"),
+        ),
+    )
