@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.database import Db, RequestConnection
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, Unauthorized, error_responses
 from shared.ratelimit import TrustedProxies
 
 AccountKind = Literal["requester", "worker"]
@@ -277,4 +277,15 @@ async def limit_by_client_address(request: Request) -> None:
 
 
 SignupRateLimitDep = Depends(limit_by_client_address)
-"""Put on internal routers: `APIRouter(prefix="/internal", dependencies=[InternalDep])`."""
+
+
+def internal_router(prefix: str, *, tag: str = "internal") -> APIRouter:
+    """A router of service-to-service paths: X-Internal-Token required on every route (so each
+    may answer 401), served but not in the public document."""
+    return APIRouter(
+        prefix=prefix,
+        tags=[tag],
+        dependencies=[InternalDep],
+        responses=error_responses(Unauthorized),
+        include_in_schema=False,
+    )

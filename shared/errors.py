@@ -212,23 +212,8 @@ class DependencyUnavailable(AppError):
         super().__init__(detail, **kw)
 
 
-_STATUS_CLASS: dict[int, type[AppError]] = {
-    cls.status: cls
-    for cls in (
-        BadRequest,
-        Unauthorized,
-        InsufficientFunds,
-        Forbidden,
-        NotFound,
-        Conflict,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-        ValidationFailed,
-        RateLimited,
-        HeadersTooLarge,
-        DependencyUnavailable,
-    )
-}
+# Each status's class: the direct subclasses of AppError above, one per status.
+_STATUS_CLASS: dict[int, type[AppError]] = {cls.status: cls for cls in AppError.__subclasses__()}
 
 
 def error_for_status(

@@ -12,15 +12,16 @@ missing or unknown key, 403 `wrong_role`, then 422 for a malformed Idempotency-K
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from shared.auth import AccountKind, Caller, authenticate, bearer_scheme, presented_key
-from shared.database import AutocommitDb, Database
+from shared.database import AutocommitDb, Database, Writable
 from shared.errors import Forbidden
 from shared.idempotency import Idempotency, IdempotencyKeyHeader, checked_idempotency_key
 
@@ -30,6 +31,14 @@ class HotCall:
     caller: Caller
     db: AutocommitDb
     idem: Idempotency
+
+    @property
+    def account_id(self) -> str:
+        return self.caller.account_id
+
+    async def run(self, action: Callable[[Writable], Awaitable[Any]]) -> Response:
+        """The route's work, once per Idempotency-Key of this caller (`Idempotency.run`)."""
+        return await self.idem.run(self.caller, action)
 
 
 def hot_call(kind: AccountKind):

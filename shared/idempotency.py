@@ -66,6 +66,17 @@ def _encode(result: Any) -> bytes:
     return dumps(jsonable_encoder(result))
 
 
+def idempotent_response(status_code: int, content: bytes, replayed: bool) -> Response:
+    """A JSON body as every Idempotency-Key route answers it: `Idempotent-Replayed` says
+    whether it is the stored first result."""
+    return Response(
+        content=content,
+        status_code=status_code,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true" if replayed else "false"},
+    )
+
+
 class Idempotency:
     """Runs a request's work once per (account, Idempotency-Key): the work is handed the
     connection to do it on, inside the transaction that also holds the key row."""
@@ -80,15 +91,18 @@ class Idempotency:
         caller: Caller,
         action: Callable[[Writable], Awaitable[Any]],
         *,
-        status_code: int = 201,
+        status_code: int | None = None,
     ) -> Response:
-        """Run `action` once per key; return its result (or the stored first result) as JSON.
+        """Run `action` once per key; return its result (or the stored first result) as JSON,
+        with `status_code`, by default the one the route declares (its `status_code=`, else 200).
 
         Without a key, `action` runs on the request's own connection (an AutocommitDb stays
         one: a one-statement effect keeps its single round trip). With a key, the key row and
         the work commit together: in the request's transaction, or in one opened here."""
+        if status_code is None:
+            status_code = getattr(self.request.scope.get("route"), "status_code", None) or 200
         if self.key is None:
-            return self._response(status_code, _encode(await action(self.db)), False)
+            return idempotent_response(status_code, _encode(await action(self.db)), False)
         if isinstance(self.db, AutocommitDb):
             async with self.db.transaction() as tx:
                 return await self._run_once(tx, caller, action, status_code)
@@ -113,19 +127,10 @@ class Idempotency:
                     "This Idempotency-Key was already used with a different request.",
                     code="idempotency_key_reused",
                 )
-            return self._response(row["status_code"], bytes(row["response_body"]), True)
+            return idempotent_response(row["status_code"], bytes(row["response_body"]), True)
         content = _encode(await action(db))
         await db.execute(_STORE, account, key, status_code, content)
-        return self._response(status_code, content, False)
-
-    @staticmethod
-    def _response(status_code: int, content: bytes, replayed: bool) -> Response:
-        return Response(
-            content=content,
-            status_code=status_code,
-            media_type="application/json",
-            headers={"Idempotent-Replayed": "true" if replayed else "false"},
-        )
+        return idempotent_response(status_code, content, False)
 
 
 IdempotencyKeyHeader = Annotated[

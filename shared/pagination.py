@@ -30,6 +30,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import orjson
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Select
 
 from shared.errors import ValidationFailed
 
@@ -162,6 +163,24 @@ class PageParams:
             else None
         )
         return items, next_cursor
+
+    @property
+    def before(self) -> str | None:
+        """For a list keyed by one id, newest first: the id this page starts below (None: the
+        first page)."""
+        return str(self.cursor[0]) if self.cursor else None
+
+    def page_by_id(self, rows: Sequence[R]) -> tuple[list[R], str | None]:
+        """`page` for a list keyed by its rows' `id`."""
+        return self.page(rows, lambda r: [r.id])  # type: ignore[attr-defined]
+
+
+def newest_first(
+    stmt: Select[Any], id_column: ColumnElement[Any], *, before_id: Any, limit: int
+) -> Select[Any]:
+    """`stmt` as a page keyed by `id_column`, highest first, below `before_id` (unless None)."""
+    stmt = stmt.order_by(id_column.desc()).limit(limit)
+    return stmt if before_id is None else stmt.where(id_column < before_id)
 
 
 def app_signing_key(request: Request) -> bytes:

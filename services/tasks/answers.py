@@ -97,6 +97,17 @@ def answer_schema_for(
     raise ValueError(f"unknown task type {task_type!r}")
 
 
+def effective_answer_schema(project: Any) -> dict[str, Any]:
+    """`answer_schema_for` a project's settings, read from anything that carries them (a project
+    row, a discovery row, what accept kept)."""
+    return answer_schema_for(
+        task_type=project.task_type,
+        labels=project.labels,
+        multi_label=project.multi_label,
+        answer_schema=project.answer_schema,
+    )
+
+
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",

@@ -5,20 +5,10 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 
-from sqlalchemy import (
-    ARRAY,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-)
+from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
+from shared.models.base import Base, created_at_column, id_column, timestamp_column
 
 
 def normalize_email(email: str) -> str:
@@ -33,7 +23,7 @@ def normalize_email(email: str) -> str:
 class Account(Base):
     __tablename__ = "accounts"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = id_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     name: Mapped[str] = mapped_column(Text, nullable=False)
     email: Mapped[str] = mapped_column(Text, nullable=False)  # as the user typed it
@@ -54,9 +44,9 @@ class Account(Base):
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    id: Mapped[str] = id_column(primary_key=True)
+    account_id: Mapped[str] = id_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
     )
     prefix: Mapped[str] = mapped_column(String(32), nullable=False)
     # sha256 of the whole key: keys carry 256 random bits, so a fast hash is enough and keeps
@@ -64,8 +54,8 @@ class ApiKey(Base):
     key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
     name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = timestamp_column()
+    revoked_at: Mapped[datetime | None] = timestamp_column()
 
 
 class SignupIdempotencyKey(Base):
@@ -78,8 +68,8 @@ class SignupIdempotencyKey(Base):
 
     key_digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     request_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    account_id: Mapped[str | None] = mapped_column(
-        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    account_id: Mapped[str | None] = id_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     status_code: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     String,
@@ -22,28 +21,28 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
+from shared.models.base import Base, created_at_column, id_column, timestamp_column
 
 
 class Assignment(Base):
     __tablename__ = "assignments"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    task_id: Mapped[str] = mapped_column(String(64), ForeignKey("tasks.id"), nullable=False)
-    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    requester_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    worker_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    id: Mapped[str] = id_column(primary_key=True)
+    task_id: Mapped[str] = id_column(ForeignKey("tasks.id"), nullable=False)
+    project_id: Mapped[str] = id_column(nullable=False)
+    requester_id: Mapped[str] = id_column(nullable=False)
+    worker_id: Mapped[str] = id_column(nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="accepted")
     answer: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     feedback: Mapped[str | None] = mapped_column(Text)
     reward_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     fee_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     accepted_at: Mapped[datetime] = created_at_column()
-    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    auto_approve_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deadline: Mapped[datetime] = timestamp_column(nullable=False)
+    submitted_at: Mapped[datetime | None] = timestamp_column()
+    reviewed_at: Mapped[datetime | None] = timestamp_column()
+    auto_approve_at: Mapped[datetime | None] = timestamp_column()
+    ended_at: Mapped[datetime | None] = timestamp_column()
 
     __table_args__ = (
         CheckConstraint(

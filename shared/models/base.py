@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -22,5 +23,16 @@ class Base(DeclarativeBase):
     metadata = metadata
 
 
+def timestamp_column(**kw: Any) -> Mapped[Any]:
+    """A point in time (timestamptz); nullable unless `nullable=False`."""
+    return mapped_column(DateTime(timezone=True), **kw)
+
+
 def created_at_column() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    return timestamp_column(nullable=False, server_default=func.now())
+
+
+def id_column(*args: Any, **kw: Any) -> Mapped[Any]:
+    """A column holding one of our ids (shared.ids; at most 64 characters): the key itself or
+    a reference, e.g. `id_column(ForeignKey("accounts.id"), nullable=False)`."""
+    return mapped_column(String(64), *args, **kw)

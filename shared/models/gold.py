@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    CheckConstraint,
-    Integer,
-    String,
-)
+from sqlalchemy import CheckConstraint, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
+from shared.models.base import Base, created_at_column, id_column
 
 
 class GoldStats(Base):
@@ -25,8 +21,8 @@ class GoldStats(Base):
 
     __tablename__ = "gold_stats"
 
-    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = id_column(primary_key=True)
+    worker_id: Mapped[str] = id_column(primary_key=True)
     answered: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     correct: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     submitted: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -7,14 +7,14 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
+from shared.models.base import Base, created_at_column, id_column
 
 
 class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
 
-    account_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    account_id: Mapped[str] = id_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)

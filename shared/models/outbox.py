@@ -10,21 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    Identity,
-    Index,
-    Integer,
-    String,
-    Text,
-    text,
-)
+from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
+from shared.models.base import Base, created_at_column, timestamp_column
 
 
 class OutboxMessage(Base):
@@ -42,13 +32,13 @@ class OutboxMessage(Base):
     key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    next_attempt_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=text("now()")
+    next_attempt_at: Mapped[datetime] = timestamp_column(
+        nullable=False, server_default=text("now()")
     )
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    parked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = timestamp_column()
+    parked_at: Mapped[datetime | None] = timestamp_column()
 
     __table_args__ = (
         CheckConstraint("kind IN ('payout', 'release')", name="kind"),

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Identity,
     Index,
@@ -30,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
+from shared.models.base import Base, created_at_column, id_column, timestamp_column
 
 LEDGER_ACCOUNT_KINDS = (
     "requester_available",
@@ -61,7 +60,7 @@ class LedgerAccount(Base):
     # posted without first looking the account up, and accounts are created on first use.
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
-    owner_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("accounts.id"))
+    owner_id: Mapped[str | None] = id_column(ForeignKey("accounts.id"))
     # Cache of the sum of this account's entries, updated in the same statement that writes them;
     # GET /internal/ledger/check recomputes it from the entries.
     balance_cents: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
@@ -82,17 +81,17 @@ class LedgerAccount(Base):
 class LedgerTransaction(Base):
     __tablename__ = "ledger_transactions"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = id_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     # The business event's key (internal calls: "pay:<assignment_id>", ...): unique, so a retry
     # or a concurrent duplicate can never act twice. Public calls use the Idempotency-Key table.
     key: Mapped[str | None] = mapped_column(String(255), unique=True)
     request_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
-    requester_id: Mapped[str | None] = mapped_column(String(64))
-    worker_id: Mapped[str | None] = mapped_column(String(64))
-    project_id: Mapped[str | None] = mapped_column(String(64))
-    task_id: Mapped[str | None] = mapped_column(String(64))
-    assignment_id: Mapped[str | None] = mapped_column(String(64))
+    requester_id: Mapped[str | None] = id_column()
+    worker_id: Mapped[str | None] = id_column()
+    project_id: Mapped[str | None] = id_column()
+    task_id: Mapped[str | None] = id_column()
+    assignment_id: Mapped[str | None] = id_column()
     amount_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     fee_cents: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     reference: Mapped[str] = mapped_column(Text, nullable=False)
@@ -119,9 +118,7 @@ class LedgerEntry(Base):
     # An identity, not a ULID: per account, entry ids grow in the order the balance row's lock
     # was taken, so `balance_after` reads in id order like a bank statement.
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    transaction_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("ledger_transactions.id"), nullable=False
-    )
+    transaction_id: Mapped[str] = id_column(ForeignKey("ledger_transactions.id"), nullable=False)
     account_id: Mapped[str] = mapped_column(
         String(100), ForeignKey("ledger_accounts.id"), nullable=False
     )
@@ -142,10 +139,8 @@ class ProjectHold(Base):
 
     __tablename__ = "project_holds"
 
-    requester_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("accounts.id"), primary_key=True
-    )
-    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requester_id: Mapped[str] = id_column(ForeignKey("accounts.id"), primary_key=True)
+    project_id: Mapped[str] = id_column(primary_key=True)
     held_cents: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     reserved_total_cents: Mapped[int] = mapped_column(
         BigInteger, nullable=False, server_default="0"
@@ -168,16 +163,16 @@ class ProjectHold(Base):
 class Withdrawal(Base):
     __tablename__ = "withdrawals"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    worker_id: Mapped[str] = mapped_column(String(64), ForeignKey("accounts.id"), nullable=False)
+    id: Mapped[str] = id_column(primary_key=True)
+    worker_id: Mapped[str] = id_column(ForeignKey("accounts.id"), nullable=False)
     amount_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     in_flight_account_id: Mapped[str] = mapped_column(String(100), nullable=False)
-    request_transaction_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    paid_transaction_id: Mapped[str | None] = mapped_column(String(64))
+    request_transaction_id: Mapped[str] = id_column(nullable=False)
+    paid_transaction_id: Mapped[str | None] = id_column()
     provider_reference: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
-    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = timestamp_column()
 
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'paid')", name="status"),

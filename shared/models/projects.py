@@ -14,7 +14,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -25,14 +24,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
+from shared.models.base import Base, created_at_column, id_column, timestamp_column
 
 
 class Project(Base):
     __tablename__ = "projects"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    requester_id: Mapped[str] = mapped_column(String(64), ForeignKey("accounts.id"), nullable=False)
+    id: Mapped[str] = id_column(primary_key=True)
+    requester_id: Mapped[str] = id_column(ForeignKey("accounts.id"), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="draft")
     title: Mapped[str] = mapped_column(Text, nullable=False)
     description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
@@ -55,17 +54,17 @@ class Project(Base):
     min_gold_accuracy: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = timestamp_column()
+    closed_at: Mapped[datetime | None] = timestamp_column()
     # When the tasks uploaded before publish stop being offered: published_at +
     # lifetime_seconds, written by publish (NULL while a draft). Those tasks keep
     # `tasks.expires_at` NULL ("the project's"), so publishing writes this one row instead of
     # every task row (bench/RESULTS.md, proposal 7).
-    tasks_expire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tasks_expire_at: Mapped[datetime | None] = timestamp_column()
     # When the lifetime sweep found none of those tasks open any more (it expires them in
     # batches after tasks_expire_at). Until then the project is in ix_projects_tasks_expiry, the
     # sweep's list of projects to look at, which so stays the size of the live projects.
-    tasks_expiry_swept_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tasks_expiry_swept_at: Mapped[datetime | None] = timestamp_column()
 
     __table_args__ = (
         CheckConstraint("status IN ('draft', 'published', 'paused', 'closed')", name="status"),

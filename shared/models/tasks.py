@@ -14,28 +14,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    text,
-)
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
+from shared.models.base import Base, created_at_column, id_column, timestamp_column
 
 
 class Task(Base):
     __tablename__ = "tasks"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(64), ForeignKey("projects.id"), nullable=False)
-    requester_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    id: Mapped[str] = id_column(primary_key=True)
+    project_id: Mapped[str] = id_column(ForeignKey("projects.id"), nullable=False)
+    requester_id: Mapped[str] = id_column(nullable=False)
     external_id: Mapped[str | None] = mapped_column(Text)
     input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     gold_answer: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
@@ -59,7 +50,7 @@ class Task(Base):
     # uploaded into a draft (NULL while it is one; set once, on the project row, by publish).
     # Tasks uploaded into a live project get their own (their upload + lifetime_seconds), and
     # the lifetime sweep writes the project's value into the rows it expires.
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = timestamp_column()
 
     __table_args__ = (
         CheckConstraint("status IN ('open', 'completed', 'expired')", name="status"),

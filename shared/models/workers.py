@@ -14,7 +14,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Identity,
     Index,
@@ -27,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, created_at_column
+from shared.models.base import Base, created_at_column, id_column, timestamp_column
 
 ATTEMPT_STATUSES = ("started", "pending", "granted", "rejected", "expired")
 LIVE_ATTEMPT_STATUSES = ("started", "pending")
@@ -38,8 +37,8 @@ class WorkerProfile(Base):
 
     __tablename__ = "worker_profiles"
 
-    worker_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    worker_id: Mapped[str] = id_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
     display_name: Mapped[str] = mapped_column(Text, nullable=False)
     country: Mapped[str | None] = mapped_column(String(2))
@@ -60,7 +59,7 @@ class WorkerStats(Base):
     __tablename__ = "worker_stats"
 
     # No foreign key: the counters follow assignments.worker_id, which has none either.
-    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    worker_id: Mapped[str] = id_column(primary_key=True)
     submitted_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     approved_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     rejected_count: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
@@ -78,7 +77,7 @@ class WorkerStatsDelta(Base):
     __tablename__ = "worker_stats_deltas"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    worker_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    worker_id: Mapped[str] = id_column(nullable=False)
     submitted: Mapped[int] = mapped_column(Integer, nullable=False)
     approved: Mapped[int] = mapped_column(Integer, nullable=False)
     rejected: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -89,11 +88,9 @@ class WorkerStatsDelta(Base):
 class QualificationType(Base):
     __tablename__ = "qualification_types"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = id_column(primary_key=True)
     # NULL for the system types, which nobody owns and nobody can grant.
-    owner_id: Mapped[str | None] = mapped_column(
-        String(64), ForeignKey("accounts.id", ondelete="CASCADE")
-    )
+    owner_id: Mapped[str | None] = id_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(Text, nullable=False)
     description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     keywords: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
@@ -141,9 +138,8 @@ class QualificationAttempt(Base):
 
     __tablename__ = "qualification_attempts"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    qualification_type_id: Mapped[str] = mapped_column(
-        String(64),
+    id: Mapped[str] = id_column(primary_key=True)
+    qualification_type_id: Mapped[str] = id_column(
         ForeignKey(
             "qualification_types.id",
             ondelete="CASCADE",
@@ -151,8 +147,8 @@ class QualificationAttempt(Base):
         ),
         nullable=False,
     )
-    worker_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    worker_id: Mapped[str] = id_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
     )
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     questions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
@@ -162,10 +158,10 @@ class QualificationAttempt(Base):
     max_points: Mapped[int | None] = mapped_column(Integer)
     value: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = timestamp_column(nullable=False)
+    deadline: Mapped[datetime | None] = timestamp_column()
+    submitted_at: Mapped[datetime | None] = timestamp_column()
+    reviewed_at: Mapped[datetime | None] = timestamp_column()
 
     __table_args__ = (
         CheckConstraint(
@@ -195,23 +191,22 @@ class WorkerQualification(Base):
 
     __tablename__ = "worker_qualifications"
 
-    worker_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    worker_id: Mapped[str] = id_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
-    qualification_type_id: Mapped[str] = mapped_column(
-        String(64),
+    qualification_type_id: Mapped[str] = id_column(
         ForeignKey(
             "qualification_types.id", ondelete="CASCADE", name="fk_worker_qualifications_type_id"
         ),
         primary_key=True,
     )
     # Time-sortable listing key; a fresh one each time the grant (re)starts.
-    id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    id: Mapped[str] = id_column(nullable=False, unique=True)
     value: Mapped[int] = mapped_column(Integer, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="granted")
     granted_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = timestamp_column()
     revoke_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
@@ -226,13 +221,13 @@ class WorkerBlock(Base):
     __tablename__ = "worker_blocks"
 
     # Keyed by worker first: eligibility asks "which of these requesters block this worker".
-    worker_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    worker_id: Mapped[str] = id_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
-    requester_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    requester_id: Mapped[str] = id_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
-    id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    id: Mapped[str] = id_column(nullable=False, unique=True)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = created_at_column()
 

@@ -39,5 +39,4 @@ async def get_balance(caller: CallerDep, db: ReadDbDep) -> RequesterBalance | Wo
 async def list_transactions(
     caller: CallerDep, db: ReadDbDep, page: PageDep
 ) -> Page[TransactionEntry]:
-    items, next_cursor = await service.list_transactions(db, caller=caller, page=page)
-    return Page(items=items, next_cursor=next_cursor)
+    return await service.list_transactions(db, caller=caller, page=page)

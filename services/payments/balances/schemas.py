@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
@@ -13,17 +13,20 @@ TransactionKind = TypeAliasType(
     Literal["deposit", "reservation", "release", "payout", "bonus", "withdrawal"],
 )
 TransactionAccount = TypeAliasType("TransactionAccount", Literal["available", "reserved"])
-# `kind` is filled by default and still required in the response schema, so clients can
-# branch on it (the OpenAPI discriminator of `Balance`).
-_KIND_REQUIRED = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
-class RequesterBalance(BaseModel):
-    model_config = _KIND_REQUIRED
+class _BalanceVariant(BaseModel):
+    # `kind` is filled by default and still required in the response schema, so clients can
+    # branch on it (the OpenAPI discriminator of `Balance`).
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
-    kind: Literal["requester"] = Field(
-        default="requester", description="The caller's account kind: this variant's tag."
-    )
+
+def _variant_tag(kind: str) -> Any:
+    return Field(default=kind, description="The caller's account kind: this variant's tag.")
+
+
+class RequesterBalance(_BalanceVariant):
+    kind: Literal["requester"] = _variant_tag("requester")
     available: MoneyOut = Field(description="Free to reserve, spend on bonuses.")
     reserved: MoneyOut = Field(description="Held for slots not yet paid or released.")
     spent: MoneyOut = Field(
@@ -31,12 +34,8 @@ class RequesterBalance(BaseModel):
     )
 
 
-class WorkerBalance(BaseModel):
-    model_config = _KIND_REQUIRED
-
-    kind: Literal["worker"] = Field(
-        default="worker", description="The caller's account kind: this variant's tag."
-    )
+class WorkerBalance(_BalanceVariant):
+    kind: Literal["worker"] = _variant_tag("worker")
     pending: MoneyOut = Field(description="Rewards of submitted assignments awaiting review.")
     available: MoneyOut = Field(description="Earned and free to withdraw.")
     withdrawn: MoneyOut = Field(description="Withdrawals paid or on their way (`withdrawing`).")

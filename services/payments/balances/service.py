@@ -10,7 +10,7 @@ from services.payments.withdrawals import service as withdrawals
 from shared.auth import Caller
 from shared.database import Db
 from shared.errors import ValidationFailed
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 
 def _accounts(caller: Caller) -> dict[str, ledger.AccountRef]:
@@ -54,9 +54,7 @@ def _entry_cursor(page: PageParams) -> int | None:
     return value
 
 
-async def list_transactions(
-    db: Db, *, caller: Caller, page: PageParams
-) -> tuple[list[TransactionEntry], str | None]:
+async def list_transactions(db: Db, *, caller: Caller, page: PageParams) -> Page[TransactionEntry]:
     accounts = _accounts(caller)
     names = {account.id: name for name, account in accounts.items()}
     rows = await ledger.list_entries(
@@ -65,17 +63,20 @@ async def list_transactions(
         before_id=_entry_cursor(page),
         limit=page.fetch,
     )
-    items, next_cursor = page.page(rows, lambda r: [r.id])
-    return [
-        TransactionEntry(
-            id=str(r.id),
-            transaction_id=r.transaction_id,
-            kind=r.kind,
-            account=names[r.account_id],
-            amount=r.amount_cents,
-            balance_after=r.balance_after_cents,
-            reference=r.reference,
-            created_at=r.created_at,
-        )
-        for r in items
-    ], next_cursor
+    items, next_cursor = page.page_by_id(rows)
+    return Page(
+        items=[
+            TransactionEntry(
+                id=str(r.id),
+                transaction_id=r.transaction_id,
+                kind=r.kind,
+                account=names[r.account_id],
+                amount=r.amount_cents,
+                balance_after=r.balance_after_cents,
+                reference=r.reference,
+                created_at=r.created_at,
+            )
+            for r in items
+        ],
+        next_cursor=next_cursor,
+    )

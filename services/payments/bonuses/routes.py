@@ -48,5 +48,4 @@ async def create_bonus(
             reason=body.reason,
             settings=settings,
         ),
-        status_code=status.HTTP_201_CREATED,
     )

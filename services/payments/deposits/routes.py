@@ -38,5 +38,4 @@ async def create_deposit(
             settings=settings,
             provider=provider,
         ),
-        status_code=status.HTTP_201_CREATED,
     )

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from shared.database import Db, WriteDb, as_row, as_rows
 from shared.models.payments import LedgerAccount, LedgerEntry, LedgerTransaction
+from shared.pagination import newest_first
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,11 +314,8 @@ async def list_entries(
         )
         .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
         .where(LedgerEntry.account_id.in_(list(account_ids)))
-        .order_by(LedgerEntry.id.desc())
-        .limit(limit)
     )
-    if before_id is not None:
-        stmt = stmt.where(LedgerEntry.id < before_id)
+    stmt = newest_first(stmt, LedgerEntry.id, before_id=before_id, limit=limit)
     return as_rows(EntryRow, await db.fetch(stmt))
 
 

@@ -200,38 +200,10 @@ async def move(
     return {r.account_id: r.balance_after_cents for r in rows}
 
 
-async def record_payouts(
-    db: WriteDb,
-    *,
-    ids: Sequence[str],
-    keys: Sequence[str],
-    request_hashes: Sequence[bytes],
-    requester_ids: Sequence[str],
-    worker_ids: Sequence[str],
-    project_ids: Sequence[str],
-    task_ids: Sequence[str],
-    assignment_ids: Sequence[str],
-    reward_cents: Sequence[int],
-    fee_cents: Sequence[int],
-    sources: Sequence[str],
-) -> list[TransactionRow]:
-    """`record` for many payouts at once (one statement, keys claimed in key order): the rows
-    this call inserted. A payout left out had its key taken (`transactions_by_key` tells a
-    replay from a reuse) or its assignment already paid under another key."""
-    return await repository.insert_payouts(
-        db,
-        ids=ids,
-        keys=keys,
-        request_hashes=request_hashes,
-        requester_ids=requester_ids,
-        worker_ids=worker_ids,
-        project_ids=project_ids,
-        task_ids=task_ids,
-        assignment_ids=assignment_ids,
-        reward_cents=reward_cents,
-        fee_cents=fee_cents,
-        sources=sources,
-    )
+# `record` for many payouts at once (one statement, keys claimed in key order): the rows this
+# call inserted. A payout left out had its key taken (`transactions_by_key` tells a replay from a
+# reuse) or its assignment already paid under another key.
+record_payouts = repository.insert_payouts
 
 
 async def transactions_by_key(db: Db, keys: Sequence[str]) -> dict[str, TransactionRow]:

@@ -8,33 +8,20 @@ nothing was applied.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from services.payments.deps import SettingsDep
 from services.payments.payouts import service
 from services.payments.payouts.schemas import PayoutBatchCreate, PayoutBatchRead
-from shared.auth import InternalDep
+from shared.auth import internal_router
 from shared.database import WriteDbDep
-from shared.errors import (
-    InsufficientFunds,
-    NotFound,
-    Unauthorized,
-    ValidationFailed,
-    error_responses,
-)
+from shared.errors import InsufficientFunds, NotFound, ValidationFailed, error_responses
 
-router = APIRouter(
-    prefix="/internal",
-    tags=["internal"],
-    dependencies=[InternalDep],
-    include_in_schema=False,  # service-to-service: served, not in the public document
-)
+router = internal_router("/internal")
 
 
 @router.post(
     "/payouts/batch",
     response_model=PayoutBatchRead,
-    responses=error_responses(Unauthorized, InsufficientFunds, NotFound, ValidationFailed),
+    responses=error_responses(InsufficientFunds, NotFound, ValidationFailed),
     summary="Pay many approved assignments in one call; one result per item",
 )
 async def create_payout_batch(

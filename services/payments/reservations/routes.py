@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from services.payments.deps import SettingsDep
 from services.payments.payouts import service as payouts
@@ -18,23 +18,11 @@ from services.payments.reservations.schemas import (
     ReleaseCreate,
     ReservationCreate,
 )
-from shared.auth import InternalDep
+from shared.auth import internal_router
 from shared.database import WriteDbDep
-from shared.errors import (
-    Conflict,
-    InsufficientFunds,
-    NotFound,
-    Unauthorized,
-    ValidationFailed,
-    error_responses,
-)
+from shared.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed, error_responses
 
-router = APIRouter(
-    prefix="/internal",
-    tags=["internal"],
-    dependencies=[InternalDep],
-    include_in_schema=False,  # service-to-service: served, not in the public document
-)
+router = internal_router("/internal")
 
 
 # A repeated key answers 200 with the first result (documented, so clients and the OpenAPI
@@ -44,53 +32,50 @@ _REPLAYED: dict[int | str, dict] = {
 }
 
 
-def _mark(response: Response, replayed: bool) -> None:
+def _answer(
+    response: Response, outcome: tuple[LedgerTransactionRead, bool]
+) -> LedgerTransactionRead:
+    """The call's result: 201 when it acted, 200 for a repeated key (the first result)."""
+    result, replayed = outcome
     response.status_code = status.HTTP_200_OK if replayed else status.HTTP_201_CREATED
     response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
+    return result
 
 
 @router.post(
     "/reservations",
     status_code=status.HTTP_201_CREATED,
     response_model=LedgerTransactionRead,
-    responses=_REPLAYED
-    | error_responses(Unauthorized, InsufficientFunds, NotFound, Conflict, ValidationFailed),
+    responses=_REPLAYED | error_responses(InsufficientFunds, NotFound, Conflict, ValidationFailed),
     summary="Requester available -> reserved, held for the project",
 )
 async def create_reservation(
     body: ReservationCreate, db: WriteDbDep, response: Response
 ) -> LedgerTransactionRead:
-    result, replayed = await service.reserve(db, data=body)
-    _mark(response, replayed)
-    return result
+    return _answer(response, await service.reserve(db, data=body))
 
 
 @router.post(
     "/payouts",
     status_code=status.HTTP_201_CREATED,
     response_model=LedgerTransactionRead,
-    responses=_REPLAYED
-    | error_responses(Unauthorized, InsufficientFunds, NotFound, Conflict, ValidationFailed),
+    responses=_REPLAYED | error_responses(InsufficientFunds, NotFound, Conflict, ValidationFailed),
     summary="Pay an approved assignment: reward to the worker, fee to the platform",
 )
 async def create_payout(
     body: PayoutCreate, db: WriteDbDep, settings: SettingsDep, response: Response
 ) -> LedgerTransactionRead:
-    result, replayed = await payouts.pay(db, data=body, settings=settings)
-    _mark(response, replayed)
-    return result
+    return _answer(response, await payouts.pay(db, data=body, settings=settings))
 
 
 @router.post(
     "/releases",
     status_code=status.HTTP_201_CREATED,
     response_model=LedgerTransactionRead,
-    responses=_REPLAYED | error_responses(Unauthorized, NotFound, Conflict, ValidationFailed),
+    responses=_REPLAYED | error_responses(NotFound, Conflict, ValidationFailed),
     summary="Reserved -> available for slots that will never be paid",
 )
 async def create_release(
     body: ReleaseCreate, db: WriteDbDep, response: Response
 ) -> LedgerTransactionRead:
-    result, replayed = await service.release(db, data=body)
-    _mark(response, replayed)
-    return result
+    return _answer(response, await service.release(db, data=body))

@@ -9,7 +9,9 @@ concurrent calls cannot deadlock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
 
 import asyncpg
 
@@ -38,35 +40,32 @@ class AlreadyPaid(Conflict):
 
 
 def transaction_read(row: TransactionRow) -> LedgerTransactionRead:
-    """A ledger transaction row as the internal calls answer it (also for payouts)."""
-    details = ledger.parse_details(row.details)
-    return LedgerTransactionRead(
-        transaction_id=row.id,
-        key=row.key,
-        kind=row.kind,
-        requester_id=row.requester_id,
-        worker_id=row.worker_id,
-        project_id=row.project_id,
-        task_id=row.task_id,
-        assignment_id=row.assignment_id,
-        amount_cents=row.amount_cents,
-        fee_cents=row.fee_cents,
-        source=details.get("source"),
-        created_at=row.created_at,
+    """A ledger transaction row as the internal calls answer it (also for payouts): the row's
+    own fields, its id as `transaction_id` and a payout's `source` from its details."""
+    source = ledger.parse_details(row.details).get("source")
+    return LedgerTransactionRead.model_validate(
+        {**asdict(row), "transaction_id": row.id, "source": source}
     )
+
+
+@contextmanager
+def _requester_must_exist() -> Iterator[None]:
+    """A hold names its requester's account: a missing one is a 404, not a server error."""
+    try:
+        yield
+    except asyncpg.ForeignKeyViolationError as exc:
+        if exc.constraint_name == HOLD_REQUESTER_FK:
+            raise ledger.AccountNotFound("No such requester account.") from exc
+        raise
 
 
 async def _add_to_hold(
     db: WriteDb, *, requester_id: str, project_id: str, amount_cents: int
 ) -> None:
-    try:
+    with _requester_must_exist():
         await repository.add_to_hold(
             db, requester_id=requester_id, project_id=project_id, amount_cents=amount_cents
         )
-    except asyncpg.ForeignKeyViolationError as exc:
-        if exc.constraint_name == HOLD_REQUESTER_FK:
-            raise ledger.AccountNotFound("No such requester account.") from exc
-        raise
 
 
 async def count_spent(
@@ -74,14 +73,10 @@ async def count_spent(
 ) -> None:
     """Count money paid out of `available` on a project's behalf (overrides, bonuses) in the
     project's `spent`."""
-    try:
+    with _requester_must_exist():
         await repository.add_spent(
             db, requester_id=requester_id, project_id=project_id, amount_cents=amount_cents
         )
-    except asyncpg.ForeignKeyViolationError as exc:
-        if exc.constraint_name == HOLD_REQUESTER_FK:
-            raise ledger.AccountNotFound("No such requester account.") from exc
-        raise
 
 
 async def lock_holds(db: WriteDb, groups: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -107,20 +102,45 @@ async def draw_holds(
         raise RuntimeError(f"payout batch: {updated} of {len(groups)} holds drawn")
 
 
-async def reserve(db: WriteDb, *, data: ReservationCreate) -> tuple[LedgerTransactionRead, bool]:
-    """Requester available -> reserved, held for the project. Returns (result, replayed)."""
-    row, acting = await ledger.record(
+async def _record(
+    db: WriteDb, kind: str, data: ReservationCreate | ReleaseCreate
+) -> tuple[TransactionRow, bool]:
+    """The ledger transaction of a project's money moving (`ledger.record`: the row and whether
+    this call acts)."""
+    return await ledger.record(
         db,
         ledger.NewTransaction(
-            kind="reservation",
+            kind=kind,
             key=data.key,
-            request_hash=ledger.request_hash("reservation", data.model_dump(mode="json")),
+            request_hash=ledger.request_hash(kind, data.model_dump(mode="json")),
             requester_id=data.requester_id,
             project_id=data.project_id,
             amount_cents=data.amount_cents,
             reference=f"project:{data.project_id}",
         ),
     )
+
+
+async def _move(
+    db: WriteDb,
+    row: TransactionRow,
+    data: ReservationCreate | ReleaseCreate,
+    source: Callable[[str], ledger.AccountRef],
+    target: Callable[[str], ledger.AccountRef],
+) -> None:
+    """The transaction's legs: its amount from one of the requester's accounts to another."""
+    requester_id, amount = data.requester_id, data.amount_cents
+    await ledger.move(
+        db,
+        transaction_id=row.id,
+        kind=row.kind,
+        legs=[(source(requester_id), -amount), (target(requester_id), amount)],
+    )
+
+
+async def reserve(db: WriteDb, *, data: ReservationCreate) -> tuple[LedgerTransactionRead, bool]:
+    """Requester available -> reserved, held for the project. Returns (result, replayed)."""
+    row, acting = await _record(db, "reservation", data)
     if acting:
         await _add_to_hold(
             db,
@@ -128,32 +148,13 @@ async def reserve(db: WriteDb, *, data: ReservationCreate) -> tuple[LedgerTransa
             project_id=data.project_id,
             amount_cents=data.amount_cents,
         )
-        await ledger.move(
-            db,
-            transaction_id=row.id,
-            kind="reservation",
-            legs=[
-                (ledger.requester_available(data.requester_id), -data.amount_cents),
-                (ledger.requester_reserved(data.requester_id), data.amount_cents),
-            ],
-        )
+        await _move(db, row, data, ledger.requester_available, ledger.requester_reserved)
     return transaction_read(row), not acting
 
 
 async def release(db: WriteDb, *, data: ReleaseCreate) -> tuple[LedgerTransactionRead, bool]:
     """Reserved -> available for slots that will never be paid; 409 if more than held."""
-    row, acting = await ledger.record(
-        db,
-        ledger.NewTransaction(
-            kind="release",
-            key=data.key,
-            request_hash=ledger.request_hash("release", data.model_dump(mode="json")),
-            requester_id=data.requester_id,
-            project_id=data.project_id,
-            amount_cents=data.amount_cents,
-            reference=f"project:{data.project_id}",
-        ),
-    )
+    row, acting = await _record(db, "release", data)
     if not acting:
         return transaction_read(row), True
     left = await repository.release_from_hold(
@@ -170,15 +171,7 @@ async def release(db: WriteDb, *, data: ReleaseCreate) -> tuple[LedgerTransactio
             f"The project's reservation holds {held} cents; cannot release {data.amount_cents}.",
             extra={"held_cents": held, "needed_cents": data.amount_cents},
         )
-    await ledger.move(
-        db,
-        transaction_id=row.id,
-        kind="release",
-        legs=[
-            (ledger.requester_reserved(data.requester_id), -data.amount_cents),
-            (ledger.requester_available(data.requester_id), data.amount_cents),
-        ],
-    )
+    await _move(db, row, data, ledger.requester_reserved, ledger.requester_available)
     return transaction_read(row), False
 
 

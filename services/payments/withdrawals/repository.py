@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, func, insert, select, update
 
 from shared.database import Db, WriteDb, as_row, as_rows
 from shared.models.payments import Withdrawal
+from shared.pagination import newest_first
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +86,12 @@ async def insert_withdrawal(
 async def list_withdrawals(
     db: Db, *, worker_id: str, before_id: str | None, limit: int
 ) -> list[WithdrawalRow]:
-    stmt = (
-        select(*_COLUMNS)
-        .where(Withdrawal.worker_id == worker_id)
-        .order_by(Withdrawal.id.desc())
-        .limit(limit)
+    stmt = newest_first(
+        select(*_COLUMNS).where(Withdrawal.worker_id == worker_id),
+        Withdrawal.id,
+        before_id=before_id,
+        limit=limit,
     )
-    if before_id is not None:
-        stmt = stmt.where(Withdrawal.id < before_id)
     return as_rows(WithdrawalRow, await db.fetch(stmt))
 
 

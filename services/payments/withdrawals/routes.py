@@ -44,7 +44,6 @@ async def create_withdrawal(
         lambda db: service.request_withdrawal(
             db, worker_id=caller.account_id, amount_cents=body.amount, settings=settings
         ),
-        status_code=status.HTTP_201_CREATED,
     )
 
 
@@ -55,5 +54,4 @@ async def create_withdrawal(
     summary="Own withdrawals, newest first",
 )
 async def list_withdrawals(caller: WorkerDep, db: ReadDbDep, page: PageDep) -> Page[WithdrawalRead]:
-    items, next_cursor = await service.list_withdrawals(db, worker_id=caller.account_id, page=page)
-    return Page(items=items, next_cursor=next_cursor)
+    return await service.list_withdrawals(db, worker_id=caller.account_id, page=page)

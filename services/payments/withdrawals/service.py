@@ -4,6 +4,8 @@ provider pays it out to the outside world later, in the background (runner.py)."
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from services.payments.ledger import service as ledger
 from services.payments.providers import PayoutProvider
 from services.payments.settings import Settings
@@ -14,18 +16,12 @@ from shared.database import Db, WriteDb
 from shared.errors import ValidationFailed
 from shared.ids import new_id
 from shared.money import format_cents
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 
 def _read(row: WithdrawalRow) -> WithdrawalRead:
-    return WithdrawalRead(
-        id=row.id,
-        amount=row.amount_cents,
-        status=row.status,
-        provider_reference=row.provider_reference,
-        created_at=row.created_at,
-        paid_at=row.paid_at,
-    )
+    """The row's own fields, the amount under the API's name."""
+    return WithdrawalRead.model_validate({**asdict(row), "amount": row.amount_cents})
 
 
 async def request_withdrawal(
@@ -67,15 +63,12 @@ async def request_withdrawal(
     return _read(created)
 
 
-async def list_withdrawals(
-    db: Db, *, worker_id: str, page: PageParams
-) -> tuple[list[WithdrawalRead], str | None]:
-    before = str(page.cursor[0]) if page.cursor else None
+async def list_withdrawals(db: Db, *, worker_id: str, page: PageParams) -> Page[WithdrawalRead]:
     rows = await repository.list_withdrawals(
-        db, worker_id=worker_id, before_id=before, limit=page.fetch
+        db, worker_id=worker_id, before_id=page.before, limit=page.fetch
     )
-    items, next_cursor = page.page(rows, lambda r: [r.id])
-    return [_read(r) for r in items], next_cursor
+    items, next_cursor = page.page_by_id(rows)
+    return Page(items=[_read(r) for r in items], next_cursor=next_cursor)
 
 
 async def withdrawn_cents(db: Db, *, worker_id: str) -> tuple[int, int]:

@@ -61,15 +61,13 @@ StatusFilter = Annotated[
     "published).",
 )
 async def accept(project_id: str, call: WorkerCallDep, request: Request) -> Response:
-    return await call.idem.run(
-        call.caller,
+    return await call.run(
         lambda db: accept_.accept(
             db,
-            worker_id=call.caller.account_id,
+            worker_id=call.account_id,
             project_id=project_id,
             accepted=request.app.state.accepted_assignments,
         ),
-        status_code=status.HTTP_201_CREATED,
     )
 
 
@@ -88,16 +86,14 @@ async def submit(
     call: WorkerCallDep,
     request: Request,
 ) -> Response:
-    return await call.idem.run(
-        call.caller,
+    return await call.run(
         lambda db: submit_.submit(
             db,
-            worker_id=call.caller.account_id,
+            worker_id=call.account_id,
             assignment_id=assignment_id,
             answer=body.answer,
             accepted=request.app.state.accepted_assignments,
         ),
-        status_code=status.HTTP_200_OK,
     )
 
 
@@ -115,12 +111,10 @@ async def return_assignment(
 ) -> Response:
     # In a closed project (or an expired task) the slot's money is released instead.
     wake_after_commit(request, background)
-    return await call.idem.run(
-        call.caller,
+    return await call.run(
         lambda db: give_back.return_assignment(
-            db, worker_id=call.caller.account_id, assignment_id=assignment_id
+            db, worker_id=call.account_id, assignment_id=assignment_id
         ),
-        status_code=status.HTTP_200_OK,
     )
 
 
@@ -133,10 +127,9 @@ async def return_assignment(
 async def list_my_assignments(
     caller: WorkerDep, db: ReadDbDep, page: PageDep, status_filter: StatusFilter = None
 ) -> Page[WorkerAssignmentRead]:
-    items, next_cursor = await service.list_for_worker(
+    return await service.list_for_worker(
         db, worker_id=caller.account_id, status=status_filter, page=page
     )
-    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(
@@ -152,11 +145,10 @@ async def list_project_assignments(
     page: PageDep,
     status_filter: StatusFilter = None,
 ) -> Page[AssignmentRead]:
-    items, next_cursor = await service.list_for_project(
+    return await service.list_for_project(
         db,
         requester_id=caller.account_id,
         project_id=project_id,
         status=status_filter,
         page=page,
     )
-    return Page(items=items, next_cursor=next_cursor)

@@ -12,7 +12,7 @@ from services.tasks.assignments.schemas import (
 from services.tasks.lifecycle.assignment import assignment_fields, assignment_read
 from shared.database import Db
 from shared.errors import NotFound
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 ALL_STATUSES: list[str] = ["accepted", "submitted", "approved", "rejected", "returned", "expired"]
 
@@ -23,15 +23,18 @@ class ProjectNotFound(NotFound):
 
 async def list_for_worker(
     db: Db, *, worker_id: str, status: AssignmentStatus | None, page: PageParams
-) -> tuple[list[WorkerAssignmentRead], str | None]:
-    before = str(page.cursor[0]) if page.cursor else None
+) -> Page[WorkerAssignmentRead]:
     rows = await repository.list_for_worker(
-        db, worker_id=worker_id, status=status, before_id=before, limit=page.fetch
+        db, worker_id=worker_id, status=status, before_id=page.before, limit=page.fetch
     )
-    kept, next_cursor = page.page(rows, lambda r: [r.id])
-    return [
-        WorkerAssignmentRead(**assignment_fields(r), project_title=r.project_title) for r in kept
-    ], next_cursor
+    kept, next_cursor = page.page_by_id(rows)
+    return Page(
+        items=[
+            WorkerAssignmentRead(**assignment_fields(r), project_title=r.project_title)
+            for r in kept
+        ],
+        next_cursor=next_cursor,
+    )
 
 
 async def list_for_project(
@@ -41,16 +44,15 @@ async def list_for_project(
     project_id: str,
     status: AssignmentStatus | None,
     page: PageParams,
-) -> tuple[list[AssignmentRead], str | None]:
+) -> Page[AssignmentRead]:
     if not await repository.project_owned_by(db, project_id=project_id, requester_id=requester_id):
         raise ProjectNotFound("Project not found.")
-    before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_for_project(
         db,
         project_id=project_id,
         statuses=[status] if status else ALL_STATUSES,
-        before_id=before,
+        before_id=page.before,
         limit=page.fetch,
     )
-    kept, next_cursor = page.page(rows, lambda r: [r.id])
-    return [assignment_read(r) for r in kept], next_cursor
+    kept, next_cursor = page.page_by_id(rows)
+    return Page(items=[assignment_read(r) for r in kept], next_cursor=next_cursor)

@@ -227,12 +227,6 @@ WHERE worker_id = $1 AND project_id = ANY($2::text[])
 
 @dataclass(frozen=True, slots=True)
 class GoldRecord:
-    answered: int
-    correct: int
-
-
-@dataclass(frozen=True, slots=True)
-class GoldRecordRow:
     project_id: str
     answered: int
     correct: int
@@ -244,5 +238,5 @@ async def gold_records(
     """The worker's gold answers per project and how many were right (queue side's counts)."""
     if not project_ids:
         return {}
-    rows = as_rows(GoldRecordRow, await db.fetch(_GOLD_RECORD_SQL, worker_id, list(project_ids)))
-    return {r.project_id: GoldRecord(r.answered, r.correct) for r in rows}
+    rows = as_rows(GoldRecord, await db.fetch(_GOLD_RECORD_SQL, worker_id, list(project_ids)))
+    return {r.project_id: r for r in rows}

@@ -25,14 +25,13 @@ async def list_work(
     request: Request, caller: WorkerDep, db: ReadDbDep, page: PageDep
 ) -> Page[WorkProject]:
     settings = request.app.state.settings
-    items, next_cursor = await service.list_work(
+    return await service.list_work(
         db,
         worker_id=caller.account_id,
         page=page,
         scan_batch=settings.discovery_scan_batch,
         stats_ttl=settings.discovery_stats_ttl_seconds,
     )
-    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from services.tasks.answers import answer_schema_for
+from services.tasks.answers import effective_answer_schema
 from services.tasks.discovery import repository
 from services.tasks.discovery.repository import (
     GoldRecord,
@@ -30,7 +30,7 @@ from shared.database import ReadDb
 from shared.eligibility import ProjectRules, evaluate_eligibility
 from shared.errors import Forbidden, NotFound
 from shared.money import MIN_RATE_SECONDS
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 MIN_MEASURED_ANSWERS = 3
 
@@ -208,8 +208,8 @@ async def list_work(
     page: PageParams,
     scan_batch: int,
     stats_ttl: float,
-) -> tuple[list[WorkProject], str | None]:
-    before = str(page.cursor[0]) if page.cursor else None
+) -> Page[WorkProject]:
+    before = page.before
     batch = max(scan_batch, page.fetch)
     found: list[WorkProjectRow] = []
     while len(found) < page.fetch:
@@ -222,10 +222,10 @@ async def list_work(
         if len(candidates) < batch:
             break
         before = candidates[-1].id
-    kept, next_cursor = page.page(found, lambda r: [r.id])
+    kept, next_cursor = page.page_by_id(found)
     items = await _decorate(db, worker_id=worker_id, rows=kept, stats_ttl=stats_ttl)
     # A project whose last task went between the two queries is simply dropped from this page.
-    return [item for item in items if item.available_tasks > 0], next_cursor
+    return Page(items=[item for item in items if item.available_tasks > 0], next_cursor=next_cursor)
 
 
 async def preview(
@@ -266,12 +266,7 @@ async def preview(
         instructions=row.instructions,
         labels=row.labels,
         multi_label=row.multi_label,
-        answer_schema=answer_schema_for(
-            task_type=row.task_type,
-            labels=row.labels,
-            multi_label=row.multi_label,
-            answer_schema=row.answer_schema,
-        ),
+        answer_schema=effective_answer_schema(row),
         qualification_requirements=list(row.qualification_requirements or []),
         sample_input=None if sample is None else orjson.loads(sample),
     )

@@ -23,10 +23,9 @@ router = APIRouter(tags=["gold"])
 async def list_project_workers(
     project_id: str, caller: RequesterDep, db: ReadDbDep, page: PageDep
 ) -> Page[ProjectWorkerStats]:
-    items, next_cursor = await service.list_project_workers(
+    return await service.list_project_workers(
         db,
         requester_id=caller.account_id,
         project_id=project_id,
         page=page,
     )
-    return Page(items=items, next_cursor=next_cursor)

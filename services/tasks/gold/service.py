@@ -17,7 +17,7 @@ from services.tasks.gold.repository import WorkerTally
 from services.tasks.gold.schemas import ProjectWorkerStats
 from shared.database import Db, Writable
 from shared.errors import NotFound
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 MIN_GOLD_ANSWERS = 3
 # Bounding boxes count as the same box when they overlap this much (intersection over union),
@@ -111,19 +111,18 @@ async def record_decisions(db: Writable, decisions: Sequence[tuple[str, str, int
 
 async def list_project_workers(
     db: Db, *, requester_id: str, project_id: str, page: PageParams
-) -> tuple[list[ProjectWorkerStats], str | None]:
+) -> Page[ProjectWorkerStats]:
     project = await repository.get_owned_project(
         db, project_id=project_id, requester_id=requester_id
     )
     if project is None:
         raise ProjectNotFound("Project not found.")
-    before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_project_workers(
-        db, project_id=project_id, before_worker_id=before, limit=page.fetch
+        db, project_id=project_id, before_worker_id=page.before, limit=page.fetch
     )
     kept, next_cursor = page.page(rows, lambda r: [r.worker_id])
     minimum = project.min_gold_accuracy
-    return [_worker_stats(r, minimum) for r in kept], next_cursor
+    return Page(items=[_worker_stats(r, minimum) for r in kept], next_cursor=next_cursor)
 
 
 def _worker_stats(row: WorkerTally, min_gold_accuracy: int | None) -> ProjectWorkerStats:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 
 from services.tasks.lifecycle.messages import enqueue_many, release_message
 from services.tasks.projects import service as projects
@@ -22,12 +22,6 @@ from services.tasks.projects.schemas import ProjectRead
 from shared.database import WriteDb, as_row
 from shared.errors import InvalidState
 from shared.models import Project, Task
-
-
-@dataclass(frozen=True, slots=True)
-class ClosingProject:
-    id: str
-    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +34,9 @@ class ReleasedSlots:
 async def close_project(db: WriteDb, *, requester_id: str, project_id: str) -> ProjectRead:
     """No new accepts; the money of slots nobody holds goes back now (through the outbox), and
     in-flight assignments either get paid or give their slot's money back when they end."""
-    locked = (
-        select(Project.id, Project.status)
-        .where(Project.id == project_id, Project.requester_id == requester_id)
-        .with_for_update()
+    row = await projects.load_project(
+        db, requester_id=requester_id, project_id=project_id, lock="close"
     )
-    row = as_row(ClosingProject, await db.fetchrow(locked))
-    if row is None:
-        raise projects.ProjectNotFound("Project not found.")
     if row.status == "closed":
         raise InvalidState("This project is already closed.")
     if row.status == "draft":

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.tasks.answers import answer_schema_for, validate_answer
+from services.tasks.answers import effective_answer_schema, validate_answer
 from services.tasks.assignments.schemas import AssignmentRead
 from services.tasks.gold import service as gold
 from services.tasks.lifecycle.accepted import AcceptedAssignments, AcceptedContext
@@ -106,19 +106,34 @@ SUBMIT_IF_UNCHANGED_SQL = _SUBMIT.format(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """An answer as the submit statements store it, with its gold grading (the increments of
+    the worker's gold counters)."""
+
+    answer_json: str
+    gold_answered: int
+    gold_correct: int
+
+    @classmethod
+    def grade(cls, answer: Any, *, task_type: str, gold_answer: Any) -> StoredAnswer:
+        graded = gold.grade(task_type=task_type, answer=answer, gold_answer=gold_answer)
+        return cls(dumps(answer).decode(), 0 if graded is None else 1, int(bool(graded)))
+
+
 async def write_submission(
-    db: Writable,
-    *,
-    assignment_id: str,
-    worker_id: str,
-    answer_json: str,
-    gold_answered: int,
-    gold_correct: int,
+    db: Writable, *, assignment_id: str, worker_id: str, stored: StoredAnswer
 ) -> AssignmentRow | None:
     """None when the worker no longer holds an accepted assignment of that id within its
     deadline (it changed since get_for_submit)."""
     return await ASSIGNMENT_ROWS.fetchrow(
-        db, SUBMIT_SQL, assignment_id, worker_id, answer_json, gold_answered, gold_correct
+        db,
+        SUBMIT_SQL,
+        assignment_id,
+        worker_id,
+        stored.answer_json,
+        stored.gold_answered,
+        stored.gold_correct,
     )
 
 
@@ -127,9 +142,7 @@ async def write_submission_if_unchanged(
     *,
     assignment_id: str,
     worker_id: str,
-    answer_json: str,
-    gold_answered: int,
-    gold_correct: int,
+    stored: StoredAnswer,
     task_type: str,
     labels_json: str | None,
     multi_label: bool,
@@ -143,9 +156,9 @@ async def write_submission_if_unchanged(
         SUBMIT_IF_UNCHANGED_SQL,
         assignment_id,
         worker_id,
-        answer_json,
-        gold_answered,
-        gold_correct,
+        stored.answer_json,
+        stored.gold_answered,
+        stored.gold_correct,
         task_type,
         labels_json,
         multi_label,
@@ -179,25 +192,17 @@ async def submit(
     if row is None:
         raise AssignmentNotFound("Assignment not found.")
     refuse_unless_open(row.status, overdue=row.overdue)
-    schema = answer_schema_for(
-        task_type=row.task_type,
-        labels=row.labels,
-        multi_label=row.multi_label,
-        answer_schema=row.answer_schema,
-    )
+    schema = effective_answer_schema(row)
     problems = validate_answer(schema, answer)
     if problems:
         errors = [{"loc": ["body", "answer", *p["loc"]], "msg": p["msg"]} for p in problems]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
         raise ValidationFailed(f"The answer does not fit this project: {detail}", errors=errors)
-    graded = gold.grade(task_type=row.task_type, answer=answer, gold_answer=row.gold_answer)
     updated = await write_submission(
         db,
         assignment_id=assignment_id,
         worker_id=worker_id,
-        answer_json=dumps(answer).decode(),
-        gold_answered=0 if graded is None else 1,
-        gold_correct=int(bool(graded)),
+        stored=StoredAnswer.grade(answer, task_type=row.task_type, gold_answer=row.gold_answer),
     )
     if updated is None:  # expired, returned or submitted since the read
         found = await get_status_for_worker(db, assignment_id=assignment_id, worker_id=worker_id)
@@ -220,22 +225,16 @@ async def _submit_as_accepted(
     422 must be judged on the current one), or the write found the state, the format or the
     gold answer changed (the general path then answers exactly as if this had not been
     tried)."""
-    schema = answer_schema_for(
-        task_type=context.task_type,
-        labels=context.labels,
-        multi_label=context.multi_label,
-        answer_schema=context.answer_schema,
-    )
+    schema = effective_answer_schema(context)
     if validate_answer(schema, answer):
         return None
-    graded = gold.grade(task_type=context.task_type, answer=answer, gold_answer=context.gold_answer)
     row = await write_submission_if_unchanged(
         db,
         assignment_id=assignment_id,
         worker_id=worker_id,
-        answer_json=dumps(answer).decode(),
-        gold_answered=0 if graded is None else 1,
-        gold_correct=int(bool(graded)),
+        stored=StoredAnswer.grade(
+            answer, task_type=context.task_type, gold_answer=context.gold_answer
+        ),
         task_type=context.task_type,
         labels_json=_json_or_none(context.labels),
         multi_label=context.multi_label,

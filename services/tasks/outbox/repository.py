@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.tasks.outbox.schemas import OutboxStats
 from shared.database import Db, Writable, as_row, as_rows
 
 
@@ -18,16 +19,6 @@ class LeasedMessage:
     key: str
     payload: Any
     attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxCounts:
-    pending: int
-    due: int
-    retrying: int
-    parked: int
-    delivered: int
-    oldest_pending_seconds: float
 
 
 # Lease due messages: whoever leases a message owns its delivery until the lease runs out, so
@@ -114,7 +105,7 @@ FROM outbox
 """
 
 
-async def stats(db: Db) -> OutboxCounts:
-    row = as_row(OutboxCounts, await db.fetchrow(_STATS))
+async def stats(db: Db) -> OutboxStats:
+    row = as_row(OutboxStats, await db.fetchrow(_STATS))
     assert row is not None  # an aggregate always has a row
     return row

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from services.tasks.outbox import service
 from services.tasks.outbox.schemas import OutboxStats
-from shared.auth import InternalDep
+from shared.auth import internal_router
 from shared.database import ReadDbDep
-from shared.errors import Unauthorized, error_responses
 
-router = APIRouter(
-    prefix="/internal/outbox",
-    tags=["outbox"],
-    dependencies=[InternalDep],
-    include_in_schema=False,  # service-to-service: served, not in the public document
-)
+router = internal_router("/internal/outbox", tag="outbox")
 
 
 @router.get(
     "/stats",
     response_model=OutboxStats,
-    responses=error_responses(Unauthorized),
     summary="Payouts and releases waiting for payments, parked, delivered",
 )
 async def outbox_stats(db: ReadDbDep) -> OutboxStats:

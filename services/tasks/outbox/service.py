@@ -65,15 +65,7 @@ def wake_after_commit(request: Request, background: BackgroundTasks) -> None:
 
 
 async def outbox_stats(db: Db) -> OutboxStats:
-    counts = await repository.stats(db)
-    return OutboxStats(
-        pending=counts.pending,
-        due=counts.due,
-        retrying=counts.retrying,
-        parked=counts.parked,
-        delivered=counts.delivered,
-        oldest_pending_seconds=counts.oldest_pending_seconds,
-    )
+    return await repository.stats(db)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, literal_column, select, update
 from shared.database import Db, Writable, as_row, as_rows
 from shared.models import Assignment, Project, Task
 from shared.models.workers import QualificationType
+from shared.pagination import newest_first
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +68,9 @@ async def get_project(
 
     Every change of a project (edit, publish, pause, resume, upload) takes `FOR NO KEY UPDATE`
     ("change"), so they run one at a time and money is reserved once per change. Close takes
-    `FOR UPDATE` ("close"; services/tasks/lifecycle/close.py locks the row itself), which also
-    waits out the queue side's `FOR KEY SHARE` (a slot being given back): no slot can reopen in
-    a project whose unused money close is releasing. Changes other than close do not block
+    `FOR UPDATE` ("close", services/tasks/lifecycle/close.py), which also waits out the queue
+    side's `FOR KEY SHARE` (a slot being given back): no slot can reopen in a project whose
+    unused money close is releasing. Changes other than close do not block
     those slot returns, so a 10,000-task upload never stalls the queue. A lock needs the
     request's transaction: pass a WriteDb.
     """
@@ -84,14 +85,12 @@ async def get_project(
 async def list_projects(
     db: Db, *, requester_id: str, before_id: str | None, limit: int
 ) -> list[ProjectRow]:
-    stmt = (
-        select(*_PROJECT_COLS)
-        .where(Project.requester_id == requester_id)
-        .order_by(Project.id.desc())
-        .limit(limit)
+    stmt = newest_first(
+        select(*_PROJECT_COLS).where(Project.requester_id == requester_id),
+        Project.id,
+        before_id=before_id,
+        limit=limit,
     )
-    if before_id is not None:
-        stmt = stmt.where(Project.id < before_id)
     return as_rows(ProjectRow, await db.fetch(stmt))
 
 

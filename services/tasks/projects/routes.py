@@ -46,7 +46,6 @@ async def create_project(
     return await idem.run(
         caller,
         lambda db: service.create_project(db, requester_id=caller.account_id, data=body),
-        status_code=201,
     )
 
 
@@ -57,8 +56,7 @@ async def create_project(
     summary="The caller's projects, newest first, with live counts and money",
 )
 async def list_projects(caller: RequesterDep, db: ReadDbDep, page: PageDep) -> Page[ProjectRead]:
-    items, next_cursor = await service.list_projects(db, requester_id=caller.account_id, page=page)
-    return Page(items=items, next_cursor=next_cursor)
+    return await service.list_projects(db, requester_id=caller.account_id, page=page)
 
 
 @router.get(
@@ -106,7 +104,6 @@ async def publish_project(
             requester_id=caller.account_id,
             project_id=project_id,
         ),
-        status_code=200,
     )
 
 
@@ -120,7 +117,6 @@ async def pause_project(project_id: str, caller: RequesterDep, idem: Idempotency
     return await idem.run(
         caller,
         lambda db: service.pause_project(db, requester_id=caller.account_id, project_id=project_id),
-        status_code=200,
     )
 
 
@@ -136,7 +132,6 @@ async def resume_project(project_id: str, caller: RequesterDep, idem: Idempotenc
         lambda db: service.resume_project(
             db, requester_id=caller.account_id, project_id=project_id
         ),
-        status_code=200,
     )
 
 
@@ -157,5 +152,4 @@ async def close_project(
     return await idem.run(
         caller,
         lambda db: close.close_project(db, requester_id=caller.account_id, project_id=project_id),
-        status_code=200,
     )

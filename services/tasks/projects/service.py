@@ -17,7 +17,12 @@ from typing import Any
 
 from sqlalchemy import func
 
-from services.tasks.answers import answer_schema_for, schema_problems, validate_answer
+from services.tasks.answers import (
+    answer_schema_for,
+    effective_answer_schema,
+    schema_problems,
+    validate_answer,
+)
 from services.tasks.projects import repository
 from services.tasks.projects.repository import ProjectLock, ProjectRow, ProjectStats
 from services.tasks.projects.schemas import (
@@ -34,7 +39,7 @@ from shared.errors import InvalidState, NotFound, ValidationFailed
 from shared.fees import fee_cents
 from shared.http import InternalClient
 from shared.ids import new_id
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 # Once money is reserved the reward, the number of slots and the answer format are fixed;
 # texts and rules that move no money stay editable while the project is live.
@@ -67,15 +72,6 @@ def fee_for(reward_cents: int, *, assignments_per_task: int) -> int:
     """The platform fee per assignment: the payments side's rule (shared/fees.py), so the fee
     reserved here is the fee payments charges at payout."""
     return fee_cents(reward_cents, assignments_per_task=assignments_per_task)
-
-
-def effective_answer_schema(row: Any) -> dict[str, Any]:
-    return answer_schema_for(
-        task_type=row.task_type,
-        labels=row.labels,
-        multi_label=row.multi_label,
-        answer_schema=row.answer_schema,
-    )
 
 
 def to_read(row: ProjectRow, stats: ProjectStats) -> ProjectRead:
@@ -212,16 +208,29 @@ async def create_project(db: WriteDb, *, requester_id: str, data: ProjectCreate)
     return to_read(row, ProjectStats())
 
 
-async def list_projects(
-    db: Db, *, requester_id: str, page: PageParams
-) -> tuple[list[ProjectRead], str | None]:
-    before = str(page.cursor[0]) if page.cursor else None
+async def list_projects(db: Db, *, requester_id: str, page: PageParams) -> Page[ProjectRead]:
     rows = await repository.list_projects(
-        db, requester_id=requester_id, before_id=before, limit=page.fetch
+        db, requester_id=requester_id, before_id=page.before, limit=page.fetch
     )
-    kept, next_cursor = page.page(rows, lambda r: [r.id])
+    kept, next_cursor = page.page_by_id(rows)
     stats = await repository.project_stats(db, [r.id for r in kept])
-    return [to_read(r, stats[r.id]) for r in kept], next_cursor
+    return Page(items=[to_read(r, stats[r.id]) for r in kept], next_cursor=next_cursor)
+
+
+async def reserve(
+    payments: InternalClient, project: ProjectRow, amount_cents: int, *, key: str
+) -> None:
+    """Hold `amount_cents` of the project's requester for the project in payments (a repeated
+    `key` acts once); a 402 or 503 raises here."""
+    await payments.post(
+        "/internal/reservations",
+        json={
+            "key": key,
+            "requester_id": project.requester_id,
+            "project_id": project.id,
+            "amount_cents": amount_cents,
+        },
+    )
 
 
 async def load_project(
@@ -361,15 +370,7 @@ async def publish_project(
     amount = stats.open_slots * (row.reward_cents + row.fee_cents)
     if amount:
         # Last step: a 402 or 503 here rolls back every row above.
-        await payments.post(
-            "/internal/reservations",
-            json={
-                "key": f"publish:{row.id}",
-                "requester_id": requester_id,
-                "project_id": row.id,
-                "amount_cents": amount,
-            },
-        )
+        await reserve(payments, row, amount, key=f"publish:{row.id}")
     return to_read(updated, stats)
 
 

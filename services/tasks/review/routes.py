@@ -8,7 +8,7 @@ hot pool in autocommit (shared.hot_path). The transitions live in services/tasks
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request, status
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 
 from services.tasks.assignments.schemas import AssignmentRead
@@ -62,7 +62,6 @@ async def review_many(
             requester_id=caller.account_id,
             body=body,
         ),
-        status_code=status.HTTP_200_OK,
     )
 
 
@@ -92,16 +91,14 @@ async def approve(
     body: ApproveBody | None = None,
 ) -> Response:
     wake_after_commit(request, background)
-    return await call.idem.run(
-        call.caller,
+    return await call.run(
         lambda db: approve_.approve(
             db,
             payments=request.app.state.peers["payments"],
-            requester_id=call.caller.account_id,
+            requester_id=call.account_id,
             assignment_id=assignment_id,
             feedback=body.feedback if body else None,
         ),
-        status_code=status.HTTP_200_OK,
     )
 
 
@@ -123,13 +120,11 @@ async def reject(
 ) -> Response:
     # A rejection in a closed project or of an expired task releases the slot's money.
     wake_after_commit(request, background)
-    return await call.idem.run(
-        call.caller,
+    return await call.run(
         lambda db: reject_.reject(
             db,
-            requester_id=call.caller.account_id,
+            requester_id=call.account_id,
             assignment_id=assignment_id,
             feedback=body.feedback,
         ),
-        status_code=status.HTTP_200_OK,
     )

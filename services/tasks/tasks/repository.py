@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from services.tasks.lifecycle.assignment import AssignmentRow
 from shared.database import Db, WriteDb, as_row, as_rows
 from shared.models import Assignment, Project, Task
+from shared.pagination import newest_first
 
 COPY_COLUMNS = (
     "id",
@@ -102,9 +103,7 @@ async def list_tasks(
     stmt = stmt.where(Task.project_id == project_id)
     if status is not None:
         stmt = stmt.where(Task.status == status)
-    if before_id is not None:
-        stmt = stmt.where(Task.id < before_id)
-    stmt = stmt.order_by(Task.id.desc()).limit(limit)
+    stmt = newest_first(stmt, Task.id, before_id=before_id, limit=limit)
     return as_rows(TaskRow, await db.fetch(stmt))
 
 

@@ -113,7 +113,6 @@ async def add_tasks(
             max_tasks=request.app.state.settings.upload_max_tasks,
             idempotency_key=idem.key,
         ),
-        status_code=201,
     )
 
 
@@ -130,14 +129,13 @@ async def list_tasks(
     page: PageDep,
     task_status: Annotated[TaskStatus | None, Query(alias="status")] = None,
 ) -> Page[TaskRead]:
-    items, next_cursor = await service.list_tasks(
+    return await service.list_tasks(
         db,
         requester_id=caller.account_id,
         project_id=project_id,
         status=task_status,
         page=page,
     )
-    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(

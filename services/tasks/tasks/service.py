@@ -20,18 +20,19 @@ from typing import Any
 
 import orjson
 
-from services.tasks.answers import validate_answer
+from services.tasks.answers import effective_answer_schema, validate_answer
+from services.tasks.lifecycle.assignment import assignment_read
 from services.tasks.projects.repository import ProjectRow
-from services.tasks.projects.service import effective_answer_schema, load_project
+from services.tasks.projects.service import load_project, reserve
 from services.tasks.tasks import repository
-from services.tasks.tasks.repository import AssignmentRow, TaskRow
+from services.tasks.tasks.repository import TaskRow
 from services.tasks.tasks.schemas import AssignmentRead, TaskRead, TasksCreated
 from services.tasks.tasks.upload import UploadedTask, parse_upload
 from shared.database import Db, WriteDb
 from shared.errors import InvalidState, NotFound, ValidationFailed
 from shared.http import InternalClient
 from shared.ids import new_id
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> 2 characters
@@ -178,34 +179,9 @@ async def add_tasks(
             if idempotency_key
             else new_id()
         )
-        await payments.post(
-            "/internal/reservations",
-            json={
-                "key": f"add-tasks:{project.id}:{batch}",
-                "requester_id": requester_id,
-                "project_id": project.id,
-                "amount_cents": slots * (project.reward_cents + project.fee_cents),
-            },
-        )
+        amount = slots * (project.reward_cents + project.fee_cents)
+        await reserve(payments, project, amount, key=f"add-tasks:{project.id}:{batch}")
     return TasksCreated(created=len(ids), task_ids=ids)
-
-
-def _assignment(row: AssignmentRow) -> AssignmentRead:
-    return AssignmentRead(
-        id=row.id,
-        task_id=row.task_id,
-        project_id=row.project_id,
-        worker_id=row.worker_id,
-        status=row.status,
-        answer=row.answer,
-        feedback=row.feedback,
-        reward=row.reward_cents,
-        accepted_at=row.accepted_at,
-        deadline=row.deadline,
-        submitted_at=row.submitted_at,
-        reviewed_at=row.reviewed_at,
-        auto_approve_at=row.auto_approve_at,
-    )
 
 
 def _task(row: TaskRow, assignments: list[AssignmentRead]) -> TaskRead:
@@ -228,7 +204,7 @@ def _task(row: TaskRow, assignments: list[AssignmentRead]) -> TaskRead:
 async def _with_assignments(db: Db, rows: list[TaskRow]) -> list[TaskRead]:
     by_task: dict[str, list[AssignmentRead]] = defaultdict(list)
     for a in await repository.assignments_of_tasks(db, [r.id for r in rows]):
-        by_task[a.task_id].append(_assignment(a))
+        by_task[a.task_id].append(assignment_read(a))
     return [_task(r, by_task.get(r.id, [])) for r in rows]
 
 
@@ -239,14 +215,13 @@ async def list_tasks(
     project_id: str,
     status: str | None,
     page: PageParams,
-) -> tuple[list[TaskRead], str | None]:
+) -> Page[TaskRead]:
     project = await load_project(db, requester_id=requester_id, project_id=project_id)
-    before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_tasks(
-        db, project_id=project.id, status=status, before_id=before, limit=page.fetch
+        db, project_id=project.id, status=status, before_id=page.before, limit=page.fetch
     )
-    kept, next_cursor = page.page(rows, lambda r: [r.id])
-    return await _with_assignments(db, kept), next_cursor
+    kept, next_cursor = page.page_by_id(rows)
+    return Page(items=await _with_assignments(db, kept), next_cursor=next_cursor)
 
 
 async def get_task(db: Db, *, requester_id: str, task_id: str) -> TaskRead:

@@ -32,7 +32,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -239,14 +239,7 @@ class TimerRunner:
             poll_interval_seconds=self.poll_interval_seconds,
             grace_seconds=self.grace_seconds,
             sweeps={
-                name: SweepStats(
-                    acted=state.acted,
-                    batches=state.batches,
-                    failures=state.failures,
-                    last_error=state.last_error,
-                    last_batch_at=state.last_batch_at,
-                    due_now=backlog_by_sweep.get(name, 0),
-                )
+                name: SweepStats(**asdict(state), due_now=backlog_by_sweep.get(name, 0))
                 for name, state in self._state.items()
             },
         )

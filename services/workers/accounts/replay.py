@@ -44,7 +44,7 @@ from pydantic import BaseModel
 from shared.auth import Caller
 from shared.database import Writable, WriteDb, as_row
 from shared.errors import Conflict
-from shared.idempotency import REPLAY_WINDOW, Idempotency, request_digest
+from shared.idempotency import REPLAY_WINDOW, Idempotency, idempotent_response, request_digest
 from shared.jsonutil import dumps, loads
 
 SEALED_PREFIX = "sealed:v1:"
@@ -110,15 +110,6 @@ def _pepper(request: Request) -> bytes:
     return request.app.state.settings.internal_token.get_secret_value().encode()
 
 
-def _json(status_code: int, content: bytes, replayed: bool) -> Response:
-    return Response(
-        content=content,
-        status_code=status_code,
-        media_type="application/json",
-        headers={"Idempotent-Replayed": "true" if replayed else "false"},
-    )
-
-
 def _sealed(
     result: BaseModel, *, pepper: bytes, scope: str, idempotency_key: str
 ) -> dict[str, Any]:
@@ -168,7 +159,7 @@ async def run_signup(
 ) -> Response:
     """Sign up once per Idempotency-Key (anonymous scope); 201 with the account and its key."""
     if idempotency_key is None:
-        return _json(201, (await action(db)).model_dump_json().encode(), False)
+        return idempotent_response(201, (await action(db)).model_dump_json().encode(), False)
     pepper = _pepper(request)
     opened = {"pepper": pepper, "scope": SIGNUP_SCOPE, "idempotency_key": idempotency_key}
     digest = key_digest(SIGNUP_SCOPE, idempotency_key)
@@ -183,11 +174,12 @@ async def run_signup(
             )
         assert row.response_body is not None
         body = _opened_body(bytes(row.response_body), **opened)
-        return _json(row.status_code, body, True)
+        return idempotent_response(row.status_code, body, True)
     result = await action(db)
     stored = dumps(_sealed(result, **opened))
     await db.execute(_STORE_SQL, digest, 201, stored, account_id(result))
-    return _json(201, _opened_body(stored, **opened), False)  # byte for byte what replays send
+    # Byte for byte what replays send.
+    return idempotent_response(201, _opened_body(stored, **opened), False)
 
 
 async def run_key_creation(
@@ -200,7 +192,7 @@ async def run_key_creation(
     """Create a key once per (account, Idempotency-Key), through shared.idempotency with the
     digest for the key and the API key sealed in the stored response."""
     if idempotency_key is None:
-        return _json(201, (await action(db)).model_dump_json().encode(), False)
+        return idempotent_response(201, (await action(db)).model_dump_json().encode(), False)
     pepper = _pepper(request)
     opened = {"pepper": pepper, "scope": caller.account_id, "idempotency_key": idempotency_key}
     digest = "sha256:" + key_digest("api-key", idempotency_key).hex()
@@ -214,4 +206,6 @@ async def run_key_creation(
 
     response = await idem.run(caller, sealed, status_code=201)
     replayed = response.headers.get("Idempotent-Replayed") == "true"
-    return _json(response.status_code, _opened_body(bytes(response.body), **opened), replayed)
+    return idempotent_response(
+        response.status_code, _opened_body(bytes(response.body), **opened), replayed
+    )

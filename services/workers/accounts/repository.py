@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from shared.auth import AccountKind
+from services.workers.accounts.schemas import AccountRead, ApiKeyRead
 from shared.database import Db, Writable, WriteDb, as_row, as_rows
 from shared.models import Account, ApiKey
+from shared.pagination import newest_first
 
-
-@dataclass(frozen=True, slots=True)
-class AccountRow:
-    id: str
-    kind: AccountKind
-    name: str
-    email: str
-    country: str | None
-    languages: list[str]
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRow:
-    id: str
-    prefix: str
-    name: str | None
-    created_at: datetime
-    last_used_at: datetime | None
-
-
+# The rows are the response shapes themselves: the statements select exactly their fields.
 _ACCOUNT_COLS = (
     Account.id,
     Account.kind,
@@ -46,17 +25,17 @@ _ACCOUNT_COLS = (
 _KEY_COLS = (ApiKey.id, ApiKey.prefix, ApiKey.name, ApiKey.created_at, ApiKey.last_used_at)
 
 
-async def insert_account(db: Writable, values: dict[str, Any]) -> AccountRow | None:
+async def insert_account(db: Writable, values: dict[str, Any]) -> AccountRead | None:
     """Insert unless (kind, email_normalized) is taken; None means the email is already
     registered. A concurrent sign-up with the same normalised address waits on the unique index
     until the first commits, then finds the conflict: one account, one 201, the other 409."""
     stmt = pg_insert(Account).values(**values).on_conflict_do_nothing().returning(*_ACCOUNT_COLS)
-    return as_row(AccountRow, await db.fetchrow(stmt))
+    return as_row(AccountRead, await db.fetchrow(stmt))
 
 
-async def get_account(db: Db, account_id: str) -> AccountRow | None:
+async def get_account(db: Db, account_id: str) -> AccountRead | None:
     stmt = select(*_ACCOUNT_COLS).where(Account.id == account_id)
-    return as_row(AccountRow, await db.fetchrow(stmt))
+    return as_row(AccountRead, await db.fetchrow(stmt))
 
 
 async def lock_account_and_count_active_keys(db: WriteDb, account_id: str) -> int:
@@ -69,25 +48,23 @@ async def lock_account_and_count_active_keys(db: WriteDb, account_id: str) -> in
     return await db.fetchval(stmt)
 
 
-async def insert_api_key(db: Writable, values: dict[str, Any]) -> ApiKeyRow:
+async def insert_api_key(db: Writable, values: dict[str, Any]) -> ApiKeyRead:
     stmt = insert(ApiKey).values(**values).returning(*_KEY_COLS)
-    row = as_row(ApiKeyRow, await db.fetchrow(stmt))
+    row = as_row(ApiKeyRead, await db.fetchrow(stmt))
     assert row is not None
     return row
 
 
 async def list_api_keys(
     db: Db, account_id: str, *, before_id: str | None, limit: int
-) -> list[ApiKeyRow]:
-    stmt = (
-        select(*_KEY_COLS)
-        .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
-        .order_by(ApiKey.id.desc())
-        .limit(limit)
+) -> list[ApiKeyRead]:
+    stmt = newest_first(
+        select(*_KEY_COLS).where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None)),
+        ApiKey.id,
+        before_id=before_id,
+        limit=limit,
     )
-    if before_id is not None:
-        stmt = stmt.where(ApiKey.id < before_id)
-    return as_rows(ApiKeyRow, await db.fetch(stmt))
+    return as_rows(ApiKeyRead, await db.fetch(stmt))
 
 
 async def revoke_api_key(db: Writable, account_id: str, key_id: str) -> bool:

@@ -109,8 +109,7 @@ async def create_api_key(
     "/me/api-keys", response_model=Page[ApiKeyRead], responses=error_responses(Unauthorized)
 )
 async def list_api_keys(caller: CallerDep, db: ReadDbDep, page: PageDep) -> Page[ApiKeyRead]:
-    items, next_cursor = await service.list_api_keys(db, account_id=caller.account_id, page=page)
-    return Page(items=items, next_cursor=next_cursor)
+    return await service.list_api_keys(db, account_id=caller.account_id, page=page)
 
 
 @router.delete(

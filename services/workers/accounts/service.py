@@ -8,7 +8,6 @@ keys (409 `too_many_api_keys`: revoke one first)."""
 from __future__ import annotations
 
 from services.workers.accounts import repository
-from services.workers.accounts.repository import AccountRow, ApiKeyRow
 from services.workers.accounts.schemas import (
     AccountCreate,
     AccountCreated,
@@ -22,7 +21,7 @@ from shared.database import Db, Writable, WriteDb
 from shared.errors import Conflict, NotFound
 from shared.ids import new_id
 from shared.models.accounts import normalize_email
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 
 class EmailTaken(Conflict):
@@ -31,28 +30,6 @@ class EmailTaken(Conflict):
 
 class TooManyApiKeys(Conflict):
     code = "too_many_api_keys"
-
-
-def _account_read(row: AccountRow) -> AccountRead:
-    return AccountRead(
-        id=row.id,
-        kind=row.kind,
-        name=row.name,
-        email=row.email,
-        country=row.country,
-        languages=row.languages,
-        created_at=row.created_at,
-    )
-
-
-def _key_read(row: ApiKeyRow) -> ApiKeyRead:
-    return ApiKeyRead(
-        id=row.id,
-        prefix=row.prefix,
-        name=row.name,
-        created_at=row.created_at,
-        last_used_at=row.last_used_at,
-    )
 
 
 async def _issue_key(db: Writable, account_id: str, name: str | None) -> ApiKeyCreated:
@@ -67,14 +44,7 @@ async def _issue_key(db: Writable, account_id: str, name: str | None) -> ApiKeyC
             "name": name,
         },
     )
-    return ApiKeyCreated(
-        id=row.id,
-        prefix=row.prefix,
-        name=row.name,
-        created_at=row.created_at,
-        last_used_at=row.last_used_at,
-        api_key=key,
-    )
+    return ApiKeyCreated(**row.model_dump(), api_key=key)
 
 
 async def create_account(db: WriteDb, *, data: AccountCreate) -> AccountCreated:
@@ -101,14 +71,14 @@ async def create_account(db: WriteDb, *, data: AccountCreate) -> AccountCreated:
             languages=list(row.languages),
         )
     key = await _issue_key(db, row.id, "default")
-    return AccountCreated(account=_account_read(row), api_key=key.api_key)
+    return AccountCreated(account=row, api_key=key.api_key)
 
 
 async def get_account(db: Db, *, account_id: str) -> AccountRead:
     row = await repository.get_account(db, account_id)
     if row is None:
         raise NotFound("Account not found.")
-    return _account_read(row)
+    return row
 
 
 async def create_api_key(
@@ -124,13 +94,10 @@ async def create_api_key(
     return await _issue_key(db, account_id, name)
 
 
-async def list_api_keys(
-    db: Db, *, account_id: str, page: PageParams
-) -> tuple[list[ApiKeyRead], str | None]:
-    before = str(page.cursor[0]) if page.cursor else None
-    rows = await repository.list_api_keys(db, account_id, before_id=before, limit=page.fetch)
-    items, next_cursor = page.page(rows, lambda r: [r.id])
-    return [_key_read(r) for r in items], next_cursor
+async def list_api_keys(db: Db, *, account_id: str, page: PageParams) -> Page[ApiKeyRead]:
+    rows = await repository.list_api_keys(db, account_id, before_id=page.before, limit=page.fetch)
+    items, next_cursor = page.page_by_id(rows)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 async def revoke_api_key(db: Writable, *, account_id: str, key_id: str) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.database import Db, Writable, WriteDb, as_row, as_rows
 from shared.models.workers import QualificationAttempt, QualificationType
+from shared.pagination import newest_first
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +140,10 @@ async def update_attempt(db: Writable, attempt_id: str, values: dict[str, Any]) 
 async def list_requests(
     db: Db, *, type_id: str, status: str, before_id: str | None, limit: int
 ) -> list[AttemptRow]:
-    stmt = (
-        select(*_COLS)
-        .where(_A.qualification_type_id == type_id, _A.status == status)
-        .order_by(_A.id.desc())
-        .limit(limit)
+    stmt = newest_first(
+        select(*_COLS).where(_A.qualification_type_id == type_id, _A.status == status),
+        _A.id,
+        before_id=before_id,
+        limit=limit,
     )
-    if before_id is not None:
-        stmt = stmt.where(_A.id < before_id)
     return as_rows(AttemptRow, await db.fetch(stmt))

@@ -47,7 +47,6 @@ async def start_attempt(type_id: str, caller: WorkerDep, now: NowDep, idem: Idem
     return await idem.run(
         caller,
         lambda db: service.start_attempt(db, worker_id=caller.account_id, type_id=type_id, now=now),
-        status_code=201,
     )
 
 
@@ -75,7 +74,6 @@ async def submit_attempt(
             answers=body.answers,
             now=now,
         ),
-        status_code=200,
     )
 
 
@@ -109,10 +107,9 @@ async def list_requests(
     now: NowDep,
     status: Annotated[RequestStatus, Query()] = "pending",
 ) -> Page[QualificationRequestRead]:
-    items, next_cursor = await service.list_requests(
+    return await service.list_requests(
         db, owner_id=caller.account_id, type_id=type_id, status=status, page=page, now=now
     )
-    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(
@@ -148,7 +145,6 @@ async def accept_request(
         lambda db: service.accept_request(
             db, owner_id=caller.account_id, request_id=request_id, value=value, now=now
         ),
-        status_code=200,
     )
 
 
@@ -171,5 +167,4 @@ async def reject_request(
         lambda db: service.reject_request(
             db, owner_id=caller.account_id, request_id=request_id, reason=body.reason, now=now
         ),
-        status_code=200,
     )

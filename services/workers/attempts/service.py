@@ -17,6 +17,7 @@ Rules (contract + issue 3):
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,7 +43,7 @@ from services.workers.qualification_types.service import (
 from shared.database import Db, WriteDb
 from shared.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from shared.ids import new_id
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 
 class RetryNotAllowed(Conflict):
@@ -114,20 +115,10 @@ def _attempt_read(row: AttemptRow, now: datetime) -> AttemptRead:
 
 
 def _request_read(row: AttemptRow, now: datetime) -> QualificationRequestRead:
-    return QualificationRequestRead(
-        id=row.id,
-        attempt_id=row.id,
-        qualification_type_id=row.qualification_type_id,
-        worker_id=row.worker_id,
-        status=_effective_status(row, now),  # type: ignore[arg-type]
-        answers=row.answers,
-        points=row.points,
-        max_points=row.max_points,
-        value=row.value,
-        reason=row.reason,
-        started_at=row.started_at,
-        submitted_at=row.submitted_at,
-        reviewed_at=row.reviewed_at,
+    """The row's own fields (never its answer key: the model has no such field); a request's
+    id is its attempt's."""
+    return QualificationRequestRead.model_validate(
+        {**asdict(row), "attempt_id": row.id, "status": _effective_status(row, now)}
     )
 
 
@@ -292,14 +283,13 @@ async def list_requests(
     status: RequestStatus,
     page: PageParams,
     now: datetime,
-) -> tuple[list[QualificationRequestRead], str | None]:
+) -> Page[QualificationRequestRead]:
     await get_owned_type(db, type_id=type_id, owner_id=owner_id)
-    before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_requests(
-        db, type_id=type_id, status=status, before_id=before, limit=page.fetch
+        db, type_id=type_id, status=status, before_id=page.before, limit=page.fetch
     )
-    items, next_cursor = page.page(rows, lambda r: [r.id])
-    return [_request_read(r, now) for r in items], next_cursor
+    items, next_cursor = page.page_by_id(rows)
+    return Page(items=[_request_read(r, now) for r in items], next_cursor=next_cursor)
 
 
 async def get_request(

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.database import Db, Writable, as_row, as_rows
 from shared.models.workers import WorkerBlock
+from shared.pagination import newest_first
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +56,10 @@ async def delete_block(db: Writable, *, requester_id: str, worker_id: str) -> bo
 async def list_blocks(
     db: Db, *, requester_id: str, before_id: str | None, limit: int
 ) -> list[BlockRow]:
-    stmt = (
-        select(*_COLS)
-        .where(WorkerBlock.requester_id == requester_id)
-        .order_by(WorkerBlock.id.desc())
-        .limit(limit)
+    stmt = newest_first(
+        select(*_COLS).where(WorkerBlock.requester_id == requester_id),
+        WorkerBlock.id,
+        before_id=before_id,
+        limit=limit,
     )
-    if before_id is not None:
-        stmt = stmt.where(WorkerBlock.id < before_id)
     return as_rows(BlockRow, await db.fetch(stmt))

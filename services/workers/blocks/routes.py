@@ -26,7 +26,6 @@ async def block_worker(body: BlockCreate, caller: RequesterDep, idem: Idempotenc
     return await idem.run(
         caller,
         lambda db: service.block_worker(db, requester_id=caller.account_id, data=body),
-        status_code=201,
     )
 
 
@@ -47,5 +46,4 @@ async def unblock_worker(worker_id: str, caller: RequesterDep, db: WriteDbDep) -
     summary="Your blocks, newest first",
 )
 async def list_blocks(caller: RequesterDep, db: ReadDbDep, page: PageDep) -> Page[BlockRead]:
-    items, next_cursor = await service.list_blocks(db, requester_id=caller.account_id, page=page)
-    return Page(items=items, next_cursor=next_cursor)
+    return await service.list_blocks(db, requester_id=caller.account_id, page=page)

@@ -13,7 +13,7 @@ from services.workers.profiles.service import WorkerNotFound, worker_exists
 from shared.database import Db, WriteDb
 from shared.errors import NotFound
 from shared.ids import new_id
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 
 class BlockNotFound(NotFound):
@@ -41,15 +41,12 @@ async def unblock_worker(db: WriteDb, *, requester_id: str, worker_id: str) -> N
         raise BlockNotFound("This worker is not blocked.")
 
 
-async def list_blocks(
-    db: Db, *, requester_id: str, page: PageParams
-) -> tuple[list[BlockRead], str | None]:
-    before = str(page.cursor[0]) if page.cursor else None
+async def list_blocks(db: Db, *, requester_id: str, page: PageParams) -> Page[BlockRead]:
     rows = await repository.list_blocks(
-        db, requester_id=requester_id, before_id=before, limit=page.fetch
+        db, requester_id=requester_id, before_id=page.before, limit=page.fetch
     )
-    items, next_cursor = page.page(rows, lambda r: [r.id])
-    return [_read(r) for r in items], next_cursor
+    items, next_cursor = page.page_by_id(rows)
+    return Page(items=[_read(r) for r in items], next_cursor=next_cursor)
 
 
 def _read(row: BlockRow) -> BlockRead:

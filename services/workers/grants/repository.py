@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from shared.database import Db, Writable, as_row, as_rows
 from shared.ids import new_id
 from shared.models.workers import QualificationType, WorkerQualification
+from shared.pagination import newest_first
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +119,11 @@ async def revoke_grant(
 async def list_grants(
     db: Db, *, type_id: str, status: str, before_id: str | None, limit: int
 ) -> list[GrantRow]:
-    stmt = (
-        select(*_COLS)
-        .where(
-            WorkerQualification.qualification_type_id == type_id,
-            WorkerQualification.status == status,
-        )
-        .order_by(WorkerQualification.id.desc())
-        .limit(limit)
+    stmt = select(*_COLS).where(
+        WorkerQualification.qualification_type_id == type_id,
+        WorkerQualification.status == status,
     )
-    if before_id is not None:
-        stmt = stmt.where(WorkerQualification.id < before_id)
+    stmt = newest_first(stmt, WorkerQualification.id, before_id=before_id, limit=limit)
     return as_rows(GrantRow, await db.fetch(stmt))
 
 
@@ -145,9 +140,8 @@ async def list_worker_grants(
         )
         .join(QualificationType, QualificationType.id == WorkerQualification.qualification_type_id)
         .where(WorkerQualification.worker_id == worker_id, WorkerQualification.status == "granted")
-        .order_by(WorkerQualification.qualification_type_id.desc())
-        .limit(limit)
     )
-    if before_type_id is not None:
-        stmt = stmt.where(WorkerQualification.qualification_type_id < before_type_id)
+    stmt = newest_first(
+        stmt, WorkerQualification.qualification_type_id, before_id=before_type_id, limit=limit
+    )
     return as_rows(WorkerGrantRow, await db.fetch(stmt))

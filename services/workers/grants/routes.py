@@ -95,10 +95,9 @@ async def list_grants(
     page: PageDep,
     status: Annotated[GrantStatus, Query()] = "granted",
 ) -> Page[GrantRead]:
-    items, next_cursor = await service.list_grants(
+    return await service.list_grants(
         db, owner_id=caller.account_id, type_id=type_id, status=status, page=page
     )
-    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(
@@ -110,7 +109,4 @@ async def list_grants(
 async def list_my_qualifications(
     caller: WorkerDep, db: ReadDbDep, page: PageDep
 ) -> Page[WorkerQualificationRead]:
-    items, next_cursor = await service.list_my_qualifications(
-        db, worker_id=caller.account_id, page=page
-    )
-    return Page(items=items, next_cursor=next_cursor)
+    return await service.list_my_qualifications(db, worker_id=caller.account_id, page=page)

@@ -16,7 +16,7 @@ from services.workers.qualification_types.service import get_owned_type
 from shared.database import Db, Writable, WriteDb
 from shared.eligibility import SYSTEM_TYPE_NAMES, fetch_worker_facts
 from shared.errors import NotFound
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 
 class GrantNotFound(NotFound):
@@ -65,21 +65,20 @@ async def revoke_grant(
 
 async def list_grants(
     db: Db, *, owner_id: str, type_id: str, status: GrantStatus, page: PageParams
-) -> tuple[list[GrantRead], str | None]:
+) -> Page[GrantRead]:
     await get_owned_type(db, type_id=type_id, owner_id=owner_id)
-    before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.list_grants(
-        db, type_id=type_id, status=status, before_id=before, limit=page.fetch
+        db, type_id=type_id, status=status, before_id=page.before, limit=page.fetch
     )
-    items, next_cursor = page.page(rows, lambda r: [r.id])
-    return [to_read(r) for r in items], next_cursor
+    items, next_cursor = page.page_by_id(rows)
+    return Page(items=[to_read(r) for r in items], next_cursor=next_cursor)
 
 
 async def list_my_qualifications(
     db: Db, *, worker_id: str, page: PageParams
-) -> tuple[list[WorkerQualificationRead], str | None]:
+) -> Page[WorkerQualificationRead]:
     """Granted ones and the system ones, one order (type id, descending) across both."""
-    before = str(page.cursor[0]) if page.cursor else None
+    before = page.before
     rows = await repository.list_worker_grants(
         db, worker_id=worker_id, before_type_id=before, limit=page.fetch
     )
@@ -96,7 +95,8 @@ async def list_my_qualifications(
     ] + await _system_qualifications(db, worker_id)
     merged = [q for q in merged if before is None or q.qualification_type_id < before]
     merged.sort(key=lambda q: q.qualification_type_id, reverse=True)
-    return page.page(merged[: page.fetch], lambda q: [q.qualification_type_id])
+    items, next_cursor = page.page(merged[: page.fetch], lambda q: [q.qualification_type_id])
+    return Page(items=items, next_cursor=next_cursor)
 
 
 async def _system_qualifications(db: Db, worker_id: str) -> list[WorkerQualificationRead]:

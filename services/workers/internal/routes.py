@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter
-
 from services.workers.accounts import service as accounts_service
 from services.workers.accounts.schemas import AccountRead
 from services.workers.internal.schemas import EligibilityAnswer, EligibilityQuery
-from shared.auth import InternalDep
+from shared.auth import internal_router
 from shared.database import ReadDbDep
 from shared.eligibility import ProjectRules, evaluate_eligibility
-from shared.errors import NotFound, Unauthorized, ValidationFailed, error_responses
+from shared.errors import NotFound, ValidationFailed, error_responses
 
-router = APIRouter(
-    prefix="/internal",
-    tags=["internal"],
-    dependencies=[InternalDep],
-    include_in_schema=False,  # service-to-service: served, not in the public document
-)
+router = internal_router("/internal")
 
 
 @router.get(
     "/accounts/{account_id}",
     response_model=AccountRead,
-    responses=error_responses(Unauthorized, NotFound),
+    responses=error_responses(NotFound),
 )
 async def get_account(account_id: str, db: ReadDbDep) -> AccountRead:
     return await accounts_service.get_account(db, account_id=account_id)
@@ -34,7 +27,7 @@ async def get_account(account_id: str, db: ReadDbDep) -> AccountRead:
 @router.post(
     "/workers/{worker_id}/eligibility",
     response_model=EligibilityAnswer,
-    responses=error_responses(Unauthorized, ValidationFailed),
+    responses=error_responses(ValidationFailed),
     summary="shared/eligibility.py over HTTP, for callers outside Python (the tasks service "
     "calls the library in-process instead: no hop on the accept path)",
 )

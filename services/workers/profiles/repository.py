@@ -5,30 +5,16 @@ statement."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from services.workers.profiles.schemas import ProfileRow
 from shared.database import Db, Writable, WriteDb, as_row
 from shared.eligibility import WorkerStatsCounts, fetch_worker_stats
 from shared.models import Account
 from shared.models.workers import WorkerProfile
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileRow:
-    worker_id: str
-    display_name: str
-    country: str | None
-    languages: list[str]
-    skills: list[str]
-    bio: str
-    created_at: datetime
-    updated_at: datetime
-
 
 _has_profile = WorkerProfile.worker_id.is_not(None)
 _PROFILE_COLS = (

@@ -57,7 +57,8 @@ class ProfileUpdate(BaseModel):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-class WorkerProfileRead(BaseModel):
+# A profile as stored (the repository's row); the API's shape adds the worker's stats.
+class ProfileRow(BaseModel):
     worker_id: str
     display_name: str
     country: str | None
@@ -66,6 +67,9 @@ class WorkerProfileRead(BaseModel):
     bio: str
     created_at: datetime = Field(description="When the worker signed up.")
     updated_at: datetime = Field(description="Last profile change.")
+
+
+class WorkerProfileRead(ProfileRow):
     submitted_count: int = Field(description="Assignments ever submitted (incl. reviewed ones).")
     approved_count: int
     rejected_count: int

@@ -24,14 +24,7 @@ async def get_profile(db: Db, *, worker_id: str) -> WorkerProfileRead:
     pending = stats.submitted - stats.approved - stats.rejected
     rate = round(100 * stats.approved / stats.decided, 2) if stats.decided else None
     return WorkerProfileRead(
-        worker_id=row.worker_id,
-        display_name=row.display_name,
-        country=row.country,
-        languages=row.languages,
-        skills=row.skills,
-        bio=row.bio,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        **row.model_dump(),
         submitted_count=stats.submitted,
         approved_count=stats.approved,
         rejected_count=stats.rejected,

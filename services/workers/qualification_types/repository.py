@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.database import Db, Writable, WriteDb, as_row, as_rows
 from shared.models.workers import QualificationType
+from shared.pagination import newest_first
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ async def search_types(
 ) -> list[QualificationTypeRow]:
     """Active types (or all of one owner's), newest first; `query` matches a name substring
     (trigram index) or a whole keyword (GIN index)."""
-    stmt = select(*_COLS).order_by(QualificationType.id.desc()).limit(limit)
+    stmt = select(*_COLS)
     if owner_id is None:
         stmt = stmt.where(QualificationType.status == "active")
     else:
@@ -93,8 +94,7 @@ async def search_types(
                 QualificationType.keywords.op("@>")(literal([query.lower()], ARRAY(Text))),
             )
         )
-    if before_id is not None:
-        stmt = stmt.where(QualificationType.id < before_id)
+    stmt = newest_first(stmt, QualificationType.id, before_id=before_id, limit=limit)
     return as_rows(QualificationTypeRow, await db.fetch(stmt))
 
 

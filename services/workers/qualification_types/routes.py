@@ -41,7 +41,6 @@ async def create_type(body: QualificationTypeCreate, caller: RequesterDep, idem:
     return await idem.run(
         caller,
         lambda db: service.create_type(db, owner_id=caller.account_id, data=body),
-        status_code=201,
     )
 
 
@@ -60,10 +59,7 @@ async def search_types(
     query: Annotated[str | None, Query(max_length=200)] = None,
     mine: bool = False,
 ) -> Page[QualificationTypeRead]:
-    items, next_cursor = await service.search_types(
-        db, caller=caller, query=query, mine=mine, page=page
-    )
-    return Page(items=items, next_cursor=next_cursor)
+    return await service.search_types(db, caller=caller, query=query, mine=mine, page=page)
 
 
 @router.get(

@@ -27,7 +27,7 @@ from shared.auth import Caller
 from shared.database import Db, Writable, WriteDb
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from shared.ids import new_id
-from shared.pagination import PageParams
+from shared.pagination import Page, PageParams
 
 
 class QualificationTypeNotFound(NotFound):
@@ -108,21 +108,20 @@ async def search_types(
     query: str | None,
     mine: bool,
     page: PageParams,
-) -> tuple[list[QualificationTypeRead], str | None]:
+) -> Page[QualificationTypeRead]:
     if mine and caller is None:
         raise Unauthorized("mine=true lists the caller's own types: send an API key.")
     if mine and caller is not None and caller.kind != "requester":
         raise Forbidden("Only requesters own qualification types.", code="wrong_role")
-    before = str(page.cursor[0]) if page.cursor else None
     rows = await repository.search_types(
         db,
         query=(query or "").strip() or None,
         owner_id=caller.account_id if mine and caller is not None else None,
-        before_id=before,
+        before_id=page.before,
         limit=page.fetch,
     )
-    items, next_cursor = page.page(rows, lambda r: [r.id])
-    return [to_read(r) for r in items], next_cursor
+    items, next_cursor = page.page_by_id(rows)
+    return Page(items=[to_read(r) for r in items], next_cursor=next_cursor)
 
 
 async def update_type(
