@@ -13,9 +13,11 @@ or the internal token. Every response must be:
 Each operation is also sent once more with a trailing slash and a hostile Host header: a 404
 problem, never a redirect.
 
-Bounded for CI: `SECURITY_FUZZ_EXAMPLES` examples per operation and mode (default 20), derandomized
-so a failure reproduces; set `SECURITY_FUZZ_SEED` to explore other inputs locally. Hypothesis only
-generates here; requests go out from the async test, so no second event loop touches the engine.
+Bounded for CI: `SECURITY_FUZZ_EXAMPLES` examples per operation and mode (default 12; the
+hypothesis pass in test_fuzz_inputs.py aims more examples at cursors, dates and numbers),
+derandomized so a failure reproduces; set `SECURITY_FUZZ_SEED` to explore other inputs locally.
+Hypothesis only generates here; requests go out from the async test, so no second event loop
+touches the engine.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from tests.conftest import INTERNAL_TOKEN
 from tests.fixtures.accounts import create_requester, create_worker
 from tests.security.routes import iter_routes
 
-EXAMPLES = int(os.environ.get("SECURITY_FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("SECURITY_FUZZ_EXAMPLES", "12"))
 SEED = os.environ.get("SECURITY_FUZZ_SEED")
 TIME_BUDGET_SECONDS = 150  # per service; the three services take ~5-30 s each here
 CHECKS = [
