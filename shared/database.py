@@ -28,8 +28,10 @@ planner settings suit a few prepared statements run thousands of times
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -45,6 +47,7 @@ Query = str | Executable
 """SQL text with `$1..$n` parameters, or a SQLAlchemy Core statement (select, insert, ...)."""
 
 R = TypeVar("R")
+log = logging.getLogger("database")
 
 _DIALECT = _asyncpg_dialect.dialect()
 
@@ -263,9 +266,20 @@ class Database:
         except Exception:
             return False
 
-    async def close(self) -> None:
-        await self.hot_pool.close()
-        await self.pool.close()
+    async def close(self, *, wait_seconds: float = 10.0) -> None:
+        """Close both pools at shutdown. asyncpg waits for every connection to come back, and
+        a connection never released (a request cancelled at the wrong moment) would hold the
+        process forever: after `wait_seconds` the rest are terminated, with a warning."""
+        for pool in (self.hot_pool, self.pool):
+            try:
+                await asyncio.wait_for(pool.close(), wait_seconds)
+            except TimeoutError:
+                log.warning(
+                    "database pool not closed within %.0f s (connections still checked out): "
+                    "terminated",
+                    wait_seconds,
+                )
+                pool.terminate()
 
 
 _ACQUIRE_TIMEOUT_SECONDS = 30.0  # a request past the pool's size waits, then answers 503

@@ -287,3 +287,17 @@ async def test_a_connection_closed_under_a_request_answers_503(database: Databas
             pid = await auto.fetchval("SELECT pg_backend_pid()")
             await _terminate(db, [pid])
             await auto.fetchval("SELECT 1")
+
+
+async def test_closing_does_not_wait_forever_for_a_connection_never_released(
+    database_url: str,
+) -> None:
+    database = Database(
+        pool=await make_pool(database_url, max_size=2, application_name="kit-close"),
+        hot_pool=await make_pool(database_url, max_size=2, application_name="kit-close-hot"),
+    )
+    leaked = await database.pool.acquire()  # never released, as by a request cut short
+    await asyncio.wait_for(database.close(wait_seconds=0.5), 10)  # would hang without the bound
+    assert database.pool.is_closing() and database.hot_pool.is_closing()
+    with pytest.raises(asyncpg.InterfaceError):  # the leaked connection was terminated
+        await leaked.fetchval("SELECT 1")
