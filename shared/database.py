@@ -331,12 +331,17 @@ async def _acquire(pool: asyncpg.Pool, *, begin: bool) -> tuple[asyncpg.Connecti
         try:
             await transaction.start()
             return conn, transaction
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except BaseException as exc:
+            # Not usable (retried below), or the request was cancelled while BEGIN was on its
+            # way (the connection's state is unknown): either way it is closed and handed back
+            # here, since nobody else holds it yet (a cancelled request used to leak it, and
+            # the pool then waited for it forever at shutdown).
             with contextlib.suppress(asyncpg.InterfaceError):
                 conn.terminate()
             with contextlib.suppress(asyncpg.InterfaceError):
                 await pool.release(conn)
-            if attempt == _BEGIN_ATTEMPTS - 1:
+            retry = isinstance(exc, (OSError, asyncpg.PostgresError, asyncpg.InterfaceError))
+            if not retry or attempt == _BEGIN_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 

@@ -301,3 +301,40 @@ async def test_closing_does_not_wait_forever_for_a_connection_never_released(
     assert database.pool.is_closing() and database.hot_pool.is_closing()
     with pytest.raises(asyncpg.InterfaceError):  # the leaked connection was terminated
         await leaked.fetchval("SELECT 1")
+
+
+async def test_a_request_cancelled_while_its_begin_is_on_the_way_releases_the_connection() -> None:
+    """The kit's own bookkeeping, on a stand-in pool whose BEGIN never answers: the cancelled
+    acquisition hands its connection back (closed), so nothing leaks."""
+    from shared.database import _acquire
+
+    class Never:
+        async def start(self) -> None:
+            await asyncio.Event().wait()
+
+    class Conn:
+        terminated = False
+
+        def transaction(self) -> Never:
+            return Never()
+
+        def terminate(self) -> None:
+            self.terminated = True
+
+    class Pool:
+        def __init__(self) -> None:
+            self.conn, self.released = Conn(), []
+
+        async def acquire(self, **_: float) -> Conn:
+            return self.conn
+
+        async def release(self, conn: Conn) -> None:
+            self.released.append(conn)
+
+    pool = Pool()
+    task = asyncio.create_task(_acquire(pool, begin=True))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pool.released == [pool.conn] and pool.conn.terminated
