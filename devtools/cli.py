@@ -285,10 +285,22 @@ def cmd_run(_args: list[str]) -> int:
 # --------------------------------------------------------------------------- other commands
 
 
+TEST_PROCESSES = 2
+"""pytest-xdist workers of `manage.py test` (and so of CI): the suite waits on Postgres and HTTP
+more than it computes, so two processes on the 2-core machines took it from ~170 s to ~125 s.
+More would not fit the embedded server's 300 connections (each worker runs the three apps and,
+for some tests, the three services as processes). `-n 0` runs it in one process."""
+
+
 def cmd_test(args: list[str]) -> int:
-    """pytest in the venv; tests/conftest.py starts its own Postgres when DATABASE_URL is unset."""
+    """pytest in the venv, on TEST_PROCESSES workers unless the arguments say `-n`;
+    tests/conftest.py starts one embedded Postgres for all of them when DATABASE_URL is unset."""
     os.chdir(ROOT)
-    os.execv(sys.executable, [sys.executable, "-m", "pytest", *args])
+    given = any(
+        a in ("-n", "--numprocesses") or a.startswith(("-n", "--numprocesses=")) for a in args
+    )
+    workers = [] if given else ["-n", str(TEST_PROCESSES)]
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *workers, *args])
     return 1  # unreachable: execv replaces this process
 
 

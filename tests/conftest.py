@@ -1,7 +1,8 @@
 """Test harness: a real Postgres, a throwaway database per run, the three services wired together.
 
-- `database_url`: the embedded Postgres (or $DATABASE_URL's server) with a fresh database, migrated
-  once with alembic, dropped at the end.
+- `database_url`: the embedded Postgres (or $DATABASE_URL's server) with a fresh database per test
+  process (pytest-xdist workers each get their own), migrated once with alembic, dropped at the
+  end. The embedded server is started once per run (`pytest_configure`).
 - `apps`: the three apps in this process (lifespans entered: pools, listeners, the outbox and the
   timers run), calling each other through `ServiceMesh`, an httpx transport that hands each
   internal call to the peer app over ASGI. No process starts, so `pytest tests/services/...`
@@ -49,18 +50,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """URL of a Postgres server (maintenance database): $DATABASE_URL's, or an embedded one."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
+_EMBEDDED: list = []  # the embedded server this process started (pytest_configure), if any
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without $DATABASE_URL, start the embedded Postgres once, in the process that runs the
+    session (or, under pytest-xdist, in the controller), and hand its URL to the test
+    processes through $DATABASE_URL: every worker uses the one server, which stops only when
+    the whole run ends (a worker that finished first must not stop it under the others)."""
+    if os.environ.get("DATABASE_URL") or hasattr(config, "workerinput"):
         return
     from devtools.embedded_pg import EmbeddedPostgres
 
     pg = EmbeddedPostgres(ROOT / ".data" / "test-postgres", fast=True)
-    yield pg.start()
-    pg.stop()
+    os.environ["DATABASE_URL"] = pg.start()
+    _EMBEDDED.append(pg)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for pg in _EMBEDDED:
+        pg.stop()
+        os.environ.pop("DATABASE_URL", None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """URL of the Postgres server (maintenance database): $DATABASE_URL's, or the embedded one
+    pytest_configure started. Each test process makes its own throwaway database on it."""
+    return os.environ["DATABASE_URL"]
 
 
 @pytest.fixture(scope="session")
