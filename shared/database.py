@@ -128,6 +128,14 @@ class WriteDb(Db):
 
     __slots__ = ()
 
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[WriteDb]:
+        """A part of the transaction that can fail alone: undone back to where it began when
+        the block raises, the transaction going on (asyncpg's nested transaction is a
+        SAVEPOINT)."""
+        async with self._conn.transaction():
+            yield self
+
 
 class AutocommitDb(Db):
     """On the primary, each statement its own transaction."""
@@ -136,8 +144,8 @@ class AutocommitDb(Db):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[WriteDb]:
-        """Several statements as one: committed when the block ends, rolled back if it raises.
-        Inside an open transaction (an Idempotency-Key's), the block joins it."""
+        """Several statements as one: committed when the block ends, rolled back if it
+        raises."""
         async with self._conn.transaction():
             yield WriteDb(self._conn)
 
@@ -148,7 +156,19 @@ class AutocommitDb(Db):
 
 Writable = WriteDb | AutocommitDb
 """A connection that may write: in a transaction, or one statement at a time (a function taking
-it runs ONE statement, or opens a transaction through its caller)."""
+it runs ONE statement, or takes a transaction with `in_transaction`)."""
+
+
+@contextlib.asynccontextmanager
+async def in_transaction(db: Writable) -> AsyncIterator[WriteDb]:
+    """The block as one transaction: `db` itself when it is one already (the request's, or an
+    Idempotency-Key's, which holds the key row and the work together), else one opened on the
+    autocommit connection."""
+    if isinstance(db, WriteDb):
+        yield db
+    else:
+        async with db.transaction() as tx:
+            yield tx
 
 
 # --------------------------------------------------------------------------- pools

@@ -42,7 +42,6 @@ from pydantic import ValidationError
 
 from services.payments.ledger import service as ledger
 from services.payments.ledger.repository import TransactionRow
-from services.payments.payouts import repository
 from services.payments.payouts.schemas import (
     PayoutBatchCreate,
     PayoutBatchItemResult,
@@ -182,7 +181,7 @@ async def pay_batch(db: WriteDb, *, body: PayoutBatchCreate, settings: Settings)
     platform = _platform(settings)
     while pending:
         try:
-            async with repository.savepoint(db):  # a savepoint per round
+            async with db.savepoint():  # a savepoint per round
                 posted = await post_payouts(db, pending, platform)
                 if posted.refused:
                     raise _Refused(posted.refused)

@@ -22,7 +22,7 @@ from typing import Any
 from services.tasks.assignments.schemas import AssignmentRead
 from services.tasks.gold import service as gold
 from services.tasks.lifecycle import override as override_
-from services.tasks.lifecycle.assignment import assignment_read, transaction
+from services.tasks.lifecycle.assignment import assignment_read
 from services.tasks.lifecycle.decisions import (
     OVERRIDE_WINDOW_DAYS,
     REVIEW_ROWS,
@@ -34,7 +34,7 @@ from services.tasks.lifecycle.decisions import (
 )
 from services.tasks.lifecycle.messages import enqueue_many, payout_message, payout_sql
 from services.tasks.lifecycle.slots import consume_slots, consume_slots_sql
-from shared.database import Writable, WriteDb
+from shared.database import Writable, WriteDb, in_transaction
 from shared.http import InternalClient
 
 # A single approval in one statement (atomic on its own: no BEGIN/COMMIT), the hot path of
@@ -104,7 +104,7 @@ async def approve(
     )
     if approved is not None:
         return assignment_read(approved)
-    async with transaction(db) as tx:
+    async with in_transaction(db) as tx:
         current = await locked_one(tx, requester_id=requester_id, assignment_id=assignment_id)
         if current.status == "submitted":  # submitted since the first look
             approved = await approve_one(  # the row is locked: it is approved now

@@ -4,14 +4,12 @@ errors a holder or a reviewer meets, and how a transition gets a transaction whe
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from services.tasks.assignments.schemas import AssignmentRead
-from shared.database import Db, Writable, WriteDb
+from shared.database import Db
 from shared.errors import Conflict, InvalidState, NotFound
 
 R = TypeVar("R")
@@ -137,35 +135,6 @@ async def get_status_for_worker(
     """Why submit or return found nothing to change: the worker's assignment's status and
     whether its deadline has passed."""
     return await _HOLDER_STATUS.fetchrow(db, STATUS_FOR_WORKER_SQL, assignment_id, worker_id)
-
-
-# --------------------------------------------------------------------------- transactions
-
-
-@contextlib.asynccontextmanager
-async def transaction(db: Writable) -> AsyncIterator[WriteDb]:
-    """The block as one transaction: `db` itself when it is one already (an Idempotency-Key's,
-    which holds the key row and the work together), else one opened on the autocommit
-    connection."""
-    if isinstance(db, WriteDb):
-        yield db
-    else:
-        async with db.transaction() as tx:
-            yield tx
-
-
-@contextlib.asynccontextmanager
-async def savepoint(db: WriteDb, name: str = "lifecycle_item") -> AsyncIterator[WriteDb]:
-    """A part of the transaction that can fail alone (bulk review's overrides): rolled back to
-    where it began when the block raises, the transaction itself going on."""
-    await db.execute(f"SAVEPOINT {name}")
-    try:
-        yield db
-    except BaseException:
-        await db.execute(f"ROLLBACK TO SAVEPOINT {name}")
-        raise
-    else:
-        await db.execute(f"RELEASE SAVEPOINT {name}")
 
 
 def refuse_unless_open(status: str, *, overdue: bool) -> None:

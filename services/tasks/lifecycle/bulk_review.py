@@ -20,7 +20,7 @@ from services.tasks.gold import service as gold
 from services.tasks.lifecycle import override as override_
 from services.tasks.lifecycle import reject as reject_
 from services.tasks.lifecycle.approve import record_approvals
-from services.tasks.lifecycle.assignment import AssignmentNotFound, savepoint
+from services.tasks.lifecycle.assignment import AssignmentNotFound
 from services.tasks.lifecycle.decisions import (
     DuplicateItem,
     ReviewRow,
@@ -102,7 +102,7 @@ async def review_many(
     overridden: list[ReviewRow] = []
     for item in to_override:
         try:
-            async with savepoint(db):  # a refused payment undoes this item only
+            async with db.savepoint():  # a refused payment undoes this item only
                 row = await override_.override(
                     db,
                     payments=payments,

@@ -16,10 +16,9 @@ from services.tasks.lifecycle.assignment import (
     AssignmentNotFound,
     assignment_read,
     get_status_for_worker,
-    transaction,
 )
 from services.tasks.lifecycle.slots import give_back_slot
-from shared.database import Writable, WriteDb
+from shared.database import Writable, WriteDb, in_transaction
 from shared.errors import InvalidState
 
 _RETURN = f"""
@@ -30,7 +29,7 @@ RETURNING {ASSIGNMENT_COLUMNS}
 
 
 async def return_assignment(db: Writable, *, worker_id: str, assignment_id: str) -> AssignmentRead:
-    async with transaction(db) as tx:
+    async with in_transaction(db) as tx:
         return await _return_assignment(tx, worker_id=worker_id, assignment_id=assignment_id)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from services.tasks.assignments.schemas import AssignmentRead
 from services.tasks.gold import service as gold
-from services.tasks.lifecycle.assignment import assignment_read, transaction
+from services.tasks.lifecycle.assignment import assignment_read
 from services.tasks.lifecycle.decisions import (
     ReviewRow,
     decide_submitted,
@@ -22,13 +22,13 @@ from services.tasks.lifecycle.decisions import (
     wrong_state,
 )
 from services.tasks.lifecycle.slots import LockedProject, SlotReturn, give_back_slots
-from shared.database import Writable, WriteDb
+from shared.database import Writable, WriteDb, in_transaction
 
 
 async def reject(
     db: Writable, *, requester_id: str, assignment_id: str, feedback: str
 ) -> AssignmentRead:
-    async with transaction(db) as tx:
+    async with in_transaction(db) as tx:
         rejected = await decide_submitted(
             tx,
             requester_id=requester_id,
