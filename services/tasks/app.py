@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from services.tasks.assignments.routes import router as assignments_router
 from services.tasks.discovery.routes import router as discovery_router
 from services.tasks.gold.routes import router as gold_router
+from services.tasks.interop.routes import router as interop_router
 from services.tasks.lifecycle.accepted import AcceptedAssignments
 from services.tasks.outbox.routes import router as outbox_router
 from services.tasks.outbox.service import outbox_lifespan
 from services.tasks.projects.routes import router as projects_router
+from services.tasks.results.jobs import aggregation_lifespan
 from services.tasks.results.routes import router as results_router
 from services.tasks.review.routes import router as review_router
 from services.tasks.settings import Settings
@@ -30,7 +32,7 @@ async def background_work(app: FastAPI) -> AsyncIterator[None]:
     Timers are entered inside the outbox so that on shutdown (after uvicorn drained the
     in-flight requests) they stop first and the deliverer, which their batches wake, stops last.
     """
-    async with outbox_lifespan(app), timers_lifespan(app):
+    async with outbox_lifespan(app), timers_lifespan(app), aggregation_lifespan(app):
         yield
 
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             projects_router,
             tasks_router,
             results_router,
+            interop_router,
             discovery_router,
             gold_router,
             outbox_router,

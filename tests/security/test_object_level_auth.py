@@ -30,6 +30,7 @@ PARAM_OBJECTS: dict[str, Callable[[World], str]] = {
     "attempt_id": lambda w: w.attempt_id,
     "request_id": lambda w: w.request_id,
     "worker_id": lambda w: w.worker.id,
+    "run_id": lambda w: w.aggregation_run_id,
     # key_id is per caller: see _key_ids (each foreigner tries both A's and W's keys).
 }
 
@@ -70,6 +71,7 @@ WORKER_ID_IS_A_REFERENCE = {
 BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/projects/{project_id}"): {"description": "changed by a stranger"},
     ("POST", "/v1/projects/{project_id}/tasks"): {"tasks": [{"input": {"text": "x"}}]},
+    ("POST", "/v1/projects/{project_id}/label-studio/tasks"): [{"data": {"text": "x"}}],
     ("POST", "/v1/assignments/{assignment_id}/submit"): {"answer": {"label": "cat"}},
     ("POST", "/v1/assignments/{assignment_id}/approve"): {"feedback": "fine"},
     ("POST", "/v1/assignments/{assignment_id}/reject"): {"feedback": "not what was asked at all"},
