@@ -47,6 +47,16 @@ def _install_needed() -> bool:
     return True
 
 
+def _without_dependencies() -> list[str]:
+    """pyproject's [tool.crowd-marketplace] install-without-dependencies: packages whose
+    declared dependencies are heavier than what we import of them (their real runtime needs
+    are in the project's own dependencies)."""
+    import tomllib
+
+    tool = tomllib.loads(PYPROJECT.read_text()).get("tool", {}).get("crowd-marketplace", {})
+    return list(tool.get("install-without-dependencies", []))
+
+
 def ensure_venv() -> None:
     """Create .venv and install the project into it when needed (under a lock: CI, terminals)."""
     VENV.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +71,8 @@ def ensure_venv() -> None:
             pip = [str(VENV_PYTHON), "-m", "pip", "--disable-pip-version-check"]
             quiet = ["-q"] if os.environ.get("CI") else []
             subprocess.run([*pip, "install", *quiet, "-e", ".[dev]"], check=True, cwd=ROOT)
+            if extra := _without_dependencies():
+                subprocess.run([*pip, "install", *quiet, "--no-deps", *extra], check=True)
             STAMP.write_text(_pyproject_digest() + "\n")
 
 

@@ -112,6 +112,13 @@ class Db:
     ) -> str:
         return await self._conn.copy_records_to_table(table, records=records, columns=columns)
 
+    async def copy_from_query(
+        self, query: str, *args: Any, output: Any, format: str = "csv"
+    ) -> str:
+        """COPY a query's rows out (a path, a file or a coroutine function taking each chunk):
+        bulk reads that must not become one Python object per row (aggregation loads)."""
+        return await self._conn.copy_from_query(query, *args, output=output, format=format)
+
     def cursor(self, query: str, *args: Any, prefetch: int | None = None) -> Any:
         """Rows of a large read as they come (inside a transaction: results exports)."""
         return self._conn.cursor(query, *args, prefetch=prefetch)

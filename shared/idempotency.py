@@ -4,7 +4,7 @@ The key row is inserted in the request's own transaction before the work is done
 response is stored in it before commit. A concurrent retry with the same key blocks on that row
 and, once the first commits, replays the stored response; if the first rolled back (an error),
 the retry runs as if first. Errors are therefore never stored: a 402 followed by a deposit and a
-retry acts. Same key with a different body (or another endpoint) is 409.
+retry acts. Same key with a different body (or another endpoint, or query) is 409.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
@@ -49,6 +50,16 @@ async def request_digest(request: Request) -> bytes:
     """What a replay must match: method, path and body (JSON by meaning). For a replay store of
     its own (services/workers/accounts/replay.py: sign-up)."""
     return _request_hash(request.method, request.url.path, await request.body())
+
+
+def _path_and_query(request: Request) -> str:
+    """The path, and the query when there is one (sorted: parameter order means nothing): a
+    POST whose query changes what it does (`?annotations_as_gold=`) is another request. Without
+    a query the text is the path alone, so the digests stored before this rule still match."""
+    query = request.url.query
+    if not query:
+        return request.url.path
+    return request.url.path + "?" + urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
 
 
 def _sorted(value: Any) -> Any:
@@ -117,7 +128,7 @@ class Idempotency:
     ) -> Response:
         account, key = caller.account_id, self.key
         body = await self.request.body()
-        digest = _request_hash(self.request.method, self.request.url.path, body)
+        digest = _request_hash(self.request.method, _path_and_query(self.request), body)
         await db.execute(_EXPIRE, account, key)
         claimed = await db.fetchval(_CLAIM, account, key, digest)
         if claimed is None:

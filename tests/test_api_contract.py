@@ -61,6 +61,7 @@ OBJECT_SCHEMAS = {
     "task": ("tasks", "TaskRead"),
     "assignment": ("tasks", "AssignmentRead"),
     "qualification type": ("workers", "QualificationTypeOwnerRead"),
+    "label studio task": ("tasks", "LabelStudioTask"),
 }
 
 _SPAN = re.compile(r"`([^`]+)`")

@@ -69,6 +69,8 @@ OPERATION_IDS: dict[tuple[str, str, str], str] = {
     ("tasks", "POST", "/v1/assignments/{assignment_id}/reject"): "reject_assignment",
     ("tasks", "POST", "/v1/assignments/review"): "review_assignments",
     ("tasks", "GET", "/v1/workers/me/assignments"): "list_my_assignments",
+    ("tasks", "GET", "/v1/projects/{project_id}/label-studio/config"): "get_label_studio_config",
+    ("tasks", "POST", "/v1/projects/{project_id}/label-studio/tasks"): "import_label_studio_tasks",
     ("workers", "GET", "/healthz"): "workers_healthz",
     ("workers", "GET", "/readyz"): "workers_readyz",
     ("workers", "POST", "/v1/accounts"): "create_account",
@@ -136,6 +138,7 @@ NAMED_ENUMS: dict[str, dict[str, int]] = {
         "ReviewItemStatus": 1,
         "ResultsFormat": 1,
         "HourlyRateBasis": 2,
+        "LabelStudioGold": 1,
     },
     "workers": {
         "AccountKind": 2,
@@ -369,11 +372,18 @@ def test_results_export_has_a_record_schema() -> None:
     record = doc["components"]["schemas"]["ResultRecord"]
     assert set(record["required"]) == {"task_id", "external_id", "input", "answers", "aggregate"}
     answer = doc["components"]["schemas"]["ResultAnswer"]
-    assert set(answer["properties"]) == {"assignment_id", "worker_id", "answer", "status"}
-    assert set(doc["components"]["schemas"]["ResultAggregate"]["properties"]) == {
+    # worker_skill, confidence and method: only with `aggregation=` (not required).
+    assert set(answer["properties"]) == {
+        "assignment_id",
+        "worker_id",
         "answer",
-        "agreement",
+        "status",
+        "worker_skill",
     }
+    assert "worker_skill" not in answer["required"]
+    aggregate = doc["components"]["schemas"]["ResultAggregate"]
+    assert set(aggregate["properties"]) == {"answer", "agreement", "confidence", "method"}
+    assert set(aggregate["required"]) == {"answer", "agreement"}
 
 
 # openapi-python-client generates JSON, form, multipart and octet-stream bodies only, and one

@@ -11,11 +11,13 @@ from services.tasks.assignments.routes import router as assignments_router
 from services.tasks.clock import utcnow
 from services.tasks.discovery.routes import router as discovery_router
 from services.tasks.gold.routes import router as gold_router
+from services.tasks.interop.routes import router as interop_router
 from services.tasks.lifecycle.accepted import AcceptedAssignments
 from services.tasks.outbox.routes import router as outbox_router
 from services.tasks.outbox.service import outbox_lifespan
 from services.tasks.pay_floor.routes import router as pay_floor_router
 from services.tasks.projects.routes import router as projects_router
+from services.tasks.results.jobs import aggregation_lifespan
 from services.tasks.results.routes import router as results_router
 from services.tasks.review.routes import router as review_router
 from services.tasks.sessions.routes import router as sessions_router
@@ -34,7 +36,7 @@ async def background_work(app: FastAPI) -> AsyncIterator[None]:
     Timers are entered inside the outbox so that on shutdown (after uvicorn drained the
     in-flight requests) they stop first and the deliverer, which their batches wake, stops last.
     """
-    async with outbox_lifespan(app), timers_lifespan(app):
+    async with outbox_lifespan(app), timers_lifespan(app), aggregation_lifespan(app):
         yield
 
 
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pay_floor_router,
             tasks_router,
             results_router,
+            interop_router,
             discovery_router,
             timesheets_router,
             gold_router,

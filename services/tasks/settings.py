@@ -68,3 +68,15 @@ class Settings(ServiceSettings):
     pay_floor_recheck_seconds: float = Field(default=300, gt=0, le=86_400)
     # Delivered outbox rows are kept this long (for inspection), then pruned by a sweep.
     outbox_retention_seconds: float = Field(default=7 * 86_400, ge=0, le=365 * 86_400)
+
+    # Aggregation (crowd-kit, services/tasks/results/jobs.py): runs happen in a pool of spawned
+    # processes (crowd-kit never enters the service process); each process is replaced after
+    # this many runs so a large project's memory goes back to the system.
+    aggregation_processes: int = Field(default=1, ge=1, le=16)
+    aggregation_jobs_per_process: int = Field(default=4, ge=0, le=1_000)
+    # A running run is heartbeaten every third of this; past it, another process takes it over.
+    aggregation_lease_seconds: float = Field(default=30.0, ge=1, le=3_600)
+    # The results request waits this long for a run before answering 202 with its status URL.
+    aggregation_inline_wait_seconds: float = Field(default=5.0, ge=0, le=60)
+    # SegmentationEM draws bounding boxes on a grid of this many cells a side.
+    aggregation_box_grid: int = Field(default=64, ge=8, le=512)

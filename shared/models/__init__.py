@@ -5,6 +5,7 @@ one owner that writes it (the module docstring says which). Importing this packa
 every table on `Base.metadata`, which alembic's env uses. The classes are used as Core tables.
 """
 
+from shared.models import aggregation as _aggregation  # noqa: F401
 from shared.models import gold as _gold  # noqa: F401  (registers the table)
 from shared.models import hourly as _hourly  # noqa: F401
 from shared.models import outbox as _outbox  # noqa: F401

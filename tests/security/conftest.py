@@ -59,6 +59,7 @@ class World:
     bonus_id: str
     withdrawal_id: str
     deposit_id: str
+    aggregation_run_id: str  # A's aggregation run of project_id
     extra_ids: dict[str, str] = field(default_factory=dict)
 
     def private_ids(self) -> dict[str, str]:
@@ -77,6 +78,7 @@ class World:
             "bonus_id": self.bonus_id,
             "withdrawal_id": self.withdrawal_id,
             "deposit_id": self.deposit_id,
+            "aggregation_run_id": self.aggregation_run_id,
             "worker_id": self.worker.id,
             "requester_id": self.requester.id,
             "project_id": self.project_id,
@@ -219,6 +221,25 @@ async def world(
     session_id = (await _ok(resp, 201))["id"]
     resp = await tasks_client.post(f"/v1/work/sessions/{session_id}/end", headers=worker.headers)
     timesheet_id = (await _ok(resp))["timesheet_id"]
+    # An aggregation run of A's project (the 202's status URL names it), finished, so the
+    # world stays still afterwards.
+    resp = await tasks_client.get(
+        f"/v1/projects/{published.id}/results",
+        params={"aggregation": "majority"},
+        headers=requester.headers,
+    )
+    assert resp.status_code in (200, 202), resp.text
+    aggregation_run_id = await db.fetchval(
+        "SELECT id FROM aggregation_runs WHERE project_id = $1", published.id
+    )
+    for _ in range(1200):
+        status = await db.fetchval(
+            "SELECT status FROM aggregation_runs WHERE id = $1", aggregation_run_id
+        )
+        if status != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert status == "done", status
 
     # A blocks W last: the block must not stop W's assignments above from being made.
     resp = await workers_client.post(
@@ -246,6 +267,7 @@ async def world(
         bonus_id=bonus_id,
         withdrawal_id=withdrawal_id,
         deposit_id=deposit_id,
+        aggregation_run_id=aggregation_run_id,
     )
     world.extra_ids.update(
         hourly_project_id=hourly.id, session_id=session_id, timesheet_id=timesheet_id

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from tests.conftest import INTERNAL_TOKEN
 from tests.fixtures.accounts import unique_email
 from tests.security.conftest import World, db_snapshot
-from tests.security.routes import RouteInfo, iter_routes
+from tests.security.routes import FOREIGN_FORMATS, RouteInfo, iter_routes
 
 INTERNAL = {"X-Internal-Token": INTERNAL_TOKEN}
 
@@ -216,6 +216,8 @@ async def test_every_write_refuses_fields_its_model_lacks(
         if fields is None:
             continue  # no body: nothing to smuggle a field into
         key = (info.method, info.path)
+        if key in FOREIGN_FORMATS:
+            continue
         if key not in VALID_BODIES:
             problems.append(f"{info.method} {info.path}: add a valid body to VALID_BODIES")
             continue

@@ -32,6 +32,7 @@ PARAM_OBJECTS: dict[str, Callable[[World], str]] = {
     "worker_id": lambda w: w.worker.id,
     "session_id": lambda w: w.extra_ids["session_id"],
     "timesheet_id": lambda w: w.extra_ids["timesheet_id"],
+    "run_id": lambda w: w.aggregation_run_id,
     # key_id is per caller: see _key_ids (each foreigner tries both A's and W's keys).
 }
 
@@ -75,6 +76,7 @@ WORKER_ID_IS_A_REFERENCE = {
 BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/projects/{project_id}"): {"description": "changed by a stranger"},
     ("POST", "/v1/projects/{project_id}/tasks"): {"tasks": [{"input": {"text": "x"}}]},
+    ("POST", "/v1/projects/{project_id}/label-studio/tasks"): [{"data": {"text": "x"}}],
     ("POST", "/v1/assignments/{assignment_id}/submit"): {"answer": {"label": "cat"}},
     ("POST", "/v1/assignments/{assignment_id}/approve"): {"feedback": "fine"},
     ("POST", "/v1/assignments/{assignment_id}/reject"): {"feedback": "not what was asked at all"},

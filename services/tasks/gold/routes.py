@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from services.tasks.gold import service
 from services.tasks.gold.schemas import ProjectWorkerStats
+from services.tasks.results.schemas import AggregationMethod
 from shared.auth import RequesterDep
 from shared.database import ReadDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
@@ -18,14 +21,25 @@ router = APIRouter(tags=["gold"])
     "/v1/projects/{project_id}/workers",
     response_model=Page[ProjectWorkerStats],
     responses=error_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
-    summary="Each worker's gold accuracy and submitted/approved/rejected counts in a project",
+    summary="Each worker's gold accuracy, skill estimate and review counts in a project",
 )
 async def list_project_workers(
-    project_id: str, caller: RequesterDep, db: ReadDbDep, page: PageDep
+    project_id: str,
+    caller: RequesterDep,
+    db: ReadDbDep,
+    page: PageDep,
+    aggregation: Annotated[
+        AggregationMethod | None,
+        Query(
+            description="Take `skill` from this method's newest finished run (default: the "
+            "newest finished run of any method)."
+        ),
+    ] = None,
 ) -> Page[ProjectWorkerStats]:
     return await service.list_project_workers(
         db,
         requester_id=caller.account_id,
         project_id=project_id,
         page=page,
+        aggregation=aggregation,
     )

@@ -21,3 +21,15 @@ class ProjectWorkerStats(BaseModel):
     rejected: int
     pending_review: int
     updated_at: datetime
+    skill: float | None = Field(
+        default=None,
+        description="The worker's skill estimate from the project's newest finished "
+        "aggregation run (of `aggregation` when given; see `AggregationRun` for what each "
+        "method's number means); null before any run, or when the run saw no answer of theirs.",
+    )
+    skill_method: str | None = Field(
+        default=None, description="The aggregation method `skill` comes from."
+    )
+    skill_computed_at: datetime | None = Field(
+        default=None, description="When that run finished (it covers the answers up to then)."
+    )

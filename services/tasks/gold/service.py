@@ -15,6 +15,7 @@ from typing import Any
 from services.tasks.gold import repository
 from services.tasks.gold.repository import WorkerTally
 from services.tasks.gold.schemas import ProjectWorkerStats
+from services.tasks.results import repository as results_repository
 from shared.database import Db, Writable
 from shared.errors import NotFound
 from shared.pagination import Page, PageParams
@@ -110,7 +111,12 @@ async def record_decisions(db: Writable, decisions: Sequence[tuple[str, str, int
 
 
 async def list_project_workers(
-    db: Db, *, requester_id: str, project_id: str, page: PageParams
+    db: Db,
+    *,
+    requester_id: str,
+    project_id: str,
+    page: PageParams,
+    aggregation: str | None = None,
 ) -> Page[ProjectWorkerStats]:
     project = await repository.get_owned_project(
         db, project_id=project_id, requester_id=requester_id
@@ -122,7 +128,18 @@ async def list_project_workers(
     )
     kept, next_cursor = page.page(rows, lambda r: [r.worker_id])
     minimum = project.min_gold_accuracy
-    return Page(items=[_worker_stats(r, minimum) for r in kept], next_cursor=next_cursor)
+    skills = await results_repository.worker_skills(
+        db, project_id=project_id, method=aggregation, worker_ids=[r.worker_id for r in kept]
+    )
+    items = []
+    for row in kept:
+        item = _worker_stats(row, minimum)
+        if (skill := skills.get(row.worker_id)) is not None:
+            item.skill = skill.skill
+            item.skill_method = skill.method
+            item.skill_computed_at = skill.finished_at
+        items.append(item)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 def _worker_stats(row: WorkerTally, min_gold_accuracy: int | None) -> ProjectWorkerStats:

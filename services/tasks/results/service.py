@@ -24,13 +24,18 @@ from typing import Any, Literal
 
 import orjson
 
+from services.tasks.interop import service as label_studio
+from services.tasks.projects.repository import ProjectRow
 from services.tasks.projects.service import load_project
 from services.tasks.results import repository
 from services.tasks.results.aggregate import Aggregator, WorkerAnswer, aggregator_for
-from services.tasks.results.repository import ResultRow
+from services.tasks.results.jobs import AggregationJobs, ProjectForRun, current_run
+from services.tasks.results.methods import AGGREGATION_METHODS, methods_for
+from services.tasks.results.repository import AggregatedResultRow, ResultRow, RunRow
 from shared.database import Database, Db
+from shared.errors import NotFound, ValidationFailed
 
-ResultsFormat = Literal["json", "jsonl", "csv"]
+ResultsFormat = Literal["json", "jsonl", "csv", "label_studio"]
 # The export's first statement: one consistent snapshot, and no write can slip in.
 SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 CSV_COLUMNS = ("task_id", "external_id", "input", "aggregate_answer", "agreement", "answers")
@@ -64,6 +69,12 @@ async def export_results(
     aggregator = aggregator_for(
         task_type=project.task_type, labels=project.labels, multi_label=project.multi_label
     )
+    if fmt == "label_studio":
+        source = label_studio.AggregateSource(method="majority", aggregator=aggregator)
+        ls_export = await label_studio.export(
+            db, database=database, project=project, source=source, batch_rows=batch_rows
+        )
+        return ResultsExport(ls_export.chunks, ls_export.media_type, ls_export.filename)
     return ResultsExport(
         chunks=_stream(database, project.id, aggregator, fmt, batch_rows),
         media_type=MEDIA_TYPES[fmt],
@@ -175,3 +186,199 @@ async def _csv_chunks(
             text.truncate()
             pending = 0
     yield text.getvalue().encode()
+
+
+# --- results aggregated by a crowd-kit method (`?aggregation=`) -----------------------------
+
+
+class AggregationNotSupported(ValidationFailed):
+    code = "aggregation_not_supported"
+
+
+def check_method(*, task_type: str, method: str) -> None:
+    """422 naming the methods that fit the project's task type (none for free_form)."""
+    allowed = methods_for(task_type)
+    if method in allowed:
+        return
+    fits = ", ".join(allowed) if allowed else "none (free_form answers are not aggregated)"
+    known = method in AGGREGATION_METHODS
+    msg = (
+        f"{method!r} does not fit {task_type} projects; allowed: {fits}"
+        if known
+        else f"unknown aggregation method {method!r}; allowed for {task_type} projects: {fits}"
+    )
+    raise AggregationNotSupported(msg, errors=[{"loc": ["query", "aggregation"], "msg": msg}])
+
+
+def project_for_run(project: ProjectRow) -> ProjectForRun:
+    return ProjectForRun(
+        id=project.id,
+        task_type=project.task_type,
+        labels=tuple(project.labels) if project.labels else None,
+        multi_label=project.multi_label,
+    )
+
+
+async def aggregation_run(
+    db: Db,
+    *,
+    database: Database,
+    jobs: AggregationJobs,
+    requester_id: str,
+    project_id: str,
+    method: str,
+    wait_seconds: float,
+) -> tuple[ProjectRow, RunRow]:
+    """The owner's project (404) and the run of `method` for its current answers (422 when the
+    method does not fit), started if needed and waited for up to `wait_seconds`."""
+    project = await load_project(db, requester_id=requester_id, project_id=project_id)
+    check_method(task_type=project.task_type, method=method)
+    run = await current_run(
+        database,
+        jobs=jobs,
+        project=project_for_run(project),
+        method=method,
+        wait_seconds=wait_seconds,
+    )
+    return project, run
+
+
+async def get_run(db: Db, *, requester_id: str, project_id: str, run_id: str) -> RunRow:
+    await load_project(db, requester_id=requester_id, project_id=project_id)
+    run = await repository.get_run(db, project_id=project_id, run_id=run_id)
+    if run is None:
+        raise RunNotFound("Aggregation run not found.")
+    return run
+
+
+class RunNotFound(NotFound):
+    code = "not_found"
+
+
+def aggregated_export(
+    *, database: Database, project: ProjectRow, run: RunRow, fmt: ResultsFormat, batch_rows: int
+) -> ResultsExport:
+    """The export of a finished run: the default export's records with the run's aggregate
+    (`answer`, `agreement`, `confidence`, `method`) and each answer's `worker_skill`."""
+    if fmt == "label_studio":
+        ls_export = label_studio.export_run(
+            database=database,
+            project=project,
+            run_id=run.id,
+            method=run.method,
+            batch_rows=batch_rows,
+        )
+        return ResultsExport(ls_export.chunks, ls_export.media_type, ls_export.filename)
+    return ResultsExport(
+        chunks=_stream_with_run(database, project.id, run, fmt, batch_rows),
+        media_type=MEDIA_TYPES[fmt],
+        filename=f"results-{project.id}-{run.method}.{fmt}",
+    )
+
+
+AGGREGATED_CSV_COLUMNS = (
+    "task_id",
+    "external_id",
+    "input",
+    "aggregate_answer",
+    "agreement",
+    "confidence",
+    "answers",
+)
+
+
+def _aggregate_of(row: AggregatedResultRow, method: str) -> dict[str, Any]:
+    return {
+        "answer": None if row.aggregate_answer is None else orjson.loads(row.aggregate_answer),
+        "agreement": None if row.agreement is None else round(row.agreement, 2),
+        "confidence": row.confidence,
+        "method": method,
+    }
+
+
+def _aggregated_json_record(row: AggregatedResultRow, method: str) -> bytes:
+    return orjson.dumps(
+        {
+            "task_id": row.id,
+            "external_id": row.external_id,
+            "input": orjson.Fragment(row.input),
+            "answers": orjson.Fragment(row.answers),
+            "aggregate": _aggregate_of(row, method),
+        }
+    )
+
+
+async def _stream_with_run(
+    database: Database, project_id: str, run: RunRow, fmt: ResultsFormat, batch_rows: int
+) -> AsyncIterator[bytes]:
+    async with database.transaction() as db:
+        await db.execute(SNAPSHOT_SQL)
+        rows = repository.task_results_with_run(
+            db, project_id=project_id, run_id=run.id, prefetch=batch_rows
+        )
+        if fmt == "csv":
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+            writer.writerow(AGGREGATED_CSV_COLUMNS)
+            pending = 0
+            async for row in rows:
+                aggregate = _aggregate_of(row, run.method)
+                cells = (
+                    row.id,
+                    row.external_id or "",
+                    row.input,
+                    row.aggregate_answer or "",
+                    "" if aggregate["agreement"] is None else f"{aggregate['agreement']:.2f}",
+                    "" if row.confidence is None else repr(row.confidence),
+                    row.answers,
+                )
+                writer.writerow([neutralize_cell(cell) for cell in cells])
+                pending += 1
+                if pending >= batch_rows:
+                    yield text.getvalue().encode()
+                    text.seek(0)
+                    text.truncate()
+                    pending = 0
+            yield text.getvalue().encode()
+            return
+        buffer: list[bytes] = [b"["] if fmt == "json" else []
+        first = True
+        async for row in rows:
+            record = _aggregated_json_record(row, run.method)
+            if fmt == "json":
+                buffer.append(record if first else b"," + record)
+            else:
+                buffer.append(record + b"\n")
+            first = False
+            if len(buffer) >= batch_rows:
+                yield b"".join(buffer)
+                buffer.clear()
+        if fmt == "json":
+            buffer.append(b"]")
+        if buffer:
+            yield b"".join(buffer)
+
+
+@dataclass(frozen=True, slots=True)
+class RunAggregate:
+    """One task's aggregate from a finished run (what the Label Studio export's prediction
+    reads: `answer`, and `confidence`, else `agreement`, as its score)."""
+
+    answer: Any
+    confidence: float | None
+    agreement: float
+    method: str
+
+
+async def run_aggregates(db: Db, *, run: RunRow) -> dict[str, RunAggregate]:
+    """Task id -> aggregate of a finished run (`aggregation_run(...)` returned it with status
+    `done`); tasks without votes are absent. Stable for other exports to build on."""
+    if run.status != "done":
+        raise ValueError(f"run {run.id} is {run.status}, not done")
+    rows = await repository.task_aggregates(db, run_id=run.id)
+    return {
+        task_id: RunAggregate(
+            answer=answer, confidence=confidence, agreement=agreement, method=run.method
+        )
+        for task_id, (answer, confidence, agreement) in rows.items()
+    }

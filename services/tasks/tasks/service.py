@@ -13,7 +13,7 @@ import hashlib
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ from services.tasks.projects.service import load_project, reserve
 from services.tasks.tasks import repository
 from services.tasks.tasks.repository import TaskRow
 from services.tasks.tasks.schemas import AssignmentRead, TaskRead, TasksCreated
-from services.tasks.tasks.upload import UploadedTask, parse_upload
+from services.tasks.tasks.upload import ParsedUpload, UploadedTask, parse_upload
 from shared.database import Db, WriteDb
 from shared.errors import InvalidState, NotFound, ValidationFailed
 from shared.http import InternalClient
@@ -37,6 +37,10 @@ from shared.pagination import Page, PageParams
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> 2 characters
+
+
+UploadParser = Callable[[ProjectRow, str | None, bytes, int], ParsedUpload]
+"""Reads an upload body in another format (project, content type, body, max tasks)."""
 
 
 class TaskNotFound(NotFound):
@@ -141,7 +145,11 @@ async def add_tasks(
     body: bytes,
     max_tasks: int,
     idempotency_key: str | None = None,
+    parser: UploadParser | None = None,
 ) -> TasksCreated:
+    """`parser` reads another tool's export (the project, locked, is handed to it: a Label
+    Studio export's annotations become gold answers through the project's layout); by default
+    the body is one of the native forms, chosen by its media type."""
     project = await load_project(
         db, requester_id=requester_id, project_id=project_id, lock="change"
     )
@@ -158,7 +166,11 @@ async def add_tasks(
         else None
     )
     with _gc_paused():
-        parsed = parse_upload(content_type, body, max_tasks=max_tasks)
+        parsed = (
+            parser(project, content_type, body, max_tasks)
+            if parser is not None
+            else parse_upload(content_type, body, max_tasks=max_tasks)
+        )
         schema = effective_answer_schema(project)
         problems = parsed.problems + _gold_problems(schema, parsed.tasks)
         if problems:
