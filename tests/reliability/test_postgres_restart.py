@@ -116,7 +116,13 @@ async def test_services_recover_from_a_postgres_restart_under_load(
     load = Load(api.tasks, project.requester, project.id)
     runners = [asyncio.create_task(load.worker_loop(w)) for w in crowd]
     try:
-        await asyncio.sleep(1.5)
+        # The load must be flowing before the restart (a loaded machine may take more than a
+        # moment for the first cycles): wait for it, then a little more.
+        for _ in range(300):
+            if load.ok >= 12:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
         before = load.ok
         assert before > 0 and load.failed == 0, (before, load.failed)
 
