@@ -4,13 +4,17 @@ Revision ID: 0012_shared_rate_limits
 Revises: 0009_account_email_normalized
 Create Date: 2026-12-05
 
-PLACEHOLDER: fill in (upgrade and downgrade) and rewrite this docstring.
+Rate limits used to be counted in each process's memory, so N replicas allowed N times the
+setting. `rate_limit_counters` holds one row per bucket (service, limit, key) and fixed window;
+shared.ratelimit counts a hit with one statement that increments the row only while the sliding
+window has room. UNLOGGED (no WAL: written on every authenticated request, not worth a log
+write nor a copy on the read replica; a crash only forgives the current window's counts), with
+room on each page for HOT updates, and an index on `expires_at` for the prune.
 """
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+from alembic import op
 
 revision: str = "0012_shared_rate_limits"
 down_revision: str | None = "0009_account_email_normalized"
@@ -19,8 +23,19 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.execute(
+        """
+        CREATE UNLOGGED TABLE rate_limit_counters (
+            bucket text COLLATE "C" NOT NULL,
+            window_no bigint NOT NULL,
+            hits integer NOT NULL,
+            expires_at timestamp with time zone NOT NULL,
+            CONSTRAINT pk_rate_limit_counters PRIMARY KEY (bucket, window_no)
+        ) WITH (fillfactor = 70)
+        """
+    )
+    op.execute("CREATE INDEX ix_rate_limit_counters_expires_at ON rate_limit_counters (expires_at)")
 
 
 def downgrade() -> None:
-    pass
+    op.execute("DROP TABLE rate_limit_counters")

@@ -11,6 +11,7 @@ from services.tasks.assignments.routes import router as assignments_router
 from services.tasks.discovery.routes import router as discovery_router
 from services.tasks.gold.routes import router as gold_router
 from services.tasks.lifecycle.accepted import AcceptedAssignments
+from services.tasks.metrics import tasks_metrics_lifespan
 from services.tasks.outbox.routes import router as outbox_router
 from services.tasks.outbox.service import outbox_lifespan
 from services.tasks.projects.routes import router as projects_router
@@ -30,7 +31,7 @@ async def background_work(app: FastAPI) -> AsyncIterator[None]:
     Timers are entered inside the outbox so that on shutdown (after uvicorn drained the
     in-flight requests) they stop first and the deliverer, which their batches wake, stops last.
     """
-    async with outbox_lifespan(app), timers_lifespan(app):
+    async with outbox_lifespan(app), timers_lifespan(app), tasks_metrics_lifespan(app):
         yield
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from services.tasks.gold import service
 from services.tasks.gold.schemas import ProjectWorkerStats
 from shared.auth import RequesterDep
-from shared.database import ReadDbDep
+from shared.database import ReadDbDep, StaleReadDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
 from shared.pagination import Page, PageDep
 
@@ -21,10 +21,17 @@ router = APIRouter(tags=["gold"])
     summary="Each worker's gold accuracy and submitted/approved/rejected counts in a project",
 )
 async def list_project_workers(
-    project_id: str, caller: RequesterDep, db: ReadDbDep, page: PageDep
+    project_id: str,
+    caller: RequesterDep,
+    db: ReadDbDep,
+    stats_db: StaleReadDbDep,
+    page: PageDep,
 ) -> Page[ProjectWorkerStats]:
+    # Statistics may be a few seconds old (accept's gold-accuracy check reads the primary);
+    # whether the project is the caller's is not (no 404 for a project just created).
     return await service.list_project_workers(
         db,
+        stats_db=stats_db,
         requester_id=caller.account_id,
         project_id=project_id,
         page=page,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from shared.database import WriteDb
+from shared.database import SnapshotDb
 
 # Inputs stay JSON text (they go out unchanged); answers come as one JSON array per task.
 RESULTS_SQL = """
@@ -32,11 +32,13 @@ class ResultRow:
     answers: str  # JSON text: [{assignment_id, worker_id, answer, status}, ...]
 
 
-async def task_results(db: WriteDb, *, project_id: str, prefetch: int) -> AsyncIterator[ResultRow]:
+async def task_results(
+    db: SnapshotDb, *, project_id: str, prefetch: int
+) -> AsyncIterator[ResultRow]:
     """Every task of the project in upload order, `prefetch` rows per round trip.
 
     A server-side cursor, so memory stays flat for 100,000 tasks; it must run inside a
-    transaction (the caller's, read-only and repeatable-read for one consistent snapshot).
+    transaction: a SnapshotDb's (read-only, repeatable read: one consistent snapshot).
     """
     async for record in db.cursor(RESULTS_SQL, project_id, prefetch=prefetch):
         yield ResultRow(**record)

@@ -44,6 +44,7 @@ from services.tasks.lifecycle.expire import expire_overdue_assignments
 from services.tasks.timers import repository
 from services.tasks.timers.schemas import SweepStats, TimerStats
 from shared.database import Database, Db, WriteDb, as_row
+from shared.metrics import TIMER_ITEMS
 
 log = logging.getLogger("tasks.timers")
 
@@ -146,6 +147,8 @@ class TimerRunner:
 
     def __post_init__(self) -> None:
         self._state = {name: _SweepState() for name in SWEEPS}
+        for name in SWEEPS:
+            TIMER_ITEMS.labels(name)  # exported (as 0) before the first item
 
     def _act(self, name: SweepName) -> Callable[[WriteDb], Awaitable[int]]:
         limit, grace = self.batch_size, self.grace_seconds
@@ -165,6 +168,8 @@ class TimerRunner:
         state = self._state[name]
         state.batches += 1
         state.acted += acted
+        if acted:
+            TIMER_ITEMS.labels(name).inc(acted)
         state.last_batch_at = datetime.now(UTC)
         if acted and name in _MOVES_MONEY and self.after_money_moves is not None:
             self.after_money_moves()
