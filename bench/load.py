@@ -253,7 +253,27 @@ async def discover(ctx: Ctx, _item: Any) -> Any:
     return len(resp.json()["items"])
 
 
+async def heartbeat_rotate(ctx: Ctx, _item: Any) -> Any:
+    """One heartbeat, on the next of this client's work sessions in turn (`actor["beats"]`:
+    (api_key, session_id) pairs of several workers): with many sessions per client each one
+    beats every few seconds, as real worker apps do, so most heartbeats add time and take it
+    from their project's budget row."""
+    beats = ctx.actor["beats"]
+    turn = ctx.actor.get("turn", 0)
+    ctx.actor["turn"] = turn + 1
+    api_key, session_id = beats[turn % len(beats)]
+    ctx.headers = {"Authorization": f"Bearer {api_key}"}
+    await ctx.call(
+        "heartbeat",
+        "POST",
+        f"{ctx.job.urls['tasks']}/v1/work/sessions/{session_id}/heartbeat",
+        expect=200,
+    )
+    return session_id
+
+
 LOOPS: dict[str, Callable[[Ctx, Any], Awaitable[Any]]] = {
+    "heartbeat_rotate": heartbeat_rotate,
     "api_cycle": api_cycle,
     "reference_cycle": reference_cycle,
     "accept_return": accept_return,

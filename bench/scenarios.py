@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 
 from bench.load import LoadJob, LoadResult, LoadRunner
@@ -29,8 +30,9 @@ from bench.report import Figure, ratio
 from bench.seed import ANSWER, AUTO_APPROVE_SECONDS, Api, bounded_gather, task_rows
 from bench.stack import ResourceSampler, Stack, cpu_used
 
-GROUPS = ("cycles", "churn", "scale", "discovery", "upload", "approve")
+GROUPS = ("cycles", "churn", "scale", "discovery", "upload", "approve", "heartbeats")
 SLOT_COST_CENTS = 2  # reward 0.01 + the minimum fee 0.01
+HOURLY_BUDGET_HOURS = 10_000  # per bench hourly project, at 0.01/h: 100.00 + 20.00 fee
 
 
 @dataclass
@@ -63,6 +65,14 @@ class BenchConfig:
     churn_concurrency: int = 32
     churn_window: float = 60.0
     client_processes: int = 2
+    # Hourly work: open sessions spread over `heartbeat_projects` hourly projects (one open
+    # session per worker and project, so workers = sessions / projects), heartbeats at
+    # `heartbeat_concurrency` clients for `heartbeat_seconds`, small vs large.
+    heartbeat_sessions_small: int = 100
+    heartbeat_sessions_large: int = 10_000
+    heartbeat_projects: int = 10
+    heartbeat_concurrency: int = 32
+    heartbeat_seconds: float = 10.0
     only: tuple[str, ...] = GROUPS
 
     def wants(self, group: str) -> bool:
@@ -117,6 +127,11 @@ PROFILES: dict[str, BenchConfig] = {
         churn_concurrency=2,
         churn_window=0.4,
         client_processes=0,
+        heartbeat_sessions_small=4,
+        heartbeat_sessions_large=16,
+        heartbeat_projects=2,
+        heartbeat_concurrency=2,
+        heartbeat_seconds=0.5,
     ),
 }
 
@@ -218,7 +233,16 @@ class Bench:
             slots += c.churn_slots
         if c.wants("discovery"):
             slots += c.discovery_large * c.discovery_tasks_per_project
+        if c.wants("heartbeats"):
+            slots += self._heartbeat_accept_tasks()
+            # Each hourly project's reservation (HOURLY_BUDGET_HOURS at 0.01/h plus the 20%
+            # fee) in slot-cost units.
+            slots += c.heartbeat_projects * (HOURLY_BUDGET_HOURS * 12 // 10 // SLOT_COST_CENTS + 1)
         return slots
+
+    def _heartbeat_accept_tasks(self) -> int:
+        c = self.config
+        return max(100, math.ceil((c.heartbeat_seconds + c.warmup_seconds) * 1500))
 
     def _cycle_project_tasks(self) -> int:
         c = self.config
@@ -266,6 +290,8 @@ class Bench:
                 self.discovery_figure(small, large)
             if c.wants("churn"):
                 await self.churn_figure()
+            if c.wants("heartbeats"):
+                await self.heartbeat_figures()
         finally:
             await self.api.close()
             if self.db is not None:
@@ -535,6 +561,160 @@ class Bench:
                 },
             )
         )
+
+    # ------------------------------------------------------------------ 6. heartbeats
+
+    async def heartbeat_figures(self) -> None:
+        """Heartbeats/s with many open work sessions vs accepts/s in the same run, and the
+        heartbeat p99 with few vs many open sessions (the same projects, clients and
+        concurrency; only the number of open sessions, hence the sessions table and its
+        indexes, and how often each session beats, differ)."""
+        c = self.config
+        started = time.perf_counter()
+        per_project = math.ceil(c.heartbeat_sessions_large / c.heartbeat_projects)
+        have = self.scale_workers or self.workers
+        crowd = have[:per_project] + await self.api.sign_up_many(
+            "worker", max(0, per_project - len(have))
+        )
+        projects = [
+            await self.api.published_project(
+                self.requester,
+                f"hourly {i}",
+                1,
+                f"hb{i}",
+                task_type="transcription",
+                labels=None,
+                reward=None,
+                pay_model="hourly",
+                hourly_rate="0.01",
+                budget_hours=HOURLY_BUDGET_HOURS,
+                idle_timeout_seconds=3_600,
+            )
+            for i in range(c.heartbeat_projects)
+        ]
+        pairs = [(w, p) for w in crowd for p in projects]  # worker-major: spread over projects
+
+        async def open_one(i: int) -> tuple[str, str]:
+            worker, project = pairs[i]
+            path = f"/v1/work/projects/{project['id']}/sessions"
+            for attempt in range(5):
+                try:
+                    resp = await self.api.call("tasks", "POST", path, worker, expect=(201, 409))
+                except httpx.TransportError:  # a keep-alive connection closed under the call
+                    await asyncio.sleep(0.1 * (attempt + 1))
+                    continue
+                body = resp.json()
+                # 409 session_already_open: an earlier try got through; that session is ours.
+                return worker["api_key"], body["id"] if resp.status_code == 201 else body[
+                    "session_id"
+                ]
+            raise RuntimeError(f"could not open a session in {project['id']}")
+
+        small = await bounded_gather(c.heartbeat_sessions_small, open_one, concurrency=16)
+        await self._seed_timer("heartbeat_sessions_small", started)
+        small_phase = await self._heartbeat_phase(small)
+        started = time.perf_counter()
+        rest = await bounded_gather(
+            c.heartbeat_sessions_large - len(small),
+            lambda i: open_one(i + len(small)),
+            concurrency=16,
+        )
+        await self._seed_timer("heartbeat_sessions_large", started)
+        await self._analyze()
+        large_sessions = small + rest
+        large_phase = await self._heartbeat_phase(large_sessions)
+
+        accept_project = await self.api.published_project(
+            self.requester, "hourly bench: accept", self._heartbeat_accept_tasks(), "hbacc"
+        )
+        actors = _rotating(self.workers, c.heartbeat_concurrency)
+        job_args = {"params": {"project_id": accept_project["id"]}}
+        if c.warmup_seconds > 0:
+            await self.phase(self.job("accept_only", actors, duration=c.warmup_seconds, **job_args))
+        accepts = await self.phase(
+            self.job("accept_only", actors, duration=c.heartbeat_seconds, **job_args)
+        )
+        budget = await self._hourly_budget_check([p["id"] for p in projects])
+
+        beats, accept_rate = large_phase.result.throughput, accepts.result.throughput
+        self.say(
+            f"heartbeats: {beats:.0f}/s with {len(large_sessions):,} open sessions vs "
+            f"{accept_rate:.0f} accepts/s; p99 {ms(large_phase.result.p('heartbeat', 99))}ms vs "
+            f"{ms(small_phase.result.p('heartbeat', 99))}ms with {len(small)} sessions"
+        )
+        self.figures.append(
+            Figure(
+                key="heartbeats",
+                title=f"6. heartbeats/s with {_short(len(large_sessions))} open sessions vs "
+                f"accept/s, {c.heartbeat_concurrency} clients",
+                value=beats,
+                unit="beats/s",
+                reference=accept_rate,
+                reference_label="accept/s",
+                ratio=ratio(beats, accept_rate),
+                target=">= 2",
+                details={
+                    "open_sessions": len(large_sessions),
+                    "projects": c.heartbeat_projects,
+                    "heartbeats": large_phase.summary("heartbeat"),
+                    "accepts": accepts.summary("accept"),
+                    "budget_check": budget,
+                },
+            )
+        )
+        value = ms(large_phase.result.p("heartbeat", 99))
+        reference = ms(small_phase.result.p("heartbeat", 99))
+        self.figures.append(
+            Figure(
+                key="heartbeat_p99",
+                title=f"6b. heartbeat p99, {_short(len(large_sessions))} vs {len(small)} open "
+                "sessions",
+                value=value,
+                unit="ms",
+                reference=reference,
+                reference_label=f"{len(small)} sessions",
+                ratio=ratio(value, reference),
+                target="<= 1.5",
+                details={
+                    "large": large_phase.summary("heartbeat"),
+                    "small": small_phase.summary("heartbeat"),
+                    "note": "with few sessions each one beats many times a second, so most "
+                    "beats add no whole second and skip the budget row; with many, nearly "
+                    "every beat takes time from it: the large side does more work per beat",
+                },
+            )
+        )
+
+    async def _heartbeat_phase(self, sessions: list[tuple[str, str]]) -> Phase:
+        c = self.config
+        clients = min(c.heartbeat_concurrency, len(sessions))
+        actors = [{"beats": part} for part in _split(sessions, clients)]
+        if c.warmup_seconds > 0:
+            await self.phase(self.job("heartbeat_rotate", actors, duration=c.warmup_seconds))
+        return await self.phase(self.job("heartbeat_rotate", actors, duration=c.heartbeat_seconds))
+
+    async def _hourly_budget_check(self, project_ids: list[str]) -> dict[str, Any]:
+        """The budget rows agree with the sessions' and timesheets' seconds (none exceeded)."""
+        assert self.db is not None
+        rows = await self.db.fetch(
+            """
+            SELECT b.project_id, b.used_seconds, b.budget_seconds,
+                   (SELECT coalesce(sum(seconds_worked), 0) FROM work_sessions s
+                    WHERE s.project_id = b.project_id) AS sessions,
+                   (SELECT coalesce(sum(seconds_worked), 0) FROM timesheets t
+                    WHERE t.project_id = b.project_id) AS sheets
+            FROM hourly_budgets b WHERE b.project_id = ANY($1::text[])
+            """,
+            project_ids,
+        )
+        return {
+            "ok": all(
+                r["used_seconds"] == r["sessions"] == r["sheets"]
+                and r["used_seconds"] <= r["budget_seconds"]
+                for r in rows
+            ),
+            "seconds_counted": sum(r["used_seconds"] for r in rows),
+        }
 
     # ------------------------------------------------------------------ 3b. discovery
 

@@ -11,6 +11,11 @@ approves most work, rejects one answer with feedback, and pays a bonus. The fail
 the test once the retry delay has passed, passes, and takes work — including the reopened slot.
 A worker withdraws, results come down with a consensus label per image, and the requester closes
 the project, which releases the money of slots nobody filled.
+
+Then an hourly project: a second requester publishes audio transcription paid $18.00 an hour
+(the budget's pay and fee reserved), a worker works in a session (heartbeats, an accepted and
+submitted clip) whose time the server measures, the requester closes the project (the unearned
+budget goes back) and approves the week's timesheet, which pays seconds x $18.00/h.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ DEPOSIT = "50.00"
 BONUS = "0.50"
 WITHDRAWAL = "1.00"
 RETRY_DELAY_SECONDS = 2
+HOURLY_RATE = "18.00"
+HOURLY_BUDGET_HOURS = 2
+HOURLY_DEPOSIT = "50.00"
+HOURLY_BEATS = 4  # heartbeats, one a second: a few seconds of measured work
 
 QUESTIONS = [
     {
@@ -114,6 +123,14 @@ class DemoReport:
     project: dict[str, Any] = field(default_factory=dict)
     ledger_check: dict[str, Any] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    # The hourly part: the project, the worker's session and timesheet (as approved), and the
+    # balances and earnings of its requester and worker.
+    hourly_project: dict[str, Any] = field(default_factory=dict)
+    hourly_session: dict[str, Any] = field(default_factory=dict)
+    hourly_timesheet: dict[str, Any] = field(default_factory=dict)
+    hourly_requester_balance: dict[str, str] = field(default_factory=dict)
+    hourly_worker_balance: dict[str, str] = field(default_factory=dict)
+    hourly_worker_earnings: dict[str, Any] = field(default_factory=dict)
 
 
 class DemoError(RuntimeError):
@@ -497,6 +514,8 @@ async def run_demo(
         await _wait_until(released, "the unused reservation to be released")
         say("13. Project closed; money for slots nobody filled went back to the requester")
 
+        await _hourly_story(api, tag, say, report, payouts_settled)
+
         # ---- the summary --------------------------------------------------------------
         report.project = (await api.call("tasks", "GET", f"/v1/projects/{pid}", requester)).json()
         report.requester_balance = (
@@ -534,6 +553,122 @@ async def run_demo(
         await api.close()
 
 
+async def _hourly_story(
+    api: Api,
+    tag: str,
+    say: Callable[[str], None],
+    report: DemoReport,
+    payouts_settled: Callable[[], Any],
+) -> None:
+    """Hourly work: a transcription project at $18.00/h and one worker's timesheet."""
+    studio, erin = Person("Dana", "requester"), Person("Erin", "worker")
+    await _sign_up(api, studio, tag, country="US")
+    await _sign_up(api, erin, tag, country="IE", languages=["en"])
+    await api.call(
+        "payments",
+        "POST",
+        "/v1/deposits",
+        studio,
+        json={"amount": HOURLY_DEPOSIT},
+        headers={"Idempotency-Key": f"demo-hourly-deposit-{tag}"},
+    )
+    project = (
+        await api.call(
+            "tasks",
+            "POST",
+            "/v1/projects",
+            studio,
+            json={
+                "title": "Transcribe short support calls",
+                "description": "Type what the caller says.",
+                "instructions": "Verbatim; mark unclear words as [inaudible].",
+                "keywords": ["audio", "transcription"],
+                "task_type": "transcription",
+                "pay_model": "hourly",
+                "hourly_rate": HOURLY_RATE,
+                "budget_hours": HOURLY_BUDGET_HOURS,
+                "max_hours_per_worker_per_week": 20,
+                "idle_timeout_seconds": 300,
+                "assignment_duration_seconds": 900,
+                "lifetime_seconds": 86_400,
+                "auto_approve_seconds": 86_400,
+            },
+            expect=(201,),
+        )
+    ).json()
+    pid = project["id"]
+    clips = [{"input": {"audio_url": f"https://audio.example/call-{i}.mp3"}} for i in range(3)]
+    await api.call(
+        "tasks", "POST", f"/v1/projects/{pid}/tasks", studio, json={"tasks": clips}, expect=(201,)
+    )
+    project = (await api.call("tasks", "POST", f"/v1/projects/{pid}/publish", studio)).json()
+    say(
+        f"14. {studio.name} published an hourly transcription project at ${HOURLY_RATE}/h: "
+        f"{HOURLY_BUDGET_HOURS} h budget, ${project['money']['reserved']} reserved (pay + fee)"
+    )
+    session = (
+        await api.call("tasks", "POST", f"/v1/work/projects/{pid}/sessions", erin, expect=(201,))
+    ).json()
+    work = (
+        await api.call("tasks", "POST", f"/v1/work/projects/{pid}/accept", erin, expect=(201,))
+    ).json()
+    for beat in range(HOURLY_BEATS):
+        await asyncio.sleep(1.0)
+        await api.call("tasks", "POST", f"/v1/work/sessions/{session['id']}/heartbeat", erin)
+        if beat == 1:
+            await api.call(
+                "tasks",
+                "POST",
+                f"/v1/assignments/{work['assignment_id']}/submit",
+                erin,
+                json={"answer": {"text": "Hello, my order never arrived."}},
+            )
+    session = (
+        await api.call("tasks", "POST", f"/v1/work/sessions/{session['id']}/end", erin)
+    ).json()
+    report.hourly_session = session
+    say(
+        f"15. Erin worked in a session: {session['activity_events']} activity events, "
+        f"{session['seconds_worked']} s measured by the server (one clip transcribed)"
+    )
+    await api.call("tasks", "POST", f"/v1/assignments/{work['assignment_id']}/approve", studio)
+    await api.call("tasks", "POST", f"/v1/projects/{pid}/close", studio)
+    sheets = (await api.call("tasks", "GET", f"/v1/projects/{pid}/timesheets", studio)).json()
+    sheet = sheets["items"][0]
+    approved = (
+        await api.call(
+            "tasks",
+            "POST",
+            f"/v1/projects/{pid}/timesheets/{sheet['id']}/approve",
+            studio,
+            headers={"Idempotency-Key": f"demo-timesheet-{tag}"},
+        )
+    ).json()
+    report.hourly_timesheet = approved
+    say(
+        f"16. {studio.name} closed the project and approved Erin's timesheet for the week of "
+        f"{approved['week_start']}: {approved['seconds_worked']} s x ${HOURLY_RATE}/h = "
+        f"${approved['paid']} (fee ${approved['fee']}; answers {approved['answers_submitted']} "
+        f"submitted, {approved['answers_approved']} approved)"
+    )
+
+    async def hourly_settled() -> bool:
+        bal = (await api.call("payments", "GET", "/v1/balance", studio)).json()
+        return cents(bal["reserved"]) == 0 and bool(await payouts_settled())
+
+    await _wait_until(hourly_settled, "the timesheet's payout and the budget's release")
+    report.hourly_project = (await api.call("tasks", "GET", f"/v1/projects/{pid}", studio)).json()
+    report.hourly_requester_balance = (
+        await api.call("payments", "GET", "/v1/balance", studio)
+    ).json()
+    report.hourly_worker_balance = (await api.call("payments", "GET", "/v1/balance", erin)).json()
+    report.hourly_worker_earnings = (await api.call("payments", "GET", "/v1/earnings", erin)).json()
+    say(
+        f"17. Erin was paid ${report.hourly_worker_balance['available']}; {studio.name} spent "
+        f"${report.hourly_requester_balance['spent']}, the rest of the budget went back"
+    )
+
+
 def _print_summary(r: DemoReport, say: Callable[[str], None]) -> None:
     b = r.requester_balance
     say("")
@@ -557,6 +692,13 @@ def _print_summary(r: DemoReport, say: Callable[[str], None]) -> None:
             f"{e['hours_worked']!s:>7} {e['hourly_rate']!s:>8} {rate!s:>7}%"
         )
     say(f"Consensus: {len(r.results)} photos, mean agreement {r.mean_agreement}")
+    if r.hourly_timesheet:
+        t, hb = r.hourly_timesheet, r.hourly_requester_balance
+        say(
+            f"Hourly: Erin {t['seconds_worked']} s at ${HOURLY_RATE}/h -> paid ${t['paid']} "
+            f"(fee ${t['fee']}); Dana spent ${hb['spent']}, available ${hb['available']} "
+            f"(deposited ${HOURLY_DEPOSIT})"
+        )
     if r.ledger_check:
         c = r.ledger_check
         say(

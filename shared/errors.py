@@ -99,6 +99,14 @@ class Problem(BaseModel):
     key: str | None = Field(
         default=None, description="idempotency_key_reused (ledger): the key in question."
     )
+    session_id: str | None = Field(
+        default=None,
+        description="session_already_open: the worker's open session; session_ended: the "
+        "session in question.",
+    )
+    ended_reason: str | None = Field(
+        default=None, description="session_ended: why the session ended (e.g. `idle`)."
+    )
     max_active_api_keys: int | None = Field(
         default=None, description="too_many_api_keys: the most active keys an account may hold."
     )

@@ -155,7 +155,7 @@ class LiveServices:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_healthy(self, svc: str, timeout: float = 30.0) -> None:
+    def wait_healthy(self, svc: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.procs[svc].poll() is not None:

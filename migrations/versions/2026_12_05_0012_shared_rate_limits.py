@@ -1,7 +1,7 @@
 """rate limits shared by replicas
 
 Revision ID: 0012_shared_rate_limits
-Revises: 0009_account_email_normalized
+Revises: 0011_pay_floor
 Create Date: 2026-12-05
 
 Rate limits used to be counted in each process's memory, so N replicas allowed N times the
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0012_shared_rate_limits"
-down_revision: str | None = "0009_account_email_normalized"
+down_revision: str | None = "0011_pay_floor"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,19 +8,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.tasks.assignments.routes import router as assignments_router
+from services.tasks.clock import utcnow
 from services.tasks.discovery.routes import router as discovery_router
 from services.tasks.gold.routes import router as gold_router
 from services.tasks.lifecycle.accepted import AcceptedAssignments
 from services.tasks.metrics import tasks_metrics_lifespan
 from services.tasks.outbox.routes import router as outbox_router
 from services.tasks.outbox.service import outbox_lifespan
+from services.tasks.pay_floor.routes import router as pay_floor_router
 from services.tasks.projects.routes import router as projects_router
 from services.tasks.results.routes import router as results_router
 from services.tasks.review.routes import router as review_router
+from services.tasks.sessions.routes import router as sessions_router
 from services.tasks.settings import Settings
 from services.tasks.tasks.routes import router as tasks_router
 from services.tasks.timers.routes import router as timers_router
 from services.tasks.timers.service import timers_lifespan
+from services.tasks.timesheets.routes import router as timesheets_router
 from shared.app_factory import build_app
 
 
@@ -46,11 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # return, approve, reject) first. No path of theirs overlaps another router's.
         routers=[
             assignments_router,
+            # Heartbeats come every few seconds from every open work session: matched early
+            # (each router ahead costs every request a walk over its routes).
+            sessions_router,
             review_router,
             projects_router,
+            pay_floor_router,
             tasks_router,
             results_router,
             discovery_router,
+            timesheets_router,
             gold_router,
             outbox_router,
             timers_router,
@@ -58,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=background_work,
     )
     app.state.accepted_assignments = AcceptedAssignments()
+    app.state.clock = utcnow  # hourly work's "now"; tests may set another (services/tasks/clock)
     return app

@@ -21,6 +21,10 @@ class Settings(ServiceSettings):
     discovery_scan_batch: int = Field(default=200, ge=10, le=5_000)
     # Requester review stats and measured working times shown in discovery are cached this long.
     discovery_stats_ttl_seconds: float = Field(default=60.0, ge=0, le=3_600)
+    # The requester scorecard in discovery is precomputed by a timer sweep: a requester's is
+    # recomputed once older than this, this many requesters per batch.
+    discovery_scorecard_max_age_seconds: float = Field(default=60.0, ge=1, le=86_400)
+    discovery_scorecard_batch_size: int = Field(default=50, ge=1, le=1_000)
     results_batch_rows: int = Field(default=500, ge=10, le=10_000)
 
     # The queue: accept, review, outbox.
@@ -57,5 +61,10 @@ class Settings(ServiceSettings):
     # within this; otherwise it is cancelled: a sweep's transaction rolls back and a leased
     # outbox message is retried after its lease, so nothing is lost either way.
     background_stop_timeout_seconds: float = Field(default=5.0, ge=0, le=60)
+    # The pay floor's settlement sweep (services/tasks/pay_floor): a week's answers are settled
+    # this long after the week ended (an approval in flight at midnight has committed by then),
+    # and a closed project with answers still in flight is looked at again this often.
+    pay_floor_grace_seconds: float = Field(default=3_600, ge=0, le=86_400)
+    pay_floor_recheck_seconds: float = Field(default=300, gt=0, le=86_400)
     # Delivered outbox rows are kept this long (for inspection), then pruned by a sweep.
     outbox_retention_seconds: float = Field(default=7 * 86_400, ge=0, le=365 * 86_400)

@@ -65,10 +65,33 @@ class Project(Base):
     # batches after tasks_expire_at). Until then the project is in ix_projects_tasks_expiry, the
     # sweep's list of projects to look at, which so stays the size of the live projects.
     tasks_expiry_swept_at: Mapped[datetime | None] = timestamp_column()
+    # How work is paid: per approved assignment (reward_cents) or by the hour (shared/models/
+    # hourly.py); an hourly project's reward is 0 and its hourly columns are set.
+    pay_model: Mapped[str] = mapped_column(
+        String(16), nullable=False, server_default="per_assignment"
+    )
+    hourly_rate_cents: Mapped[int | None] = mapped_column(BigInteger)
+    max_seconds_per_worker_per_week: Mapped[int | None] = mapped_column(Integer)
+    budget_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    idle_timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    # A per-answer project's pay floor (shared/models/pay_floor.py): approved answers are topped
+    # up to this rate over the median measured working time. NULL: no floor.
+    min_hourly_rate_cents: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         CheckConstraint("status IN ('draft', 'published', 'paused', 'closed')", name="status"),
         CheckConstraint("reward_cents >= 0 AND fee_cents >= 0", name="money_nonnegative"),
+        CheckConstraint("pay_model IN ('per_assignment', 'hourly')", name="pay_model"),
+        CheckConstraint(
+            "pay_model = 'per_assignment' OR (hourly_rate_cents > 0 AND budget_seconds > 0 "
+            "AND idle_timeout_seconds > 0 AND reward_cents = 0)",
+            name="hourly_fields",
+        ),
+        CheckConstraint(
+            "min_hourly_rate_cents IS NULL OR (min_hourly_rate_cents > 0 "
+            "AND pay_model = 'per_assignment')",
+            name="min_hourly_rate",
+        ),
         Index("ix_projects_requester_id_id", "requester_id", "id"),
         Index("ix_projects_published", "id", postgresql_where=text("status = 'published'")),
         Index(

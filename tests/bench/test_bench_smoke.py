@@ -30,6 +30,8 @@ RATIO_FIGURES = [
     "scale_discovery_p99",
     "upload",
     "approve",
+    "heartbeats",
+    "heartbeat_p99",
 ]
 MEMORY_FIGURES = ["memory_tasks", "memory_workers", "memory_payments", "memory_reference"]
 
@@ -96,6 +98,10 @@ def test_the_measured_phases_ran_clean(report: dict) -> None:
     assert approve["assignments"] == SMOKE.approve_count
     assert "errors" not in approve["approve_calls"]
     assert approve["ledger_check"]["ok"] is True
+    beats = figures["heartbeats"]["details"]
+    assert beats["open_sessions"] == SMOKE.heartbeat_sessions_large
+    assert "errors" not in beats["heartbeats"] and "errors" not in beats["accepts"]
+    assert beats["budget_check"]["ok"] is True and beats["budget_check"]["seconds_counted"] >= 0
 
 
 def test_the_report_is_printable_and_serialisable(report: dict, tmp_path: Path) -> None:

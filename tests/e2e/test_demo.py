@@ -8,6 +8,10 @@ from devtools.demo import (
     ANSWERS_PER_TASK,
     BONUS,
     DEPOSIT,
+    HOURLY_BEATS,
+    HOURLY_BUDGET_HOURS,
+    HOURLY_DEPOSIT,
+    HOURLY_RATE,
     REWARD,
     TASKS,
     WITHDRAWAL,
@@ -87,6 +91,42 @@ async def test_demo_story_adds_up_to_the_cent(live_services: LiveServices) -> No
         if list(labels.values()).count(n) == 1:
             assert record["aggregate"]["answer"] == {"label": top}
 
+    # the hourly project: measured seconds x $18.00/h, to the cent
+    rate = cents(HOURLY_RATE)
+    assert rate == 1800
+    session, sheet = r.hourly_session, r.hourly_timesheet
+    assert session["status"] == "ended" and session["ended_reason"] == "worker"
+    assert (
+        session["activity_events"] == 1 + 1 + HOURLY_BEATS + 1 + 1
+    )  # open, accept, beats, submit, end
+    assert HOURLY_BEATS <= session["seconds_worked"] <= HOURLY_BEATS + 5
+    assert sheet["status"] == "approved" and sheet["approved_by"] == "requester"
+    assert (sheet["seconds_worked"], sheet["paid_seconds"]) == (session["seconds_worked"],) * 2
+    assert (sheet["answers_submitted"], sheet["answers_approved"], sheet["sessions"]) == (1, 1, 1)
+    paid = sheet["seconds_worked"] * rate // 3600
+    fee = max(1, (paid * 20 + 50) // 100) if paid else 0
+    assert (cents(sheet["paid"]), cents(sheet["fee"])) == (paid, fee)
+    assert [w["id"] for w in sheet["work_sessions"]] == [session["id"]]
+    erin = {k: cents(v) for k, v in r.hourly_worker_balance.items() if k != "kind"}
+    assert (erin["available"], erin["pending"], erin["withdrawn"]) == (paid, 0, 0)
+    assert cents(r.hourly_worker_earnings["total"]) == paid
+    dana = {k: cents(v) for k, v in r.hourly_requester_balance.items() if k != "kind"}
+    assert (dana["reserved"], dana["spent"]) == (0, paid + fee)
+    assert dana["available"] == cents(HOURLY_DEPOSIT) - paid - fee
+    hp = r.hourly_project
+    assert (hp["pay_model"], hp["hourly_rate"], hp["budget_hours"]) == (
+        "hourly",
+        HOURLY_RATE,
+        HOURLY_BUDGET_HOURS,
+    )
+    assert hp["money"] == {"reserved": "0.00", "spent": sheet_money(paid + fee)}
+    assert hp["budget_hours_used"] == round(session["seconds_worked"] / 3600, 4)
+
     # the printed summary carries the same figures
     assert f"spent ${r.requester_balance['spent']}" in printed
+    assert f"-> paid ${sheet['paid']} (fee ${sheet['fee']})" in printed
     assert "Ledger check: ok=True" in printed
+
+
+def sheet_money(c: int) -> str:
+    return f"{c // 100}.{c % 100:02d}"

@@ -45,5 +45,18 @@ def test_readme_walkthrough_works_as_written(live_services: LiveServices) -> Non
         "spent": "0.00",
     }
     assert any(o.get("status") == "granted" for o in out)
+    # the hourly project at 18.00 an hour: the measured seconds, paid to the cent
+    hourly = next(o for o in out if o.get("pay_model") == "hourly" and o["status"] == "published")
+    assert (hourly["hourly_rate"], hourly["money"]["reserved"]) == ("18.00", "10.80")
+    ended = next(o for o in out if o.get("ended_reason") == "worker")
+    assert 4 <= ended["seconds_worked"] <= 8
+    assert ended["activity_events"] == 4  # open, accept, submit, end
+    sheet = next(o for o in out if "paid_seconds" in o)
+    assert (sheet["status"], sheet["paid_seconds"]) == ("approved", ended["seconds_worked"])
+    paid = ended["seconds_worked"] * 1800 // 3600
+    assert sheet["paid"] == f"0.{paid:02d}"
+    assert sheet["fee"] == f"0.{max(1, (paid * 20 + 50) // 100):02d}"
+    assert (sheet["answers_submitted"], sheet["sessions"]) == (1, 1)
+    assert balances[0]["available"] == sheet["paid"]  # Bob's, before Alice's
     withdrawal = out[-1]
     assert withdrawal["amount"] == "1.10" and withdrawal["status"] in ("pending", "paid")

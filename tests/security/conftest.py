@@ -207,13 +207,26 @@ async def world(
     deposit_id = (await _ok(resp, 201))["id"]
     await _until_withdrawal_paid(db, withdrawal_id)
 
+    # Hourly work: A's hourly project, W's ended work session in it and the week's timesheet.
+    from tests.fixtures.hourly import hourly_project
+
+    hourly = await hourly_project(
+        tasks_client, workers_client, payments_client, tasks=1, requester=requester, budget_hours=1
+    )
+    resp = await tasks_client.post(
+        f"/v1/work/projects/{hourly.id}/sessions", headers=worker.headers
+    )
+    session_id = (await _ok(resp, 201))["id"]
+    resp = await tasks_client.post(f"/v1/work/sessions/{session_id}/end", headers=worker.headers)
+    timesheet_id = (await _ok(resp))["timesheet_id"]
+
     # A blocks W last: the block must not stop W's assignments above from being made.
     resp = await workers_client.post(
         "/v1/blocks", json={"worker_id": worker.id, "reason": "test"}, headers=requester.headers
     )
     await _ok(resp, 201)
 
-    return World(
+    world = World(
         requester=requester,
         worker=worker,
         foreign_requester=foreign_requester,
@@ -234,6 +247,10 @@ async def world(
         withdrawal_id=withdrawal_id,
         deposit_id=deposit_id,
     )
+    world.extra_ids.update(
+        hourly_project_id=hourly.id, session_id=session_id, timesheet_id=timesheet_id
+    )
+    return world
 
 
 @pytest.fixture
@@ -262,6 +279,9 @@ _BACKGROUND_VIEWS = {
     # route decides anything: on the hot paths it is not part of the request's transaction
     "api_keys": """SELECT id, account_id, key_hash, prefix, name, created_at, revoked_at
         FROM api_keys""",
+    # every request is counted toward its rate limits, refused ones included (that is what a
+    # limit is for): the counters are traffic accounting, not state a request may not change
+    "rate_limit_counters": None,
 }
 
 

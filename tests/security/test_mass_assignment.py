@@ -70,6 +70,11 @@ VALID_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
     ("POST", "/v1/qualification-requests/{request_id}/accept"): lambda w: {"value": 1},
     ("POST", "/v1/qualification-requests/{request_id}/reject"): lambda w: {"reason": "no"},
     ("POST", "/v1/blocks"): lambda w: {"worker_id": w.foreign_worker.id, "reason": "r"},
+    ("POST", "/v1/work/sessions/{session_id}/dispute-response"): lambda w: {"response": "r"},
+    (
+        "POST",
+        "/v1/projects/{project_id}/timesheets/{timesheet_id}/sessions/{session_id}/dispute",
+    ): lambda w: {"reason": "r"},
     ("POST", "/internal/workers/{worker_id}/eligibility"): lambda w: {
         "projects": [{"project_id": w.project_id, "requester_id": w.requester.id}]
     },
@@ -118,6 +123,17 @@ VALID_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "project_id": w.project_id,
         "amount_cents": 1,
     },
+    ("POST", "/internal/top-ups"): lambda w: {
+        "key": "mass:t",
+        "requester_id": w.requester.id,
+        "project_id": w.project_id,
+        "task_id": w.task_ids[0],
+        "assignment_id": w.submitted_assignment_id,
+        "worker_id": w.worker.id,
+        "amount_cents": 1,
+        "fee_cents": 1,
+        "source": "reserved",
+    },
 }
 
 PATH_VALUES: dict[str, Callable[[World], str]] = {
@@ -127,6 +143,8 @@ PATH_VALUES: dict[str, Callable[[World], str]] = {
     "worker_id": lambda w: w.worker.id,
     "attempt_id": lambda w: w.attempt_id,
     "request_id": lambda w: w.request_id,
+    "session_id": lambda w: w.extra_ids["session_id"],
+    "timesheet_id": lambda w: w.extra_ids["timesheet_id"],
 }
 
 

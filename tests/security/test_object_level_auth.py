@@ -30,6 +30,8 @@ PARAM_OBJECTS: dict[str, Callable[[World], str]] = {
     "attempt_id": lambda w: w.attempt_id,
     "request_id": lambda w: w.request_id,
     "worker_id": lambda w: w.worker.id,
+    "session_id": lambda w: w.extra_ids["session_id"],
+    "timesheet_id": lambda w: w.extra_ids["timesheet_id"],
     # key_id is per caller: see _key_ids (each foreigner tries both A's and W's keys).
 }
 
@@ -46,6 +48,9 @@ HIDDEN_VARIANT: dict[tuple[str, str], dict[str, Callable[[World], str]]] = {
     # The worker-facing marketplace shows every published project; a draft must look missing.
     ("GET", "/v1/work/projects/{project_id}"): {"project_id": lambda w: w.draft_project_id},
     ("POST", "/v1/work/projects/{project_id}/accept"): {"project_id": lambda w: w.draft_project_id},
+    ("POST", "/v1/work/projects/{project_id}/sessions"): {
+        "project_id": lambda w: w.draft_project_id
+    },
 }
 
 # Routes whose path id is public by contract, so no hidden variant exists.
@@ -79,6 +84,11 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/qualification-attempts/{attempt_id}/submit"): {"answers": {"q1": "a"}},
     ("POST", "/v1/qualification-requests/{request_id}/accept"): {"value": 1},
     ("POST", "/v1/qualification-requests/{request_id}/reject"): {"reason": "no"},
+    ("POST", "/v1/work/sessions/{session_id}/dispute-response"): {"response": "I worked."},
+    (
+        "POST",
+        "/v1/projects/{project_id}/timesheets/{timesheet_id}/sessions/{session_id}/dispute",
+    ): {"reason": "Nothing was submitted."},
 }
 
 

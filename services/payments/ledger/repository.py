@@ -98,13 +98,15 @@ INSERT INTO ledger_transactions (
 )
 SELECT p.id, 'payout', p.key, p.request_hash, p.requester_id, p.worker_id, p.project_id,
        p.task_id, p.assignment_id, p.reward_cents, p.fee_cents,
-       'assignment:' || p.assignment_id, jsonb_build_object('source', p.source)
+       coalesce('assignment:' || p.assignment_id, 'timesheet:' || p.timesheet_id),
+       CASE WHEN p.timesheet_id IS NULL THEN jsonb_build_object('source', p.source)
+            ELSE jsonb_build_object('source', p.source, 'timesheet_id', p.timesheet_id) END
 FROM unnest(
     $1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::bigint[], $10::bigint[], $11::text[]
+    $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[]
 ) AS p(
     id, key, request_hash, requester_id, worker_id, project_id, task_id, assignment_id,
-    reward_cents, fee_cents, source
+    reward_cents, fee_cents, source, timesheet_id
 )
 ORDER BY p.key
 ON CONFLICT DO NOTHING
@@ -218,11 +220,12 @@ async def insert_payouts(
     requester_ids: Sequence[str],
     worker_ids: Sequence[str],
     project_ids: Sequence[str],
-    task_ids: Sequence[str],
-    assignment_ids: Sequence[str],
+    task_ids: Sequence[str | None],
+    assignment_ids: Sequence[str | None],
     reward_cents: Sequence[int],
     fee_cents: Sequence[int],
     sources: Sequence[str],
+    timesheet_ids: Sequence[str | None] | None = None,
 ) -> list[TransactionRow]:
     """The payout transactions this call inserted (the others' key or assignment was taken)."""
     records = await db.fetch(
@@ -238,6 +241,7 @@ async def insert_payouts(
         list(reward_cents),
         list(fee_cents),
         list(sources),
+        list(timesheet_ids) if timesheet_ids is not None else [None] * len(ids),
     )
     return as_rows(TransactionRow, records)
 
@@ -420,9 +424,11 @@ SELECT (SELECT coalesce(sum(e.amount_cents), 0)::bigint
         FROM withdrawals WHERE status = 'pending') AS pending
 """
 
+# An assignment, or a timesheet (no assignment: reported as its reference `timesheet:<id>`),
+# paid more than once.
 CHECK_DOUBLE_PAYOUTS_SQL = """
-SELECT assignment_id FROM ledger_transactions
-WHERE kind = 'payout' GROUP BY assignment_id HAVING count(*) > 1
+SELECT coalesce(assignment_id, reference) AS assignment_id FROM ledger_transactions
+WHERE kind = 'payout' GROUP BY coalesce(assignment_id, reference) HAVING count(*) > 1
 ORDER BY 1 LIMIT $1
 """
 

@@ -88,7 +88,10 @@ class PayoutItem:
         return cls(
             index=index,
             data=data,
-            request_hash=ledger.request_hash(PAYOUT, data.model_dump(mode="json")),
+            # None left out: an assignment payout hashes exactly as before timesheets existed.
+            request_hash=ledger.request_hash(
+                PAYOUT, data.model_dump(mode="json", exclude_none=True)
+            ),
         )
 
     @property
@@ -268,6 +271,7 @@ async def post_payouts(db: WriteDb, items: list[PayoutItem], platform: ledger.Ac
             reward_cents=[i.data.reward_cents for i in items],
             fee_cents=[i.data.fee_cents for i in items],
             sources=[i.data.source for i in items],
+            timesheet_ids=[i.data.timesheet_id for i in items],
         )
     }
     skipped = [i for i in items if i.key not in inserted]
@@ -276,6 +280,7 @@ async def post_payouts(db: WriteDb, items: list[PayoutItem], platform: ledger.Ac
         for item in skipped:
             first = firsts.get(item.key)
             if first is None:  # not the key: the assignment's payout exists under another key
+                # (A timesheet payout has no assignment: its key is its only identity.)
                 posted.conflicts[item.key] = AlreadyPaid(
                     f"Assignment {item.data.assignment_id} was already paid under another key."
                 )

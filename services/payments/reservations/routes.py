@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import Response, status
 
+from services.payments.bonuses import service as bonuses
 from services.payments.deps import SettingsDep
 from services.payments.payouts import service as payouts
 from services.payments.reservations import service
@@ -17,6 +18,7 @@ from services.payments.reservations.schemas import (
     PayoutCreate,
     ReleaseCreate,
     ReservationCreate,
+    TopUpCreate,
 )
 from shared.auth import internal_router
 from shared.database import WriteDbDep
@@ -79,3 +81,16 @@ async def create_release(
     body: ReleaseCreate, db: WriteDbDep, response: Response
 ) -> LedgerTransactionRead:
     return _answer(response, await service.release(db, data=body))
+
+
+@router.post(
+    "/top-ups",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LedgerTransactionRead,
+    responses=_REPLAYED | error_responses(InsufficientFunds, NotFound, Conflict, ValidationFailed),
+    summary="A pay floor top-up of an approved answer: a bonus from the project's reserve",
+)
+async def create_top_up(
+    body: TopUpCreate, db: WriteDbDep, settings: SettingsDep, response: Response
+) -> LedgerTransactionRead:
+    return _answer(response, await bonuses.pay_top_up(db, data=body, settings=settings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.money import MAX_CENTS
 
@@ -34,6 +34,42 @@ class ReservationCreate(BaseModel):
 
 
 class PayoutCreate(BaseModel):
+    """Pay for one approved assignment (`task_id` + `assignment_id`) or for one approved
+    timesheet of an hourly project (`timesheet_id`, `pay:timesheet:<id>`): exactly one of
+    the two, the same rules otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: EventKey
+    requester_id: ObjectId
+    project_id: ObjectId
+    task_id: ObjectId | None = None
+    assignment_id: ObjectId | None = None
+    timesheet_id: ObjectId | None = None
+    worker_id: ObjectId
+    reward_cents: Cents
+    fee_cents: Cents
+    source: PayoutSource = Field(
+        description="`reserved`: out of the project's hold; `available`: an override of a "
+        "rejected assignment, out of the requester's available balance."
+    )
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> PayoutCreate:
+        for_assignment = self.task_id is not None and self.assignment_id is not None
+        if self.timesheet_id is None:
+            if not for_assignment:
+                raise ValueError("a payout needs task_id and assignment_id, or timesheet_id")
+        elif self.task_id is not None or self.assignment_id is not None:
+            raise ValueError("a timesheet payout has no task_id or assignment_id")
+        elif self.source != "reserved":
+            raise ValueError("a timesheet is paid from the project's reservation")
+        return self
+
+
+class TopUpCreate(BaseModel):
+    """A pay floor top-up of one approved answer (the tasks service's settlement)."""
+
     model_config = ConfigDict(extra="forbid")
 
     key: EventKey
@@ -42,11 +78,11 @@ class PayoutCreate(BaseModel):
     task_id: ObjectId
     assignment_id: ObjectId
     worker_id: ObjectId
-    reward_cents: Cents
+    amount_cents: PositiveCents
     fee_cents: Cents
     source: PayoutSource = Field(
-        description="`reserved`: out of the project's hold; `available`: an override of a "
-        "rejected assignment, out of the requester's available balance."
+        description="`reserved`: out of the project's hold (the floor's reserve); `available`: "
+        "out of the requester's available balance (an answer beyond the reserved slots)."
     )
 
 

@@ -22,6 +22,7 @@ from services.tasks.assignments.schemas import (
     SubmitBody,
     WorkerAssignmentRead,
 )
+from services.tasks.clock import app_clock
 from services.tasks.lifecycle import accept as accept_
 from services.tasks.lifecycle import give_back
 from services.tasks.lifecycle import submit as submit_
@@ -58,7 +59,9 @@ StatusFilter = Annotated[
     summary="Claim the next task of the project this worker has not answered",
     description="403 `not_qualified` (with `unmet_requirements`), `blocked` or "
     "`gold_accuracy_too_low`; 404 `no_work_available` (also for a project that is not "
-    "published).",
+    "published). Hourly projects: needs the worker's open work session (409 "
+    "`work_session_required`) and counts as its activity; 403 `weekly_hours_exhausted`, 409 "
+    "`budget_exhausted` once a limit ended it.",
 )
 async def accept(project_id: str, call: WorkerCallDep, request: Request) -> Response:
     return await call.run(
@@ -67,6 +70,7 @@ async def accept(project_id: str, call: WorkerCallDep, request: Request) -> Resp
             worker_id=call.account_id,
             project_id=project_id,
             accepted=request.app.state.accepted_assignments,
+            clock=app_clock(request),
         ),
     )
 
@@ -78,7 +82,9 @@ async def accept(project_id: str, call: WorkerCallDep, request: Request) -> Resp
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
     summary="Submit the answer of an accepted assignment (holder only)",
     description="422 when the answer does not fit the project's answer schema (the assignment "
-    "stays open); 409 `assignment_expired` after the deadline; 409 `invalid_state` otherwise.",
+    "stays open); 409 `assignment_expired` after the deadline; 409 `invalid_state` otherwise. "
+    "Hourly projects: needs the worker's open work session (409 `work_session_required`) and "
+    "counts as its activity.",
 )
 async def submit(
     assignment_id: str,
@@ -93,6 +99,7 @@ async def submit(
             assignment_id=assignment_id,
             answer=body.answer,
             accepted=request.app.state.accepted_assignments,
+            clock=app_clock(request),
         ),
     )
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from shared.database import Db, as_row, as_rows
+from shared.database import Db, Writable, as_row, as_rows
 
 _CLAIMABLE_FOR_WORKER = """
     t.status = 'open' AND t.open_slots > 0 AND coalesce(t.expires_at, p.tasks_expire_at) > now()
@@ -26,7 +26,7 @@ _PROJECT_COLUMNS = """
     p.id, p.requester_id, p.title, p.description, p.instructions, p.keywords, p.task_type,
     p.labels, p.multi_label, p.answer_schema, p.reward_cents, p.assignment_duration_seconds,
     p.estimated_seconds_per_assignment, p.qualification_requirements, p.min_gold_accuracy,
-    p.published_at
+    p.published_at, p.pay_model, p.hourly_rate_cents, p.min_hourly_rate_cents
 """
 
 # Both sub-selects are fenced with `OFFSET 0`, which Postgres never pulls up into a join: each
@@ -74,6 +74,9 @@ class WorkProjectRow:
     qualification_requirements: list[dict[str, Any]] | None
     min_gold_accuracy: int | None
     published_at: datetime | None
+    pay_model: str
+    hourly_rate_cents: int | None
+    min_hourly_rate_cents: int | None
 
 
 async def published_with_work(
@@ -176,46 +179,170 @@ async def working_times(db: Db, project_ids: Sequence[str]) -> dict[str, Working
     }
 
 
-_REQUESTER_STATS_SQL = """
-SELECT p.requester_id,
-       count(*) FILTER (WHERE a.status = 'approved') AS approved,
-       count(*) FILTER (WHERE a.status = 'rejected') AS rejected,
-       percentile_cont(0.5) WITHIN GROUP (
-           ORDER BY extract(epoch FROM a.reviewed_at - a.submitted_at))
-           FILTER (WHERE a.reviewed_at IS NOT NULL AND a.submitted_at IS NOT NULL)
-           AS median_review
-FROM projects p
-JOIN assignments a ON a.project_id = p.id AND a.status IN ('approved', 'rejected')
-WHERE p.requester_id = ANY($1::text[])
-GROUP BY p.requester_id
+# The scorecard's figures for the requesters in $1 (services/tasks/discovery/scorecard.py), from
+# their decided answers (along ix_projects_requester_id_id and ix_assignments_project_id_status_id),
+# their pay floor top-ups and their timesheets. An answer's effective hourly pay is its reward +
+# top-up over its measured working time (accept to submit, capped at the assignment duration,
+# at least 1 s); an hourly project's answers count at the project's rate. Per-answer answers
+# enter the median only once the requester's measured per-answer work reaches $2 seconds (a rate
+# over a few seconds of work means nothing); $3 answers at least, else NULL.
+def _scorecard_figures(*, ids: str, min_seconds: str, min_answers: str) -> str:
+    """The figures statement over the requester ids given as SQL (a parameter or a sub-select)."""
+    return f"""
+WITH decided AS (
+    SELECT p.requester_id, a.status, p.pay_model = 'hourly' AS hourly,
+           extract(epoch FROM a.reviewed_at - a.submitted_at)::float8 AS review_seconds,
+           least(extract(epoch FROM a.submitted_at - a.accepted_at),
+                 p.assignment_duration_seconds)::float8 AS measured,
+           CASE WHEN p.pay_model = 'hourly' THEN p.hourly_rate_cents::float8
+                ELSE (a.reward_cents + coalesce(t.top_up_cents, 0)) * 3600.0
+                     / greatest(least(extract(epoch FROM a.submitted_at - a.accepted_at),
+                                      p.assignment_duration_seconds), 1)::float8
+           END AS rate
+    FROM projects p
+    JOIN assignments a ON a.project_id = p.id AND a.status IN ('approved', 'rejected')
+    LEFT JOIN pay_floor_answers t ON t.assignment_id = a.id
+    WHERE p.requester_id = ANY({ids})
+), measured AS (
+    SELECT requester_id,
+           coalesce(sum(measured) FILTER (WHERE status = 'approved' AND NOT hourly), 0)
+               AS per_answer_seconds
+    FROM decided GROUP BY requester_id
+), sheets AS (
+    SELECT p.requester_id,
+           count(*) FILTER (WHERE ts.status = 'approved' OR ts.disputed_at IS NOT NULL)
+               AS reviewed,
+           count(*) FILTER (WHERE ts.disputed_at IS NOT NULL) AS disputed
+    FROM projects p JOIN timesheets ts ON ts.project_id = p.id
+    WHERE p.requester_id = ANY({ids})
+    GROUP BY p.requester_id
+), figures AS (
+    SELECT r.requester_id,
+           count(d.status) FILTER (WHERE d.status = 'approved') AS approved,
+           count(d.status) FILTER (WHERE d.status = 'rejected') AS rejected,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY d.review_seconds)
+               FILTER (WHERE d.review_seconds IS NOT NULL) AS median_review_seconds,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY d.rate)
+               FILTER (WHERE d.status = 'approved'
+                       AND (d.hourly OR m.per_answer_seconds >= {min_seconds}))
+               AS median_rate,
+           count(d.status)
+               FILTER (WHERE d.status = 'approved'
+                       AND (d.hourly OR m.per_answer_seconds >= {min_seconds}))
+               AS rated_answers,
+           coalesce(max(s.reviewed), 0)::int AS timesheets_reviewed,
+           coalesce(max(s.disputed), 0)::int AS timesheets_disputed
+    FROM unnest({ids}) AS r(requester_id)
+    LEFT JOIN decided d ON d.requester_id = r.requester_id
+    LEFT JOIN measured m ON m.requester_id = r.requester_id
+    LEFT JOIN sheets s ON s.requester_id = r.requester_id
+    GROUP BY r.requester_id
+)
+SELECT requester_id, approved, rejected, median_review_seconds,
+       CASE WHEN rated_answers >= {min_answers} THEN floor(median_rate)::bigint END
+           AS effective_hourly_cents,
+       rated_answers, timesheets_reviewed, timesheets_disputed
+FROM figures
 """
 
 
-@dataclass(frozen=True, slots=True)
-class ReviewStats:
-    approved: int
-    rejected: int
-    median_review_seconds: float | None
+SCORECARD_FIGURES_SQL = _scorecard_figures(ids="$1::text[]", min_seconds="$2", min_answers="$3")
+
+_UPSERT_SCORECARDS = """
+INSERT INTO requester_scorecards AS c (
+    requester_id, approved, rejected, median_review_seconds, effective_hourly_cents,
+    rated_answers, timesheets_reviewed, timesheets_disputed, refreshed_at
+)
+SELECT f.*, now() FROM ({figures}) f
+ON CONFLICT (requester_id) DO UPDATE SET
+    approved = EXCLUDED.approved, rejected = EXCLUDED.rejected,
+    median_review_seconds = EXCLUDED.median_review_seconds,
+    effective_hourly_cents = EXCLUDED.effective_hourly_cents,
+    rated_answers = EXCLUDED.rated_answers,
+    timesheets_reviewed = EXCLUDED.timesheets_reviewed,
+    timesheets_disputed = EXCLUDED.timesheets_disputed,
+    refreshed_at = EXCLUDED.refreshed_at
+"""
+
+# The sweep: requesters with a published project whose scorecard is missing or older than $2
+# seconds, oldest first, at most $1, each taken by one replica (a transaction-level advisory lock
+# per requester: a replica skips the ones another is refreshing), refreshed in one statement.
+REFRESH_SCORECARDS_SQL = """
+WITH due AS (
+    SELECT r.requester_id FROM (
+        SELECT DISTINCT requester_id FROM projects WHERE status = 'published'
+    ) r
+    LEFT JOIN requester_scorecards s ON s.requester_id = r.requester_id
+    WHERE s.requester_id IS NULL OR s.refreshed_at < now() - make_interval(secs => $2)
+    ORDER BY s.refreshed_at NULLS FIRST
+    LIMIT $1
+), mine AS (
+    SELECT array_agg(requester_id) AS ids FROM due
+    WHERE pg_try_advisory_xact_lock(hashtextextended('requester_scorecard:' || requester_id, 0))
+)""" + _UPSERT_SCORECARDS.format(
+    figures=_scorecard_figures(
+        ids="((SELECT coalesce(ids, '{}'::text[]) FROM mine)::text[])",
+        min_seconds="$3",
+        min_answers="$4",
+    )
+)
+
+# The same for named requesters, now (operations, tests).
+REFRESH_SCORECARDS_OF_SQL = _UPSERT_SCORECARDS.format(figures=SCORECARD_FIGURES_SQL)
 
 
 @dataclass(frozen=True, slots=True)
-class RequesterStatsRow:
+class Scorecard:
+    """A requester's scorecard figures (a `requester_scorecards` row without its time)."""
+
     requester_id: str
     approved: int
     rejected: int
-    median_review: float | None
+    median_review_seconds: float | None
+    effective_hourly_cents: int | None
+    rated_answers: int
+    timesheets_reviewed: int
+    timesheets_disputed: int
 
 
-async def requester_review_stats(db: Db, requester_ids: Sequence[str]) -> dict[str, ReviewStats]:
-    rows = as_rows(RequesterStatsRow, await db.fetch(_REQUESTER_STATS_SQL, list(requester_ids)))
-    return {
-        r.requester_id: ReviewStats(
-            r.approved,
-            r.rejected,
-            None if r.median_review is None else float(r.median_review),
-        )
-        for r in rows
-    }
+async def scorecard_figures(
+    db: Db, requester_ids: Sequence[str], *, min_seconds: int, min_answers: int
+) -> dict[str, Scorecard]:
+    """Computed now from the requesters' history (a requester the sweep has not reached)."""
+    rows = as_rows(
+        Scorecard,
+        await db.fetch(SCORECARD_FIGURES_SQL, list(requester_ids), min_seconds, min_answers),
+    )
+    return {r.requester_id: r for r in rows}
+
+
+_STORED_SCORECARDS_SQL = """
+SELECT requester_id, approved, rejected, median_review_seconds, effective_hourly_cents,
+       rated_answers, timesheets_reviewed, timesheets_disputed
+FROM requester_scorecards WHERE requester_id = ANY($1::text[])
+"""
+
+
+async def stored_scorecards(db: Db, requester_ids: Sequence[str]) -> dict[str, Scorecard]:
+    """The sweep's precomputed scorecards (one primary-key probe per requester)."""
+    rows = as_rows(Scorecard, await db.fetch(_STORED_SCORECARDS_SQL, list(requester_ids)))
+    return {r.requester_id: r for r in rows}
+
+
+async def refresh_scorecards_of(
+    db: Writable, requester_ids: Sequence[str], *, min_seconds: int, min_answers: int
+) -> None:
+    await db.execute(REFRESH_SCORECARDS_OF_SQL, list(requester_ids), min_seconds, min_answers)
+
+
+async def refresh_scorecards(
+    db: Writable, *, limit: int, max_age_seconds: float, min_seconds: int, min_answers: int
+) -> int:
+    """One batch of the scorecard sweep; the scorecards written."""
+    status = await db.execute(
+        REFRESH_SCORECARDS_SQL, limit, max_age_seconds, min_seconds, min_answers
+    )
+    return int(status.split()[-1])
 
 
 # Kept by the queue side at submit (gold_stats, primary key (project_id, worker_id)).

@@ -8,11 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from typing_extensions import TypeAliasType
 
-from services.tasks.projects.schemas import TaskTypeName
+from services.tasks.projects.schemas import PayModel, TaskTypeName
 from shared.money import MoneyOut
 
 # Named: one `HourlyRateBasis` component in the OpenAPI document (docs/api.md).
-HourlyRateBasis = TypeAliasType("HourlyRateBasis", Literal["measured", "estimate"])
+HourlyRateBasis = TypeAliasType("HourlyRateBasis", Literal["measured", "estimate", "hourly_rate"])
 
 
 class RequesterStats(BaseModel):
@@ -24,6 +24,24 @@ class RequesterStats(BaseModel):
         description="Median time from submission to approval or rejection (auto-approvals "
         "included); null before its first decision."
     )
+    effective_hourly_pay: MoneyOut | None = Field(
+        default=None,
+        description="Median over the requester's approved answers (all projects) of what each "
+        "paid per hour of platform-measured work: reward + pay floor top-up (once settled) "
+        "over the working time (accept to submit, capped at the assignment duration); an "
+        "answer of an hourly "
+        "project counts at its project's hourly_rate. Null before 3 such answers, and "
+        "per-answer answers count only once 300 s of their work were measured.",
+    )
+    timesheets_disputed_rate: float | None = Field(
+        default=None,
+        description="Percent of the requester's reviewed timesheets (approved or disputed) it "
+        "disputed; null before its first reviewed timesheet.",
+    )
+    pay_floor_set: bool = Field(
+        default=False,
+        description="Whether this project guarantees a pay floor (min_hourly_rate is set).",
+    )
 
 
 class WorkProject(BaseModel):
@@ -34,6 +52,17 @@ class WorkProject(BaseModel):
     keywords: list[str]
     task_type: TaskTypeName
     reward: MoneyOut
+    pay_model: PayModel = Field(
+        default="per_assignment",
+        description="per_assignment: paid `reward` per approved answer; hourly: paid "
+        "`hourly_rate` per hour of measured work.",
+    )
+    hourly_rate: MoneyOut | None = Field(default=None, description="An hourly project's rate.")
+    min_hourly_rate: MoneyOut | None = Field(
+        default=None,
+        description="A per-answer project's pay floor: approved answers are topped up to this "
+        "rate over the median measured working time of their week; null: no floor.",
+    )
     available_tasks: int = Field(
         description="Tasks this worker can accept now (open slots, not expired, not answered)."
     )
@@ -43,7 +72,7 @@ class WorkProject(BaseModel):
         description="reward per hour from the median measured working time (accept to submit) "
         "once 3 answers and at least 300 s of measured work in all exist (a rate over less "
         "measured time means nothing), else from estimated_seconds_per_assignment; null with "
-        "neither."
+        "neither. An hourly project's is its hourly_rate (basis `hourly_rate`)."
     )
     hourly_rate_basis: HourlyRateBasis | None = Field(
         default=None,

@@ -5,7 +5,11 @@ task the worker never had, its `discover` requirements hold and its requester ha
 worker (`shared.eligibility`, one call per batch of projects), and the worker has not failed its
 gold standard (`min_gold_accuracy`, judged after at least 3 gold answers). Filtering happens per
 batch of candidate projects, so a page costs a handful of queries however many projects exist.
-Requester review stats and measured working times move slowly and are cached for a short while.
+Measured working times move slowly and are cached for a short while. The requester scorecard
+(`requester_stats`) is precomputed per requester by a timer sweep (`refresh_scorecards`, table
+`requester_scorecards`), so a page reads one row per requester instead of aggregating each
+requester's history; a requester the sweep has not reached yet is computed on the spot (and
+cached like the working times).
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ from services.tasks.answers import effective_answer_schema
 from services.tasks.discovery import repository
 from services.tasks.discovery.repository import (
     GoldRecord,
-    ReviewStats,
+    Scorecard,
     WorkingTime,
     WorkProjectRow,
 )
 from services.tasks.discovery.schemas import RequesterStats, WorkProject, WorkProjectPreview
 from services.tasks.gold.service import gold_accuracy_failed
-from shared.database import ReadDb
+from shared.database import Db, ReadDb, Writable
 from shared.eligibility import ProjectRules, evaluate_eligibility
 from shared.errors import Forbidden, NotFound
 from shared.money import MIN_RATE_SECONDS
@@ -86,7 +90,7 @@ class TtlCache:
 
 
 _working_times = TtlCache()
-_review_stats = TtlCache()
+_live_scorecards = TtlCache()
 
 
 def gold_failed(min_gold_accuracy: int | None, record: GoldRecord | None) -> bool:
@@ -110,10 +114,16 @@ def measured_enough(measured: WorkingTime | None) -> bool:
 
 
 def hourly_rate_cents(
-    reward_cents: int, measured: WorkingTime | None, estimated_seconds: int | None
+    reward_cents: int,
+    measured: WorkingTime | None,
+    estimated_seconds: int | None,
+    *,
+    hourly_rate: int | None = None,
 ) -> int | None:
     """Reward per hour (cents, rounded down) from measured time when there is enough of it
-    (`measured_enough`), else the requester's estimate, else None."""
+    (`measured_enough`), else the requester's estimate, else None; an hourly project's rate."""
+    if hourly_rate is not None:
+        return hourly_rate
     if measured is not None and measured_enough(measured):
         seconds = max(measured.median_seconds, 1.0)
     elif estimated_seconds:
@@ -123,7 +133,11 @@ def hourly_rate_cents(
     return int(reward_cents * 3600 // seconds)
 
 
-def rate_basis(measured: WorkingTime | None, estimated_seconds: int | None) -> str | None:
+def rate_basis(
+    measured: WorkingTime | None, estimated_seconds: int | None, *, hourly: bool = False
+) -> str | None:
+    if hourly:
+        return "hourly_rate"
     if measured_enough(measured):
         return "measured"
     return "estimate" if estimated_seconds else None
@@ -133,12 +147,57 @@ def measured_seconds(measured: WorkingTime | None) -> int:
     return 0 if measured is None else round(measured.total_seconds)
 
 
-def requester_stats(stats: ReviewStats | None) -> RequesterStats:
-    if stats is None or stats.approved + stats.rejected == 0:
-        return RequesterStats(approval_rate_given=None, median_review_seconds=None)
-    rate = round(100 * stats.approved / (stats.approved + stats.rejected), 1)
-    median = None if stats.median_review_seconds is None else round(stats.median_review_seconds)
-    return RequesterStats(approval_rate_given=rate, median_review_seconds=median)
+def requester_stats(card: Scorecard | None, *, pay_floor_set: bool) -> RequesterStats:
+    if card is None:
+        return RequesterStats(
+            approval_rate_given=None, median_review_seconds=None, pay_floor_set=pay_floor_set
+        )
+    decided = card.approved + card.rejected
+    return RequesterStats(
+        approval_rate_given=round(100 * card.approved / decided, 1) if decided else None,
+        median_review_seconds=(
+            None
+            if not decided or card.median_review_seconds is None
+            else round(card.median_review_seconds)
+        ),
+        effective_hourly_pay=card.effective_hourly_cents,
+        timesheets_disputed_rate=(
+            round(100 * card.timesheets_disputed / card.timesheets_reviewed, 1)
+            if card.timesheets_reviewed
+            else None
+        ),
+        pay_floor_set=pay_floor_set,
+    )
+
+
+async def scorecards(db: Db, requester_ids: list[str], *, ttl: float) -> dict[str, Scorecard]:
+    """The sweep's scorecards; the requesters it has not reached yet computed now (cached)."""
+    stored = await repository.stored_scorecards(db, requester_ids)
+    missing = [r for r in requester_ids if r not in stored]
+    if missing:
+        stored.update(
+            await _live_scorecards.get_many(
+                missing,
+                lambda keys: repository.scorecard_figures(
+                    db, keys, min_seconds=MIN_RATE_SECONDS, min_answers=MIN_MEASURED_ANSWERS
+                ),
+                ttl=ttl,
+                missing=None,
+            )
+        )
+    return {k: v for k, v in stored.items() if v is not None}
+
+
+async def refresh_scorecards(db: Writable, *, limit: int, max_age_seconds: float) -> int:
+    """One batch of the scorecard sweep (services/tasks/timers): the scorecards of requesters
+    with published work that are missing or older than `max_age_seconds`."""
+    return await repository.refresh_scorecards(
+        db,
+        limit=limit,
+        max_age_seconds=max_age_seconds,
+        min_seconds=MIN_RATE_SECONDS,
+        min_answers=MIN_MEASURED_ANSWERS,
+    )
 
 
 def _rules(row: WorkProjectRow) -> ProjectRules:
@@ -171,12 +230,7 @@ async def _decorate(
         ids, lambda keys: repository.working_times(db, keys), ttl=stats_ttl, missing=None
     )
     requesters = sorted({r.requester_id for r in rows})
-    reviews = await _review_stats.get_many(
-        requesters,
-        lambda keys: repository.requester_review_stats(db, keys),
-        ttl=stats_ttl,
-        missing=None,
-    )
+    cards = await scorecards(db, requesters, ttl=stats_ttl)
     return [
         WorkProject(
             id=r.id,
@@ -186,15 +240,27 @@ async def _decorate(
             keywords=list(r.keywords),
             task_type=r.task_type,
             reward=r.reward_cents,
+            pay_model=r.pay_model,
+            hourly_rate=r.hourly_rate_cents,
+            min_hourly_rate=r.min_hourly_rate_cents,
             available_tasks=available.get(r.id, 0),
             assignment_duration_seconds=r.assignment_duration_seconds,
             estimated_seconds_per_assignment=r.estimated_seconds_per_assignment,
             hourly_rate_estimate=hourly_rate_cents(
-                r.reward_cents, measured.get(r.id), r.estimated_seconds_per_assignment
+                r.reward_cents,
+                measured.get(r.id),
+                r.estimated_seconds_per_assignment,
+                hourly_rate=r.hourly_rate_cents if r.pay_model == "hourly" else None,
             ),
-            hourly_rate_basis=rate_basis(measured.get(r.id), r.estimated_seconds_per_assignment),
+            hourly_rate_basis=rate_basis(
+                measured.get(r.id),
+                r.estimated_seconds_per_assignment,
+                hourly=r.pay_model == "hourly",
+            ),
             measured_seconds=measured_seconds(measured.get(r.id)),
-            requester_stats=requester_stats(reviews.get(r.requester_id)),
+            requester_stats=requester_stats(
+                cards.get(r.requester_id), pay_floor_set=r.min_hourly_rate_cents is not None
+            ),
             published_at=r.published_at,
         )
         for r in rows
@@ -269,4 +335,11 @@ async def preview(
         answer_schema=effective_answer_schema(row),
         qualification_requirements=list(row.qualification_requirements or []),
         sample_input=None if sample is None else orjson.loads(sample),
+    )
+
+
+async def refresh_scorecards_of(db: Writable, requester_ids: list[str]) -> None:
+    """Recompute these requesters' scorecards now, due or not."""
+    await repository.refresh_scorecards_of(
+        db, requester_ids, min_seconds=MIN_RATE_SECONDS, min_answers=MIN_MEASURED_ANSWERS
     )

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from services.tasks.assignments.schemas import AcceptedAssignment
+from services.tasks.clock import Clock, utcnow
 from services.tasks.gold import service as gold
 from services.tasks.lifecycle.accepted import AcceptedAssignments, AcceptedContext
 from services.tasks.lifecycle.assignment import HotRows
@@ -88,7 +89,9 @@ _PROJECT_FOR_ACCEPT = f"""
            p.tasks_expire_at, g.answered AS gold_answered, g.correct AS gold_correct,
            block.blocked,
            p.status = 'published' AND {_NO_REQUIREMENTS}
-               AND p.min_gold_accuracy IS NULL AND NOT block.blocked AS sql_rules_passed,
+               AND p.min_gold_accuracy IS NULL AND NOT block.blocked
+               AND p.pay_model = 'per_assignment' AS sql_rules_passed,
+           p.pay_model,
            facts.*
     FROM projects p
     LEFT JOIN LATERAL (
@@ -261,6 +264,7 @@ class ProjectForAccept:
     gold_correct: int | None
     blocked: bool
     sql_rules_passed: bool
+    pay_model: str
     country: str | None
     submitted: int | None
     approved: int | None
@@ -327,6 +331,7 @@ async def accept(
     worker_id: str,
     project_id: str,
     accepted: AcceptedAssignments | None = None,
+    clock: Clock = utcnow,
 ) -> AcceptedAssignment:
     """One round trip when SQL can decide the project's rules (ACCEPT_FUSED_SQL, the fast path):
     the read and the first claim pass are one statement. Otherwise, or when that pass finds no
@@ -360,6 +365,14 @@ async def accept(
         # block): decided on the facts, as it always was, and the error names why.
         _check_eligibility(project)
         _check_gold_accuracy(project)
+        if project.pay_model == "hourly":
+            # Hourly work happens inside the worker's open session, and accepting is activity
+            # that keeps it alive (services/tasks/sessions).
+            from services.tasks.sessions.service import activity_for_work
+
+            await activity_for_work(
+                db, worker_id=worker_id, project_id=project_id, now=clock(), what="accept"
+            )
         passes = _claim_passes(start, first_done=False)
         collisions = 0
     while passes:
@@ -418,8 +431,9 @@ def _accepted(
 ) -> AcceptedAssignment:
     """The response: the claim's columns, and the reward the project was read with (the one
     the assignment was created with). What submit will check the answer on is kept (see
-    accepted.py)."""
-    if accepted is not None:
+    accepted.py). Not for an hourly project: its submit must also count as session activity,
+    which the general path (it reads the project) decides."""
+    if accepted is not None and project.pay_model != "hourly":
         accepted.remember(
             assignment_id,
             AcceptedContext(

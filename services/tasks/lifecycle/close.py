@@ -16,9 +16,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, update
 
+from services.tasks.clock import utcnow
 from services.tasks.lifecycle.messages import enqueue_many, release_message
+from services.tasks.pay_floor import service as pay_floor
 from services.tasks.projects import service as projects
+from services.tasks.projects.repository import ProjectRow
 from services.tasks.projects.schemas import ProjectRead
+from services.tasks.sessions.service import end_project_sessions
+from services.tasks.timesheets.service import release_on_close
 from shared.database import WriteDb, as_row
 from shared.errors import InvalidState
 from shared.models import Project, Task
@@ -43,12 +48,29 @@ async def close_project(db: WriteDb, *, requester_id: str, project_id: str) -> P
         await db.execute(update(Task).where(Task.project_id == row.id).values(open_slots=0))
     else:
         await release_unused_slots(db, project_id=row.id)
+        if row.pay_model == "hourly":
+            await _close_hourly(db, row)
+        # The pay floor settles its last answers once none is in flight (pay_floor/service.py).
+        await pay_floor.project_closed(db, project_id=row.id)
     await db.execute(
         update(Project)
         .where(Project.id == row.id)
         .values(status="closed", closed_at=func.now(), updated_at=func.now())
     )
     return await projects.get_project(db, requester_id=requester_id, project_id=project_id)
+
+
+async def _close_hourly(db: WriteDb, row: ProjectRow) -> None:
+    """Every open work session ends now (`project_closed`; nothing accrues after), then the
+    budget's money that no open timesheet can still claim goes back (services/tasks/
+    timesheets). Wall-clock stamp: a session's end is never before its last activity."""
+    await end_project_sessions(db, project_id=row.id, now=utcnow())
+    await release_on_close(
+        db,
+        project_id=row.id,
+        requester_id=row.requester_id,
+        assignments_per_task=row.assignments_per_task,
+    )
 
 
 _ZERO_OPEN_SLOTS = """

@@ -5,7 +5,9 @@ deliverer, services/tasks/outbox, sends it after the commit; payments acts once 
 
 - payout (approve, auto-approve, bulk approve: paid from the reservation, `source` "reserved";
   override: paid from the available balance, `source` "available", sent synchronously);
-- release (a slot given back where nobody can claim it, close, a task's lifetime ending).
+- release (a slot given back where nobody can claim it, close, a task's lifetime ending, the
+  pay floor's unused reserve);
+- top_up (the pay floor's settlement, services/tasks/pay_floor: one per topped-up answer).
 
 The payout's shape is `PAYOUT`: its key and payload fields, each named after the column of the
 decided assignment it comes from. `payout_message` builds it from a row in Python;
@@ -23,7 +25,7 @@ from typing import Any, Literal
 from shared.database import Writable
 from shared.jsonutil import dumps
 
-MessageKind = Literal["payout", "release"]
+MessageKind = Literal["payout", "release", "top_up"]
 PayoutSource = Literal["reserved", "available"]
 
 
@@ -97,6 +99,36 @@ def release_message(*, key: str, requester_id: str, project_id: str, amount_cent
             "requester_id": requester_id,
             "project_id": project_id,
             "amount_cents": amount_cents,
+        },
+    )
+
+
+def top_up_message(
+    *,
+    requester_id: str,
+    project_id: str,
+    task_id: str,
+    assignment_id: str,
+    worker_id: str,
+    amount_cents: int,
+    fee_cents: int,
+    source: PayoutSource,
+) -> Message:
+    """The pay floor's top-up of one approved answer (services/tasks/pay_floor): a bonus the
+    platform pays on the requester's behalf, `topup:{assignment_id}` (an answer is topped up at
+    most once)."""
+    return Message(
+        kind="top_up",
+        key=f"topup:{assignment_id}",
+        payload={
+            "requester_id": requester_id,
+            "project_id": project_id,
+            "task_id": task_id,
+            "assignment_id": assignment_id,
+            "worker_id": worker_id,
+            "amount_cents": amount_cents,
+            "fee_cents": fee_cents,
+            "source": source,
         },
     )
 

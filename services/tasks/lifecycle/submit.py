@@ -17,6 +17,7 @@ from typing import Any
 
 from services.tasks.answers import effective_answer_schema, validate_answer
 from services.tasks.assignments.schemas import AssignmentRead
+from services.tasks.clock import Clock, utcnow
 from services.tasks.gold import service as gold
 from services.tasks.lifecycle.accepted import AcceptedAssignments, AcceptedContext
 from services.tasks.lifecycle.assignment import (
@@ -38,7 +39,7 @@ from shared.jsonutil import dumps
 _FOR_SUBMIT = f"""
 SELECT {ASSIGNMENT_COLUMNS}, a.deadline <= now() AS overdue,
        p.task_type, p.labels, p.multi_label, p.answer_schema,
-       t.gold_answer
+       t.gold_answer, p.pay_model
 FROM assignments a
 JOIN projects p ON p.id = a.project_id
 JOIN tasks t ON t.id = a.task_id
@@ -57,6 +58,7 @@ class ForSubmit(AssignmentRow):
     multi_label: bool
     answer_schema: dict[str, Any] | None
     gold_answer: Any
+    pay_model: str
 
 
 _FOR_SUBMIT_ROWS = HotRows(ForSubmit)
@@ -177,6 +179,7 @@ async def submit(
     assignment_id: str,
     answer: Any,
     accepted: AcceptedAssignments | None = None,
+    clock: Clock = utcnow,
 ) -> AssignmentRead:
     """Read, check, then one write that re-checks the state (SUBMIT_SQL): no transaction
     needed, and a refused answer writes nothing. When this process handed out the assignment,
@@ -198,6 +201,14 @@ async def submit(
         errors = [{"loc": ["body", "answer", *p["loc"]], "msg": p["msg"]} for p in problems]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
         raise ValidationFailed(f"The answer does not fit this project: {detail}", errors=errors)
+    if row.pay_model == "hourly" and row.status == "accepted" and not row.overdue:
+        # In an hourly project the answer is given inside the worker's open session and counts
+        # as its activity (services/tasks/sessions); without one it is refused, unchanged.
+        from services.tasks.sessions.service import activity_for_work
+
+        await activity_for_work(
+            db, worker_id=worker_id, project_id=row.project_id, now=clock(), what="submit"
+        )
     updated = await write_submission(
         db,
         assignment_id=assignment_id,

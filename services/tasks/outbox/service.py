@@ -18,7 +18,7 @@ for a whole pass): one call per payout made delivery CPU-bound, and payouts trai
 (bench figure 5). Passes run back to back while messages keep coming, so under load a pass
 carries what arrived during the previous one. Payments answers each item as the single call
 would have, so each message is still delivered, retried or parked on its own answer. Releases
-are rarer and still go one call each.
+and the pay floor's top-ups (`POST /internal/top-ups`) are rarer and still go one call each.
 """
 
 from __future__ import annotations
@@ -49,7 +49,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tasks.outbox")
 
-PAYMENTS_PATHS: dict[str, str] = {"payout": "/internal/payouts", "release": "/internal/releases"}
+PAYMENTS_PATHS: dict[str, str] = {
+    "payout": "/internal/payouts",
+    "release": "/internal/releases",
+    "top_up": "/internal/top-ups",
+}
 PAYOUT_BATCH_PATH = "/internal/payouts/batch"
 # Payments takes at most this many payouts per batch call (docs/internal-api.md).
 PAYOUT_BATCH_MAX = 500

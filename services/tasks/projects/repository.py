@@ -12,6 +12,8 @@ from sqlalchemy import func, insert, literal_column, select, update
 
 from shared.database import Db, Writable, as_row, as_rows
 from shared.models import Assignment, Project, Task
+from shared.models.hourly import HourlyBudget
+from shared.models.pay_floor import PayFloor
 from shared.models.workers import QualificationType
 from shared.pagination import newest_first
 
@@ -46,6 +48,17 @@ class ProjectRow:
     closed_at: datetime | None
     tasks_expire_at: datetime | None
     tasks_expiry_swept_at: datetime | None
+    pay_model: str
+    hourly_rate_cents: int | None
+    max_seconds_per_worker_per_week: int | None
+    budget_seconds: int | None
+    idle_timeout_seconds: int | None
+    min_hourly_rate_cents: int | None
+    pay_model: str
+    hourly_rate_cents: int | None
+    max_seconds_per_worker_per_week: int | None
+    budget_seconds: int | None
+    idle_timeout_seconds: int | None
 
 
 _PROJECT_COLS = tuple(Project.__table__.c)
@@ -116,6 +129,15 @@ class ProjectStats:
     rejected: int = 0
     live_cents: int = 0  # reward + fee of accepted and submitted assignments
     approved_cents: int = 0  # reward + fee of approved assignments
+    # Hourly projects (their `hourly_budgets` row, written at publish): measured seconds taken
+    # from the budget, what the reservation still holds, and what timesheets paid (pay + fee).
+    hourly_used_seconds: int | None = None
+    hourly_held_cents: int = 0
+    hourly_paid_cents: int = 0
+    # A pay floor (`pay_floors`, written at publish): what its reserve still holds, and the
+    # top-ups (+ fees) it paid.
+    floor_held_cents: int = 0
+    floor_paid_cents: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +194,42 @@ async def project_stats(db: Db, project_ids: Sequence[str]) -> dict[str, Project
             entry["live_cents"] = entry.get("live_cents", 0) + row.cents
         elif row.status == "approved":
             entry["approved_cents"] = row.cents
+    hourly = select(
+        HourlyBudget.project_id,
+        HourlyBudget.used_seconds,
+        HourlyBudget.reserved_cents,
+        HourlyBudget.paid_cents,
+        HourlyBudget.released_cents,
+    ).where(HourlyBudget.project_id.in_(ids))
+    for budget in await db.fetch(hourly):
+        acc[budget["project_id"]].update(
+            hourly_used_seconds=budget["used_seconds"],
+            hourly_held_cents=budget["reserved_cents"]
+            - budget["paid_cents"]
+            - budget["released_cents"],
+            hourly_paid_cents=budget["paid_cents"],
+        )
+    floors = select(
+        PayFloor.project_id, PayFloor.reserved_cents, PayFloor.paid_cents, PayFloor.released_cents
+    ).where(PayFloor.project_id.in_(ids))
+    for floor in await db.fetch(floors):
+        acc[floor["project_id"]].update(
+            floor_held_cents=floor["reserved_cents"]
+            - floor["paid_cents"]
+            - floor["released_cents"],
+            floor_paid_cents=floor["paid_cents"],
+        )
     return {pid: ProjectStats(**values) for pid, values in acc.items()}
+
+
+async def insert_hourly_budget(
+    db: Writable, *, project_id: str, budget_seconds: int, reserved_cents: int
+) -> None:
+    await db.execute(
+        insert(HourlyBudget).values(
+            project_id=project_id, budget_seconds=budget_seconds, reserved_cents=reserved_cents
+        )
+    )
 
 
 # Publish's value for `projects.tasks_expire_at`: the transaction's now() (the same instant as

@@ -49,6 +49,55 @@ def _reward_in_range(cents: int) -> int:
     return cents
 
 
+MAX_MIN_HOURLY_RATE_CENTS = 100_000  # 1000.00 an hour
+
+
+def _min_hourly_rate_in_range(cents: int | None) -> int | None:
+    if cents is None:
+        return None
+    if cents < 1:
+        raise ValueError("min_hourly_rate must be at least 0.01")
+    if cents > MAX_MIN_HOURLY_RATE_CENTS:
+        raise ValueError("min_hourly_rate must be at most 1000.00")
+    return cents
+
+
+MIN_HOURLY_RATE_DESCRIPTION = (
+    "Pay floor (per-answer projects only): approved answers are topped up so that the reward "
+    "pays at least this per hour of the median measured working time of their period "
+    "(docs/api.md, 'Pay floor'). Publishing reserves the worst case on top of the slots."
+)
+
+
+PayModel = TypeAliasType("PayModel", Literal["per_assignment", "hourly"])
+MAX_HOURLY_RATE_CENTS = 100_000  # 1000.00 an hour
+WorkHours = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=1_000_000,
+        multiple_of=0.01,
+        description="Hours, in steps of 0.01 h (36 seconds).",
+    ),
+]
+IdleTimeout = Annotated[int, Field(ge=30, le=3_600)]
+
+
+def _hourly_rate_in_range(cents: int | None) -> int | None:
+    if cents is None:
+        return None
+    if cents < 1:
+        raise ValueError("hourly_rate must be at least 0.01")
+    if cents > MAX_HOURLY_RATE_CENTS:
+        raise ValueError("hourly_rate must be at most 1000.00")
+    return cents
+
+
+def hours_to_seconds(hours: float) -> int:
+    """0.01 h steps are whole seconds (36 s)."""
+    return round(hours * 3600)
+
+
 def _unique_labels(labels: list[str] | None) -> list[str] | None:
     if labels is not None and len(set(labels)) != len(labels):
         raise ValueError("labels must be unique")
@@ -66,7 +115,34 @@ class ProjectCreate(BaseModel):
     labels: list[Label] | None = Field(default=None, min_length=2, max_length=100)
     multi_label: bool = False
     answer_schema: dict[str, Any] | None = None
-    reward: Money
+    pay_model: PayModel = Field(
+        default="per_assignment",
+        description="`per_assignment`: each approved answer pays `reward`; `hourly`: workers "
+        "are paid `hourly_rate` for the time measured in their work sessions (no `reward`).",
+    )
+    reward: Money | None = Field(
+        default=None,
+        description="Per approved answer; required for per_assignment projects, "
+        "refused for hourly ones.",
+    )
+    hourly_rate: Money | None = Field(
+        default=None, description="Hourly projects (required there): pay per measured hour."
+    )
+    max_hours_per_worker_per_week: WorkHours | None = Field(
+        default=None,
+        description="Hourly projects: the most hours one worker is paid per ISO week (UTC) in "
+        "this project; null: no cap.",
+    )
+    budget_hours: WorkHours | None = Field(
+        default=None,
+        description="Hourly projects (required there): total payable hours; publishing "
+        "reserves budget_hours x hourly_rate plus the fee.",
+    )
+    idle_timeout_seconds: IdleTimeout | None = Field(
+        default=None,
+        description="Hourly projects: a gap between activity events longer than this is idle "
+        "and not paid, and ends the session (default 300).",
+    )
     assignments_per_task: AssignmentsPerTask = 1
     assignment_duration_seconds: AssignmentDuration
     lifetime_seconds: Lifetime
@@ -76,9 +152,16 @@ class ProjectCreate(BaseModel):
         default_factory=list, max_length=10
     )
     min_gold_accuracy: GoldAccuracy | None = None
+    min_hourly_rate: Money | None = Field(default=None, description=MIN_HOURLY_RATE_DESCRIPTION)
 
-    _reward = field_validator("reward")(_reward_in_range)
+    @field_validator("reward")
+    @classmethod
+    def _reward(cls, v: int | None) -> int | None:
+        return None if v is None else _reward_in_range(v)
+
+    _hourly_rate = field_validator("hourly_rate")(_hourly_rate_in_range)
     _labels = field_validator("labels")(_unique_labels)
+    _min_hourly_rate = field_validator("min_hourly_rate")(_min_hourly_rate_in_range)
 
 
 class ProjectUpdate(BaseModel):
@@ -105,6 +188,9 @@ class ProjectUpdate(BaseModel):
         default=None, max_length=10
     )
     min_gold_accuracy: GoldAccuracy | None = None
+    min_hourly_rate: Money | None = Field(default=None, description=MIN_HOURLY_RATE_DESCRIPTION)
+
+    _min_hourly_rate = field_validator("min_hourly_rate")(_min_hourly_rate_in_range)
 
     @field_validator("reward")
     @classmethod
@@ -125,7 +211,10 @@ class ProjectCounts(BaseModel):
 
 class ProjectMoney(BaseModel):
     reserved: MoneyOut = Field(description="Held for slots not yet paid or released.")
-    spent: MoneyOut = Field(description="Paid for approved assignments (reward + fee).")
+    spent: MoneyOut = Field(
+        description="Paid for approved assignments (reward + fee), timesheets and pay floor "
+        "top-ups (+ fee) from the reservation."
+    )
 
 
 class ProjectRead(BaseModel):
@@ -152,6 +241,15 @@ class ProjectRead(BaseModel):
     estimated_seconds_per_assignment: int | None
     qualification_requirements: list[QualificationRequirement]
     min_gold_accuracy: int | None
+    min_hourly_rate: MoneyOut | None = Field(description="The pay floor; null: none.")
+    pay_model: PayModel
+    hourly_rate: MoneyOut | None = Field(description="Hourly projects: pay per measured hour.")
+    max_hours_per_worker_per_week: float | None
+    budget_hours: float | None
+    idle_timeout_seconds: int | None
+    budget_hours_used: float | None = Field(
+        description="Hourly projects: measured hours taken from the budget so far."
+    )
     counts: ProjectCounts
     money: ProjectMoney
     created_at: datetime

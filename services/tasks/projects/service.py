@@ -23,6 +23,7 @@ from services.tasks.answers import (
     schema_problems,
     validate_answer,
 )
+from services.tasks.pay_floor import service as pay_floor
 from services.tasks.projects import repository
 from services.tasks.projects.repository import ProjectLock, ProjectRow, ProjectStats
 from services.tasks.projects.schemas import (
@@ -32,6 +33,7 @@ from services.tasks.projects.schemas import (
     ProjectRead,
     ProjectUpdate,
     QualificationRequirement,
+    hours_to_seconds,
 )
 from shared.database import Db, WriteDb
 from shared.eligibility import SYSTEM_TYPE_IDS
@@ -57,9 +59,15 @@ EDITABLE_WHEN_LIVE = frozenset(
     }
 )
 NULLABLE_FIELDS = frozenset(
-    {"labels", "answer_schema", "estimated_seconds_per_assignment", "min_gold_accuracy"}
+    {
+        "labels",
+        "answer_schema",
+        "estimated_seconds_per_assignment",
+        "min_gold_accuracy",
+        "min_hourly_rate",
+    }
 )
-_COLUMN_OF = {"reward": "reward_cents"}
+_COLUMN_OF = {"reward": "reward_cents", "min_hourly_rate": "min_hourly_rate_cents"}
 ANSWER_FORMAT_FIELDS = frozenset({"task_type", "labels", "multi_label", "answer_schema"})
 MAX_GOLD_ERRORS = 100
 
@@ -98,6 +106,7 @@ def to_read(row: ProjectRow, stats: ProjectStats) -> ProjectRead:
         estimated_seconds_per_assignment=row.estimated_seconds_per_assignment,
         qualification_requirements=row.qualification_requirements,
         min_gold_accuracy=row.min_gold_accuracy,
+        min_hourly_rate=row.min_hourly_rate_cents,
         counts=ProjectCounts(
             tasks=stats.tasks,
             open_slots=stats.open_slots,
@@ -106,12 +115,75 @@ def to_read(row: ProjectRow, stats: ProjectStats) -> ProjectRead:
             approved=stats.approved,
             rejected=stats.rejected,
         ),
-        money=ProjectMoney(reserved=reserved, spent=stats.approved_cents),
+        pay_model=row.pay_model,
+        hourly_rate=row.hourly_rate_cents,
+        max_hours_per_worker_per_week=_hours(row.max_seconds_per_worker_per_week),
+        budget_hours=_hours(row.budget_seconds),
+        idle_timeout_seconds=row.idle_timeout_seconds,
+        budget_hours_used=(
+            None if row.pay_model != "hourly" else round((stats.hourly_used_seconds or 0) / 3600, 4)
+        ),
+        money=ProjectMoney(
+            reserved=reserved + stats.hourly_held_cents + stats.floor_held_cents,
+            spent=stats.approved_cents + stats.hourly_paid_cents + stats.floor_paid_cents,
+        ),
         created_at=row.created_at,
         updated_at=row.updated_at,
         published_at=row.published_at,
         closed_at=row.closed_at,
     )
+
+
+def _hours(seconds: int | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 4)
+
+
+DEFAULT_IDLE_TIMEOUT_SECONDS = 300
+
+
+def pay_model_errors(data: ProjectCreate) -> list[dict[str, Any]]:
+    """Which fields a pay model needs and refuses. Per-answer: `reward` required, the hourly
+    fields refused. Hourly: `hourly_rate` and `budget_hours` required, `reward` refused (an
+    hourly project pays time, never answers); the answers' review, gold and auto-approval work
+    as in any project."""
+    errors: list[dict[str, Any]] = []
+
+    def bad(field: str, msg: str) -> None:
+        errors.append({"loc": ["body", field], "msg": msg})
+
+    hourly_fields = (
+        "hourly_rate",
+        "max_hours_per_worker_per_week",
+        "budget_hours",
+        "idle_timeout_seconds",
+    )
+    if data.pay_model == "hourly":
+        if data.reward is not None:
+            bad("reward", "an hourly project pays hourly_rate, not a reward per answer")
+        if data.hourly_rate is None:
+            bad("hourly_rate", "an hourly project needs an hourly_rate")
+        if data.budget_hours is None:
+            bad("budget_hours", "an hourly project needs budget_hours")
+    else:
+        if data.reward is None:
+            bad("reward", "a per_assignment project needs a reward")
+        for name in hourly_fields:
+            if getattr(data, name) is not None:
+                bad(name, f"{name} is for hourly projects (pay_model: hourly)")
+    return errors
+
+
+def pay_floor_errors(*, pay_model: str, min_hourly_rate_cents: int | None) -> list[dict[str, Any]]:
+    """A pay floor is for per-answer work: an hourly project already pays by the hour."""
+    if min_hourly_rate_cents is not None and pay_model != "per_assignment":
+        return [
+            {
+                "loc": ["body", "min_hourly_rate"],
+                "msg": "min_hourly_rate is for per-answer projects; an hourly project pays "
+                "hourly_rate",
+            }
+        ]
+    return []
 
 
 def answer_format_errors(
@@ -178,6 +250,11 @@ async def create_project(db: WriteDb, *, requester_id: str, data: ProjectCreate)
         db, data.qualification_requirements
     )
     errors += requirement_problems
+    errors += pay_floor_errors(
+        pay_model=getattr(data, "pay_model", "per_assignment"),
+        min_hourly_rate_cents=data.min_hourly_rate,
+    )
+    errors += pay_model_errors(data)
     if errors:
         raise ValidationFailed(_summary(errors), errors=errors)
     row = await repository.insert_project(
@@ -194,8 +271,8 @@ async def create_project(db: WriteDb, *, requester_id: str, data: ProjectCreate)
             "labels": data.labels,
             "multi_label": data.multi_label,
             "answer_schema": data.answer_schema,
-            "reward_cents": data.reward,
-            "fee_cents": fee_for(data.reward, assignments_per_task=data.assignments_per_task),
+            "reward_cents": data.reward or 0,
+            "fee_cents": fee_for(data.reward or 0, assignments_per_task=data.assignments_per_task),
             "assignments_per_task": data.assignments_per_task,
             "assignment_duration_seconds": data.assignment_duration_seconds,
             "lifetime_seconds": data.lifetime_seconds,
@@ -203,9 +280,29 @@ async def create_project(db: WriteDb, *, requester_id: str, data: ProjectCreate)
             "estimated_seconds_per_assignment": data.estimated_seconds_per_assignment,
             "qualification_requirements": requirements,
             "min_gold_accuracy": data.min_gold_accuracy,
+            "min_hourly_rate_cents": data.min_hourly_rate,
+            **_hourly_columns(data),
         },
     )
     return to_read(row, ProjectStats())
+
+
+def _hourly_columns(data: ProjectCreate) -> dict[str, Any]:
+    if data.pay_model != "hourly":
+        return {"pay_model": "per_assignment"}
+    return {
+        "pay_model": "hourly",
+        "hourly_rate_cents": data.hourly_rate,
+        "max_seconds_per_worker_per_week": (
+            None
+            if data.max_hours_per_worker_per_week is None
+            else hours_to_seconds(data.max_hours_per_worker_per_week)
+        ),
+        "budget_seconds": None
+        if data.budget_hours is None
+        else hours_to_seconds(data.budget_hours),
+        "idle_timeout_seconds": data.idle_timeout_seconds or DEFAULT_IDLE_TIMEOUT_SECONDS,
+    }
 
 
 async def list_projects(db: Db, *, requester_id: str, page: PageParams) -> Page[ProjectRead]:
@@ -298,6 +395,16 @@ async def update_project(
             multi_label=merged["multi_label"],
             answer_schema=merged["answer_schema"],
         )
+    if "min_hourly_rate" in sent:
+        errors += pay_floor_errors(
+            pay_model=merged.get("pay_model", "per_assignment"),
+            min_hourly_rate_cents=merged["min_hourly_rate_cents"],
+        )
+    if "reward" in sent and row.pay_model == "hourly":
+        # The hourly terms are fixed at creation; an hourly project never pays per answer.
+        errors.append(
+            {"loc": ["body", "reward"], "msg": "an hourly project pays hourly_rate, not a reward"}
+        )
     if "qualification_requirements" in sent:
         problems, values["qualification_requirements"] = await requirement_errors(
             db, data.qualification_requirements or []
@@ -368,10 +475,46 @@ async def publish_project(
         },
     )
     amount = stats.open_slots * (row.reward_cents + row.fee_cents)
+    if row.min_hourly_rate_cents is not None:
+        # The floor's worst case (services/tasks/pay_floor) is held with the slots.
+        amount += await pay_floor.open_floor(
+            db,
+            project_id=row.id,
+            requester_id=row.requester_id,
+            min_hourly_rate_cents=row.min_hourly_rate_cents,
+            reward_cents=row.reward_cents,
+            duration_seconds=row.assignment_duration_seconds,
+            slots=stats.open_slots,
+        )
+        stats = (await repository.project_stats(db, [row.id]))[row.id]
+    if row.pay_model == "hourly":
+        amount += await _open_hourly_budget(db, row)
+        stats = (await repository.project_stats(db, [row.id]))[row.id]
     if amount:
         # Last step: a 402 or 503 here rolls back every row above.
         await reserve(payments, row, amount, key=f"publish:{row.id}")
     return to_read(updated, stats)
+
+
+def hourly_reservation_cents(row: ProjectRow) -> int:
+    """What publishing an hourly project holds: budget_hours x hourly_rate (rounded up to the
+    cent) plus the fee on it by the per-answer rule (shared/fees.py, the project's
+    assignments_per_task). Approvals pay each timesheet rounded down, so their sum never
+    exceeds the budget's pay."""
+    assert row.budget_seconds is not None and row.hourly_rate_cents is not None
+    pay = -(-row.budget_seconds * row.hourly_rate_cents // 3600)
+    return pay + fee_for(pay, assignments_per_task=row.assignments_per_task)
+
+
+async def _open_hourly_budget(db: WriteDb, row: ProjectRow) -> int:
+    """The project's budget counter (shared/models/hourly.py), written with the publish; returns
+    the cents to reserve for it."""
+    assert row.budget_seconds is not None
+    amount = hourly_reservation_cents(row)
+    await repository.insert_hourly_budget(
+        db, project_id=row.id, budget_seconds=row.budget_seconds, reserved_cents=amount
+    )
+    return amount
 
 
 async def pause_project(db: WriteDb, *, requester_id: str, project_id: str) -> ProjectRead:

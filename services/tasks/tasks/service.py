@@ -22,6 +22,7 @@ import orjson
 
 from services.tasks.answers import effective_answer_schema, validate_answer
 from services.tasks.lifecycle.assignment import assignment_read
+from services.tasks.pay_floor import service as pay_floor
 from services.tasks.projects.repository import ProjectRow
 from services.tasks.projects.service import load_project, reserve
 from services.tasks.tasks import repository
@@ -180,6 +181,7 @@ async def add_tasks(
             else new_id()
         )
         amount = slots * (project.reward_cents + project.fee_cents)
+        amount += await pay_floor.reserve_for_new_slots(db, project_id=project.id, slots=slots)
         await reserve(payments, project, amount, key=f"add-tasks:{project.id}:{batch}")
     return TasksCreated(created=len(ids), task_ids=ids)
 

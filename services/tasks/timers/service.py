@@ -1,6 +1,6 @@
 """The timers: sweeps that act on due rows, run by every tasks process.
 
-Four sweeps, each a loop of batches:
+The sweeps, each a loop of batches:
 
 - `assignment_deadlines`: accepted assignments past their deadline expire and their slots
   reopen (or, in a closed project or an expired task, their money is released);
@@ -9,7 +9,12 @@ Four sweeps, each a loop of batches:
 - `task_lifetimes`: open tasks past their expiry (their own `expires_at`, or their project's
   `tasks_expire_at` for tasks uploaded before publish) expire and their open slots' money is
   released;
-- `outbox_retention`: delivered outbox messages older than the retention are deleted.
+- `outbox_retention`: delivered outbox messages older than the retention are deleted;
+- `pay_floor_settlements`: per-answer projects with a pay floor whose week (or close) is due are
+  settled (services/tasks/pay_floor: top-ups and the release of the unused worst case, through
+  the outbox);
+- `requester_scorecards`: the discovery scorecard of each requester with published work is
+  recomputed once it is older than its max age (services/tasks/discovery).
 
 Exactly once with any number of replicas: a batch is one transaction that claims its rows with
 `FOR UPDATE SKIP LOCKED` (two replicas never hold the same row; each takes the next due rows),
@@ -38,26 +43,50 @@ from typing import Literal
 
 from fastapi import FastAPI
 
+from services.tasks.clock import Clock, utcnow
+from services.tasks.discovery import service as discovery
 from services.tasks.lifecycle import task_lifetime
 from services.tasks.lifecycle.auto_approve import auto_approve_due
 from services.tasks.lifecycle.expire import expire_overdue_assignments
+from services.tasks.pay_floor import service as pay_floor
+from services.tasks.sessions import service as sessions
 from services.tasks.timers import repository
 from services.tasks.timers.schemas import SweepStats, TimerStats
+from services.tasks.timesheets import service as timesheets
 from shared.database import Database, Db, WriteDb, as_row
 from shared.metrics import TIMER_ITEMS
 
 log = logging.getLogger("tasks.timers")
 
-SweepName = Literal["assignment_deadlines", "auto_approvals", "task_lifetimes", "outbox_retention"]
+SweepName = Literal[
+    "assignment_deadlines",
+    "auto_approvals",
+    "task_lifetimes",
+    "outbox_retention",
+    "pay_floor_settlements",
+    "work_sessions",
+    "timesheet_approvals",
+    "requester_scorecards",
+]
 SWEEPS: tuple[SweepName, ...] = (
     "assignment_deadlines",
     "auto_approvals",
     "task_lifetimes",
     "outbox_retention",
+    "pay_floor_settlements",
+    "work_sessions",
+    "timesheet_approvals",
+    "requester_scorecards",
 )
 # Sweeps whose batches may write outbox messages: the deliverer is woken after they commit.
 _MOVES_MONEY: frozenset[SweepName] = frozenset(
-    {"assignment_deadlines", "auto_approvals", "task_lifetimes"}
+    {
+        "assignment_deadlines",
+        "auto_approvals",
+        "task_lifetimes",
+        "pay_floor_settlements",
+        "timesheet_approvals",
+    }
 )
 
 
@@ -70,6 +99,15 @@ async def expire_due_tasks(db: WriteDb, *, limit: int, grace_seconds: float) -> 
         db, limit=limit, grace_seconds=grace_seconds
     )
     return expired
+
+
+async def end_due_sessions(db: WriteDb, *, now: datetime, limit: int, grace_seconds: float) -> int:
+    """Work sessions left alone: idle past their deadline (or their week's end), or open in a
+    project whose budget is used up (services/tasks/sessions)."""
+    ended = await sessions.end_idle_sessions(db, now=now, limit=limit, grace_seconds=grace_seconds)
+    if ended < limit:
+        ended += await sessions.end_exhausted_sessions(db, now=now, limit=limit - ended)
+    return ended
 
 
 async def prune_outbox(db: WriteDb, *, limit: int, retention_seconds: float) -> int:
@@ -97,7 +135,25 @@ SELECT
         AS task_lifetimes,
     (SELECT count(*) FROM outbox
      WHERE delivered_at IS NOT NULL AND delivered_at < now() - make_interval(secs => $2))
-        AS outbox_retention
+        AS outbox_retention,
+    (SELECT count(*) FROM pay_floors WHERE finished_at IS NULL AND next_settlement_at <= now())
+        AS pay_floor_settlements,
+    (SELECT count(*) FROM work_sessions
+     WHERE status = 'open' AND expires_at < $3::timestamptz - make_interval(secs => $1::float8))
+    + (SELECT count(*) FROM hourly_budgets b
+       JOIN work_sessions s ON s.project_id = b.project_id AND s.status = 'open'
+       WHERE b.exhausted_at IS NOT NULL)
+        AS work_sessions,
+    (SELECT count(*) FROM timesheets
+     WHERE status = 'open'
+       AND auto_approve_at < $3::timestamptz - make_interval(secs => $1::float8))
+        AS timesheet_approvals,
+    (SELECT count(*) FROM (SELECT DISTINCT p.requester_id FROM projects p
+                           WHERE p.status = 'published') r
+     WHERE NOT EXISTS (SELECT 1 FROM requester_scorecards s
+                       WHERE s.requester_id = r.requester_id
+                         AND s.refreshed_at >= now() - make_interval(secs => $4)))
+        AS requester_scorecards
 """
 
 
@@ -107,11 +163,28 @@ class Backlog:
     auto_approvals: int
     task_lifetimes: int
     outbox_retention: int
+    pay_floor_settlements: int
+    work_sessions: int
+    timesheet_approvals: int
+    requester_scorecards: int
 
 
-async def backlog(db: Db, *, grace_seconds: float, retention_seconds: float) -> dict[str, int]:
-    """Items due right now per sweep (each count walks only its partial index's due range)."""
-    row = as_row(Backlog, await db.fetchrow(_BACKLOG, grace_seconds, retention_seconds))
+async def backlog(
+    db: Db,
+    *,
+    grace_seconds: float,
+    retention_seconds: float,
+    now: datetime | None = None,
+    scorecard_max_age_seconds: float = 60.0,
+) -> dict[str, int]:
+    """Items due right now per sweep (each count walks only its partial index's due range;
+    hourly work's against `now`, its clock)."""
+    row = as_row(
+        Backlog,
+        await db.fetchrow(
+            _BACKLOG, grace_seconds, retention_seconds, now or utcnow(), scorecard_max_age_seconds
+        ),
+    )
     assert row is not None  # counts always have a row
     return {name: int(getattr(row, name)) for name in SWEEPS}
 
@@ -140,6 +213,15 @@ class TimerRunner:
     # Called after a committed batch that may have enqueued payouts or releases (this
     # process's outbox deliverer wakes up instead of waiting for its next poll).
     after_money_moves: Callable[[], None] | None = None
+    # The pay floor's settlement sweep (settings pay_floor_grace_seconds, _recheck_seconds).
+    pay_floor_grace_seconds: float = 3_600.0
+    pay_floor_recheck_seconds: float = 300.0
+    # The scorecard sweep: a requester's scorecard is recomputed once older than this, so many
+    # requesters per batch (each an aggregate of the requester's history).
+    scorecard_max_age_seconds: float = 60.0
+    scorecard_batch_size: int = 50
+    # Hourly work's "now" (services/tasks/clock.py): the wall clock; tests pass their own.
+    clock: Clock = utcnow
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _state: dict[str, _SweepState] = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -158,8 +240,28 @@ class TimerRunner:
             return lambda db: auto_approve_due(db, limit=limit, grace_seconds=grace)
         if name == "task_lifetimes":
             return lambda db: expire_due_tasks(db, limit=limit, grace_seconds=grace)
+        if name == "pay_floor_settlements":
+            grace, recheck = self.pay_floor_grace_seconds, self.pay_floor_recheck_seconds
+            return lambda db: pay_floor.settle_due(
+                db, limit=limit, grace_seconds=grace, recheck_seconds=recheck
+            )
+        if name == "work_sessions":
+            return lambda db: end_due_sessions(
+                db, now=self.clock(), limit=limit, grace_seconds=grace
+            )
+        if name == "timesheet_approvals":
+            return lambda db: timesheets.auto_approve_due(
+                db, now=self.clock(), limit=limit, grace_seconds=grace
+            )
+        if name == "requester_scorecards":
+            max_age, batch = self.scorecard_max_age_seconds, self.scorecard_batch_size
+            return lambda db: discovery.refresh_scorecards(db, limit=batch, max_age_seconds=max_age)
         retention = self.retention_seconds
         return lambda db: prune_outbox(db, limit=limit, retention_seconds=retention)
+
+    def _batch_limit(self, name: SweepName) -> int:
+        """A full batch of this sweep: the next one starts at once instead of after a poll."""
+        return self.scorecard_batch_size if name == "requester_scorecards" else self.batch_size
 
     async def run_batch(self, name: SweepName) -> int:
         """One batch of one sweep in its own transaction; returns the items acted on."""
@@ -181,7 +283,7 @@ class TimerRunner:
         while True:
             acted = await self.run_batch(name)
             total += acted
-            if acted < self.batch_size:
+            if acted < self._batch_limit(name):
                 return total
 
     async def _loop(self, name: SweepName) -> None:
@@ -200,7 +302,7 @@ class TimerRunner:
                 backoff = min(backoff * 2, self.error_backoff_cap_seconds)
                 continue
             backoff = self.error_backoff_seconds
-            if acted < self.batch_size:
+            if acted < self._batch_limit(name):
                 await self._sleep(self.poll_interval_seconds)
 
     async def _sleep(self, seconds: float) -> None:
@@ -263,12 +365,20 @@ def runner_from_settings(app: FastAPI) -> TimerRunner:
         error_backoff_cap_seconds=settings.timers_error_backoff_cap_seconds,
         stop_timeout_seconds=settings.background_stop_timeout_seconds,
         after_money_moves=deliverer.wake if deliverer is not None else None,
+        pay_floor_grace_seconds=settings.pay_floor_grace_seconds,
+        pay_floor_recheck_seconds=settings.pay_floor_recheck_seconds,
+        scorecard_max_age_seconds=settings.discovery_scorecard_max_age_seconds,
+        scorecard_batch_size=settings.discovery_scorecard_batch_size,
     )
 
 
 async def timer_stats(runner: TimerRunner, db: Db) -> TimerStats:
     due = await backlog(
-        db, grace_seconds=runner.grace_seconds, retention_seconds=runner.retention_seconds
+        db,
+        grace_seconds=runner.grace_seconds,
+        retention_seconds=runner.retention_seconds,
+        now=runner.clock(),
+        scorecard_max_age_seconds=runner.scorecard_max_age_seconds,
     )
     return runner.stats(due)
 

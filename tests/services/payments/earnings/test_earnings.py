@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -139,9 +139,54 @@ async def test_earnings_by_day_and_project_with_hours_and_rate(
         {"date": two_days_ago.date().isoformat(), "amount": "3.00", "assignments": 1},
         {"date": today.isoformat(), "amount": "4.00", "assignments": 2},
     ]
+    # per project: cats 2.00 + 1.00 rewards and the 1.00 bonus over 45 minutes, dogs 3.00 over 45
+    common = {"requester_id": requester.id, "pay_model": "per_assignment"}
     assert body["by_project"] == [
-        {"project_id": cats, "project_title": "Cats", "amount": "4.00", "assignments": 2},
-        {"project_id": dogs, "project_title": "Dogs", "amount": "3.00", "assignments": 1},
+        {
+            "project_id": cats,
+            "project_title": "Cats",
+            "amount": "4.00",
+            "assignments": 2,
+            "measured_seconds": 2700,
+            "hours_worked": 0.75,
+            "hourly_rate": "5.33",
+            **common,
+        },
+        {
+            "project_id": dogs,
+            "project_title": "Dogs",
+            "amount": "3.00",
+            "assignments": 1,
+            "measured_seconds": 2700,
+            "hours_worked": 0.75,
+            "hourly_rate": "4.00",
+            **common,
+        },
+    ]
+    assert body["by_requester"] == [
+        {
+            "requester_id": requester.id,
+            "amount": "7.00",
+            "assignments": 3,
+            "measured_seconds": 5400,
+            "hours_worked": 1.5,
+            "hourly_rate": "4.67",
+        },
+    ]
+
+    def monday(day: date) -> str:
+        return (day - timedelta(days=day.weekday())).isoformat()
+
+    weeks: dict[str, tuple[int, int]] = {}
+    for day, cents, secs in (
+        (two_days_ago.date(), 300, 2700),
+        (datetime.now(UTC).date(), 400, 2700),
+    ):
+        got = weeks.get(monday(day), (0, 0))
+        weeks[monday(day)] = (got[0] + cents, got[1] + secs)
+    assert [(w["week_start"], w["amount"], w["measured_seconds"]) for w in body["by_week"]] == [
+        (week, f"{cents // 100}.{cents % 100:02d}", secs)
+        for week, (cents, secs) in sorted(weeks.items())
     ]
     assert body["hours_worked"] == 1.5  # 30 + 15 + 45 minutes
     assert body["hourly_rate"] == "4.67"  # 7.00 / 1.5 h = 4.6666...

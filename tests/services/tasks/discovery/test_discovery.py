@@ -9,6 +9,7 @@ import httpx
 import orjson
 
 from services.tasks.discovery import repository as discovery_repository
+from services.tasks.discovery import service as discovery_service
 from shared.ids import new_id
 from tests.fixtures.accounts import Actor, create_requester, create_worker
 from tests.fixtures.projects import (
@@ -77,7 +78,14 @@ async def test_lists_claimable_work_with_counts_and_estimates(
     assert item["reward"] == "0.25" and item["title"] == project["title"]
     assert item["hourly_rate_estimate"] == "30.00"  # 0.25 per 30 s (the requester's estimate)
     assert item["estimated_seconds_per_assignment"] == 30
-    assert item["requester_stats"] == {"approval_rate_given": None, "median_review_seconds": None}
+    assert item["requester_stats"] == {
+        "approval_rate_given": None,
+        "median_review_seconds": None,
+        "effective_hourly_pay": None,
+        "timesheets_disputed_rate": None,
+        "pay_floor_set": False,
+    }
+    assert item["pay_model"] == "per_assignment" and item["min_hourly_rate"] is None
     assert set(item) >= {"id", "title", "description", "keywords", "task_type", "requester_stats"}
     # A newcomer may still take task 0's last slot, and task 3.
     fresh = await create_worker(workers_client)
@@ -259,6 +267,7 @@ async def test_failed_gold_standard_hides_the_project(
 
 
 async def test_measured_hourly_rate_and_requester_stats(
+    apps: dict,
     tasks_client: httpx.AsyncClient,
     workers_client: httpx.AsyncClient,
     payments_client: httpx.AsyncClient,
@@ -300,13 +309,22 @@ async def test_measured_hourly_rate_and_requester_stats(
             answer={"label": "dog"},
             working_seconds=seconds,
         )
+    async with apps["tasks"].state.database.transaction() as tx:
+        await discovery_service.refresh_scorecards_of(tx, [requester.id])
     viewer = await create_worker(workers_client)
     listed = await _listed(tasks_client, viewer)
     item = listed[measured["id"]]
     # median measured time 100 s beats the 10 s estimate: 0.25 x 36 per hour
     assert item["hourly_rate_estimate"] == "9.00"
     assert item["hourly_rate_basis"] == "measured" and item["measured_seconds"] == 320
-    assert item["requester_stats"] == {"approval_rate_given": 75.0, "median_review_seconds": 250}
+    # 3 approved answers of 120 s at 0.25: 7.50 an hour each (the submitted ones are not paid)
+    assert item["requester_stats"] == {
+        "approval_rate_given": 75.0,
+        "median_review_seconds": 250,
+        "effective_hourly_pay": "7.50",
+        "timesheets_disputed_rate": None,
+        "pay_floor_set": False,
+    }
     # 3 approved answers of 120 s (the rejected one is not working time that counts)
     assert listed[reviewed["id"]]["hourly_rate_estimate"] == "7.50"
 
