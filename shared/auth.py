@@ -204,9 +204,11 @@ async def authenticate(request: Request, db: Db, key: str) -> Caller:
         caller = Caller(account_id=row["account_id"], kind=row["kind"], key_id=row["id"])
         touch = row["stale"]
         cache.store(key_hash, caller, generation=generation)
-    # Per account, not per key: keys are cheap to mint (shared.ratelimit). Counted on the
-    # request's connection when it is an autocommit one, else on the limiter's own (never in
-    # the request's transaction, which would hold the counter row locked until its commit).
+    # Per account, not per key: keys are cheap to mint (shared.ratelimit). Spent from this
+    # process's lease of the account's budget; the statement taking the next lease (once per
+    # k requests of a busy account) runs on the request's connection when it is an autocommit
+    # one, else on the limiter's own (never in the request's transaction, which would hold the
+    # counter row locked until its commit).
     await request.app.state.account_rate_limiter.check(
         caller.account_id, db if isinstance(db, AutocommitDb) else None
     )

@@ -1,5 +1,7 @@
 """Rate-limit counters shared by every process of every service (shared.ratelimit), one row per
-bucket and window: `hits` in the fixed window `window_no` (Unix time // window length).
+bucket and window: `hits` in the fixed window `window_no` (Unix time // window length), i.e. the
+units leased to processes (each spends its lease locally), and `granted`, the last lease's size
+(what the leasing statement's RETURNING reports).
 
 UNLOGGED: a counter is written on every authenticated request, and WAL for it would cost every
 request a log write and the streaming replica a copy of data nobody reads there; after a crash
@@ -24,6 +26,7 @@ class RateLimitCounter(Base):
     bucket: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
     window_no: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hits: Mapped[int] = mapped_column(Integer, nullable=False)
+    granted: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     expires_at: Mapped[datetime] = timestamp_column(nullable=False)
 
     __table_args__ = (
