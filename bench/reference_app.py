@@ -4,10 +4,12 @@ A minimal FastAPI app on an asyncpg pool, deployed like the tasks service (same 
 number of processes, the same connection budget per process). It runs the very statements of
 `services/tasks/lifecycle/accept.py` and `submit.py` (imported, so they can never drift apart): the
 claim (from a random rank, wrapping around, then waiting for locks, exactly as the service's accept
-retries) and the submit statement (the assignment's update and the worker's submission count in the
-project, one statement in the service too). No auth, no requirements, no answer validation, no
-idempotency, no pydantic models: what is left is the cost of HTTP + JSON + the two statements, which
-is what "our code" is measured against.
+retries), the submit statement (the assignment's update and the worker's submission count in the
+project, one statement in the service too) and the approve statement (`lifecycle/approve.py`'s
+one-statement fast path: the state change, the slot, the tally and the payout's outbox row, which
+the tasks service's deliverer then pays like any other). No auth, no requirements, no answer
+validation, no idempotency, no pydantic models: what is left is the cost of HTTP + JSON + the
+statements, which is what "our code" is measured against.
 
     uvicorn --factory bench.reference_app:create_app   (env BENCH_REFERENCE_DATABASE_URL)
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,15 +28,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from services.tasks.lifecycle.accept import CLAIM_SKIP_LOCKED_SQL, CLAIM_WAITING_SQL
+from services.tasks.lifecycle.approve import APPROVE_ONE_SQL
+from services.tasks.lifecycle.decisions import OVERRIDE_WINDOW_DAYS
 from services.tasks.lifecycle.submit import SUBMIT_SQL
+from shared.ids import new_id
 
 MAX_CLAIM_RANK = 2_147_483_647
-_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def reference_id() -> str:
-    """A 26-character random id (the service's ids are the same length)."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
 
 
 async def _end_transaction(conn: asyncpg.Connection) -> None:
@@ -58,7 +56,12 @@ def create_app() -> FastAPI:
         # release only by ending an open transaction, so both sides make the same round trips
         # for the same work.
         app.state.pool = await asyncpg.create_pool(
-            database_url, min_size=min(4, pool_size), max_size=pool_size, reset=_end_transaction
+            database_url,
+            min_size=min(4, pool_size),
+            max_size=pool_size,
+            reset=_end_transaction,
+            # The bench charges each side the Postgres backends serving it (by this name).
+            server_settings={"application_name": "reference"},
         )
         try:
             yield
@@ -78,7 +81,9 @@ def create_app() -> FastAPI:
         args = (
             body["project_id"],
             body["worker_id"],
-            reference_id(),
+            # The service's own ids (a ULID): a random 26-digit id drawn with secrets.choice
+            # cost the reference 27 getrandom calls per accept, flattering every ratio.
+            new_id(),
             body["requester_id"],
             body["reward_cents"],
             body["fee_cents"],
@@ -117,6 +122,18 @@ def create_app() -> FastAPI:
                 orjson.dumps(body["answer"]).decode(),
                 0,  # no gold answer given
                 0,
+            )
+        if row is None:
+            return _json(409, {"code": "invalid_state"})
+        return _json(200, {"id": row["id"], "status": row["status"]})
+
+    @app.post("/approve/{assignment_id}")
+    async def approve(assignment_id: str, request: Request) -> Response:
+        """Body: {requester_id}. The payout is written to the outbox, as by the service."""
+        body = orjson.loads(await request.body())
+        async with request.app.state.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                APPROVE_ONE_SQL, assignment_id, body["requester_id"], None, OVERRIDE_WINDOW_DAYS
             )
         if row is None:
             return _json(409, {"code": "invalid_state"})

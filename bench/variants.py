@@ -9,6 +9,11 @@ a deployment: the real change belongs in shared/ or services/.
 
 Variants:
 - no_access_log: no JSON access-log line per request (what logging costs on the hot paths).
+- local_ratelimit: the per-account rate limit counted in the process's memory (the algorithm of
+  shared.ratelimit.RateLimiter) instead of one Postgres statement per authenticated request
+  (SharedRateLimiter): what sharing the budget across replicas costs per request.
+- no_request_metrics: without the Prometheus request middleware (shared.metrics): what the
+  per-request metrics cost.
 
 Earlier variants, measured in RESULTS.md and since applied to the code (so removed here):
 `no_preping` (no pool pre-ping), `threadless_ratelimit` (shared/ratelimit.py without threads),
@@ -28,7 +33,35 @@ def _no_access_log() -> None:
     logging.getLogger("access").disabled = True
 
 
-_INSTALLERS: dict[str, Callable[[], None]] = {"no_access_log": _no_access_log}
+class _InMemoryAccountLimit:
+    """SharedRateLimiter's interface (an awaitable check) over the in-memory limiter."""
+
+    def __init__(self, rate: str) -> None:
+        from shared.ratelimit import RateLimiter
+
+        self.limiter = RateLimiter(rate)
+
+    async def check(self, key: str, db: object = None) -> None:  # db: shared.auth passes it
+        self.limiter.check(key)
+
+
+def _local_ratelimit(app: FastAPI) -> None:
+    app.state.account_rate_limiter = _InMemoryAccountLimit(app.state.settings.account_rate_limit)
+
+
+def _no_request_metrics(app: FastAPI) -> None:
+    # The middleware stack is built on the first request, from this list.
+    kept = [m for m in app.user_middleware if m.cls.__name__ != "RequestMetricsMiddleware"]
+    if len(kept) == len(app.user_middleware):
+        raise RuntimeError("no RequestMetricsMiddleware to remove")
+    app.user_middleware[:] = kept
+
+
+_INSTALLERS: dict[str, Callable[[FastAPI], None]] = {
+    "no_access_log": lambda _app: _no_access_log(),
+    "local_ratelimit": _local_ratelimit,
+    "no_request_metrics": _no_request_metrics,
+}
 VARIANTS = tuple(_INSTALLERS)
 
 
@@ -44,7 +77,7 @@ def _patched(create: Callable[[], FastAPI]) -> FastAPI:
     enabled = _enabled()
     app = create()  # configures logging: the installers run after it
     for name in sorted(enabled):
-        _INSTALLERS[name]()
+        _INSTALLERS[name](app)
     app.state.bench_variants = sorted(enabled)
     return app
 

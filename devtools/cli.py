@@ -1,6 +1,7 @@
 """The `manage.py` commands; runs inside the project venv (manage.py guarantees that).
 
-    run      embedded Postgres (unless DATABASE_URL is set) + migrations + the three services
+    run      embedded Postgres (unless DATABASE_URL is set) + migrations + the three services;
+             `run --replicas N`: N processes of each service behind nginx on the public ports
     test     pytest with the given arguments (tests start their own embedded Postgres)
     migrate  alembic upgrade head against the same database `run` would use
     psql     an interactive psql on that database
@@ -16,9 +17,11 @@ import contextlib
 import http.client
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from devtools.embedded_pg import EmbeddedPostgres
+    from devtools.gateway import LocalGateway
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
@@ -45,14 +49,16 @@ STOP_TIMEOUT = 15.0
 class ProcessSpec:
     """A long-running process `run` supervises next to the services.
 
-    `argv` are arguments to the venv's python (e.g. ["-m", "services.tasks.timers"]); it gets the
-    same environment as the services. With `health_url`, `run` waits for it to answer 200.
+    `argv` are arguments to the venv's python (e.g. ["-m", "services.tasks.timers"]), or to
+    `program` when one is given (nginx); it gets the same environment as the services, plus
+    `env`. With `health_url`, `run` waits for it to answer 200.
     """
 
     name: str
     argv: list[str]
     health_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    program: str | None = None
 
 
 EXTRA_PROCESSES: list[ProcessSpec] = []
@@ -141,33 +147,74 @@ def service_env(db_url: str, host: str, ports: dict[str, int]) -> dict[str, str]
     return env
 
 
+def uvicorn_argv(service: str, host: str, port: int) -> list[str]:
+    return [
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"services.{service}.app:create_app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--no-access-log",
+        # Forwarded headers are judged by the app alone (*_FORWARDED_ALLOW_IPS).
+        "--no-proxy-headers",
+        # Drain in-flight requests on SIGTERM, but not forever (the supervisor's
+        # STOP_TIMEOUT SIGKILLs after 15 s).
+        "--timeout-graceful-shutdown",
+        "10",
+    ]
+
+
 def service_specs(host: str, ports: dict[str, int]) -> list[ProcessSpec]:
     peer_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     specs = [
         ProcessSpec(
             name=name,
-            argv=[
-                "-m",
-                "uvicorn",
-                "--factory",
-                f"services.{name}.app:create_app",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--no-access-log",
-                # Forwarded headers are judged by the app alone (*_FORWARDED_ALLOW_IPS).
-                "--no-proxy-headers",
-                # Drain in-flight requests on SIGTERM, but not forever (the supervisor's
-                # STOP_TIMEOUT SIGKILLs after 15 s).
-                "--timeout-graceful-shutdown",
-                "10",
-            ],
+            argv=uvicorn_argv(name, host, port),
             health_url=f"http://{peer_host}:{port}/healthz",
         )
         for name, port in ports.items()
     ]
     return [*specs, *EXTRA_PROCESSES]
+
+
+def replica_specs(
+    host: str, ports: dict[str, int], replicas: int, env: dict[str, str], workdir: Path
+) -> tuple[list[ProcessSpec], LocalGateway]:
+    """`replicas` uvicorn processes per service on free local ports, and nginx on the public
+    ports in front of them (devtools.gateway: the compose gateway's template). Replica i calls
+    replica i of each peer directly; only nginx listens on `host`."""
+    from devtools.gateway import LocalGateway, replica_env, replica_layout
+
+    layout = replica_layout(replicas)
+    specs = []
+    for group in layout.values():
+        for replica in group:
+            own = replica_env(env, replica, layout, "127.0.0.1")
+            specs.append(
+                ProcessSpec(
+                    name=replica.name,
+                    argv=uvicorn_argv(replica.service, "127.0.0.1", replica.port),
+                    health_url=f"http://127.0.0.1:{replica.port}/healthz",
+                    env={k: v for k, v in own.items() if env.get(k) != v},
+                )
+            )
+    gateway = LocalGateway(
+        workdir, listen=[f"{host}:{port}" for port in ports.values()], layout=layout
+    )
+    gateway.write()
+    peer_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    specs.append(
+        ProcessSpec(
+            name="nginx",
+            argv=gateway.argv()[1:],
+            program=gateway.argv()[0],
+            health_url=f"http://{peer_host}:{next(iter(ports.values()))}/healthz",
+        )
+    )
+    return [*specs, *EXTRA_PROCESSES], gateway
 
 
 class Stop(Exception):
@@ -196,7 +243,7 @@ def supervised(
     try:
         for spec in specs:
             procs[spec.name] = subprocess.Popen(
-                [sys.executable, *spec.argv],
+                [spec.program or sys.executable, *spec.argv],
                 cwd=ROOT,
                 env={**env, **spec.env},
                 start_new_session=True,
@@ -250,24 +297,74 @@ def wait_healthy(specs: list[ProcessSpec], procs: dict[str, subprocess.Popen[byt
     return None
 
 
-def cmd_run(_args: list[str]) -> int:
+def _replicas_argument(args: list[str]) -> int | None:
+    """`--replicas N` (or `--replicas=N`); None when absent. Raises ValueError on bad input."""
+    for i, arg in enumerate(args):
+        if arg == "--replicas":
+            if i + 1 >= len(args):
+                raise ValueError("--replicas needs a number")
+            value = args[i + 1]
+        elif arg.startswith("--replicas="):
+            value = arg.split("=", 1)[1]
+        else:
+            raise ValueError(f"unknown argument {arg!r}")
+        n = int(value)
+        if n < 1:
+            raise ValueError("--replicas must be at least 1")
+        return n
+    return None
+
+
+def cmd_run(args: list[str]) -> int:
+    try:
+        replicas = _replicas_argument(args)
+    except ValueError as exc:
+        print(f"run: {exc} (usage: manage.py run [--replicas N])", file=sys.stderr)
+        return 2
     host = os.environ.get("HOST") or "127.0.0.1"
     ports = service_ports()
+    gateway = None
+    gateway_dir: Path | None = None
+    if replicas is not None:
+        from devtools.gateway import INSTALL_HINT, find_nginx
+
+        if find_nginx() is None:
+            print(f"run --replicas: {INSTALL_HINT}", file=sys.stderr)
+            return 1
     db = open_database()
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if (code := migrate(db.url)) != 0:
             print(f"migrations failed (exit {code})", file=sys.stderr)
             return code
-        specs = service_specs(host, ports)
-        with supervised(specs, service_env(db.url, host, ports)) as procs:
+        env = service_env(db.url, host, ports)
+        if replicas is None:
+            specs = service_specs(host, ports)
+        else:
+            gateway_dir = Path(tempfile.mkdtemp(prefix="marketplace-gateway-"))
+            specs, gateway = replica_specs(host, ports, replicas, env, gateway_dir)
+        with supervised(specs, env) as procs:
             if problem := wait_healthy(specs, procs):
                 print(f"startup failed: {problem}", file=sys.stderr)
                 return 1
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             print("\nready:", flush=True)
-            for name, port in ports.items():
-                print(f"  {name:<9} http://{shown}:{port}   docs http://{shown}:{port}/docs")
+            if gateway is None:
+                for name, port in ports.items():
+                    print(f"  {name:<9} http://{shown}:{port}   docs http://{shown}:{port}/docs")
+            else:
+                for name, port in ports.items():
+                    print(f"  {name:<9} http://{shown}:{port}   (nginx: the whole public API)")
+                for group in gateway.upstreams.values():
+                    for server in group:
+                        print(f"    replica http://{server}   (its /docs and /internal/*)")
+                print(f"  gateway   {gateway.conf_path}")
+                first = {svc: servers[0] for svc, servers in gateway.upstreams.items()}
+                print(
+                    "  demo      python3 manage.py demo"
+                    f" --tasks-internal-url http://{first['tasks']}"
+                    f" --payments-internal-url http://{first['payments']}"
+                )
             print(f"  database  {db.url}\n(Ctrl-C to stop)", flush=True)
             while not (problem := _dead(procs)):
                 time.sleep(0.5)
@@ -279,6 +376,8 @@ def cmd_run(_args: list[str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if gateway_dir is not None:
+            shutil.rmtree(gateway_dir, ignore_errors=True)
         db.close()
 
 
@@ -299,7 +398,11 @@ def cmd_test(args: list[str]) -> int:
     given = any(
         a in ("-n", "--numprocesses") or a.startswith(("-n", "--numprocesses=")) for a in args
     )
-    workers = [] if given else ["-n", str(TEST_PROCESSES)]
+    # loadscope: a module's tests run in one process, so a module's session-scoped stack (the
+    # two replicas of each service behind nginx, tests/gateway/test_replicas.py) starts once
+    # per run, not once per worker. (loadgroup would do it per mark, but pytest-xdist 3.8 cannot
+    # rename pytest 9's node ids, so its groups are silently ignored.)
+    workers = [] if given else ["-n", str(TEST_PROCESSES), "--dist", "loadscope"]
     os.execv(sys.executable, [sys.executable, "-m", "pytest", *workers, *args])
     return 1  # unreachable: execv replaces this process
 

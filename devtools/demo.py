@@ -138,8 +138,14 @@ class DemoError(RuntimeError):
 
 
 class Api:
-    def __init__(self, urls: dict[str, str], internal_token: str | None) -> None:
+    def __init__(
+        self,
+        urls: dict[str, str],
+        internal_token: str | None,
+        internal_urls: dict[str, str] | None = None,
+    ) -> None:
         self.urls = urls
+        self.internal_urls = internal_urls or urls
         self.internal_token = internal_token
         self.client = httpx.AsyncClient(timeout=30)
 
@@ -156,7 +162,8 @@ class Api:
         headers = dict(kw.pop("headers", {}))
         if who is not None:
             headers.update(who.headers)
-        resp = await self.client.request(method, self.urls[service] + path, headers=headers, **kw)
+        base = self.internal_urls if path.startswith("/internal/") else self.urls
+        resp = await self.client.request(method, base[service] + path, headers=headers, **kw)
         expected = (expect,) if isinstance(expect, int) else expect
         if resp.status_code not in expected:
             raise DemoError(f"{method} {path} -> {resp.status_code}: {resp.text[:500]}")
@@ -252,9 +259,14 @@ async def _wait_until(check: Callable[[], Any], what: str, seconds: float = 30.0
 
 
 async def run_demo(
-    urls: dict[str, str], internal_token: str | None, say: Callable[[str], None] = print
+    urls: dict[str, str],
+    internal_token: str | None,
+    say: Callable[[str], None] = print,
+    internal_urls: dict[str, str] | None = None,
 ) -> DemoReport:
-    api = Api(urls, internal_token)
+    """`urls`: where the public API is (each service, or a gateway); `internal_urls`: where
+    /internal/* is (a process of each service: a gateway never routes it), `urls` by default."""
+    api = Api(urls, internal_token, internal_urls)
     rng = random.Random(7)
     report = DemoReport()
     tag = uuid.uuid4().hex[:8]
@@ -702,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     for svc, port in (("tasks", 8001), ("workers", 8002), ("payments", 8003)):
         default = f"http://{host}:{os.environ.get(svc.upper() + '_PORT', port)}"
         parser.add_argument(f"--{svc}-url", default=default)
+        # Behind a gateway (`run --replicas N`), /internal/* is on the replicas, not the gateway.
+        parser.add_argument(f"--{svc}-internal-url", default=None)
     parser.add_argument("--internal-token", default=os.environ.get("INTERNAL_TOKEN"))
     args = parser.parse_args(argv)
     token = args.internal_token
@@ -709,8 +723,9 @@ def main(argv: list[str] | None = None) -> int:
     if not token and token_file.exists():
         token = token_file.read_text().strip()
     urls = {"tasks": args.tasks_url, "workers": args.workers_url, "payments": args.payments_url}
+    internal = {svc: getattr(args, f"{svc}_internal_url") or url for svc, url in urls.items()}
     try:
-        asyncio.run(run_demo(urls, token))
+        asyncio.run(run_demo(urls, token, internal_urls=internal))
     except (DemoError, httpx.HTTPError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1

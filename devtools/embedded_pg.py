@@ -52,6 +52,15 @@ not here: on top of fsync=off it measured within noise on pgbench (2 cores, 8 an
 and it made kill() drop the last ~0.5 s of acknowledged commits.
 """
 
+REPLICATION_SETTINGS: dict[str, str] = {"wal_level": "replica", "max_wal_senders": "10"}
+"""A primary that streaming replicas can follow (`replication=True`). Both are Postgres's defaults
+today; they are set explicitly so a cluster made for replication says so (and keeps working if a
+default changes). `hot_standby` (reads on the standby) is on by default on the standby's side."""
+
+REPLICATION_HBA_LINE = f"host    replication     all             {HOST}/32            trust"
+"""The pg_hba.conf line that lets a replica on this host connect for streaming (initdb's default
+file has it; ensured anyway, since a replication connection is refused without one)."""
+
 PORT_FILE = "devtools.port"
 LOG_FILE = "postgres.log"
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; leave room for "/.s.PGSQL.NNNNN.lock"
@@ -150,12 +159,16 @@ class EmbeddedPostgres:
 
     `port=0` picks a free port on first start and remembers it in the data directory, so reruns
     keep the same DSN while that port stays free. `fast=True` turns durability off (tests, bench).
+    `replication=True` makes a primary that streaming replicas can follow (`create_replica`).
     """
 
-    def __init__(self, data_dir: Path, port: int = 0, *, fast: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, port: int = 0, *, fast: bool = False, replication: bool = False
+    ) -> None:
         self.data_dir = Path(data_dir).expanduser().absolute()
         self.requested_port = port
         self.fast = fast
+        self.replication = replication
         self._port: int | None = None
         self._bin = bin_dir()
         self._as_root = os.geteuid() == 0
@@ -219,6 +232,43 @@ class EmbeddedPostgres:
             while any(_pid_alive(p) for p in pids) and time.monotonic() < deadline:
                 time.sleep(0.02)
             self._clear_zombie_locks(info, wait=0)
+
+    def create_replica(self, data_dir: Path, port: int = 0) -> EmbeddedPostgres:
+        """A streaming replica of this running primary in `data_dir` (not started yet: call
+        `start()`), made with `pg_basebackup -R`: a copy of the cluster plus `standby.signal` and
+        the `primary_conninfo` that makes it follow this server. Needs `replication=True` here.
+
+        Reuses `data_dir` when it already holds a cluster (a replica made earlier). Like initdb,
+        the copy goes to a sibling directory first, so a failed copy leaves no half cluster.
+        """
+        if not self.replication:
+            raise RuntimeError("create_replica needs a primary started with replication=True")
+        replica = EmbeddedPostgres(data_dir, port, fast=self.fast)
+        with replica._lock():
+            if (replica.data_dir / "PG_VERSION").exists():
+                return replica
+            if self._as_root:
+                replica._prepare_root_permissions()
+            staging = replica.data_dir.with_name(replica.data_dir.name + ".basebackup")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(mode=0o700)
+            if self._as_root:
+                pw = _ensure_system_user()
+                os.chown(staging, pw.pw_uid, pw.pw_gid)
+            argv = [str(self._bin / "pg_basebackup"), "-D", str(staging), "-R"]
+            argv += ["-h", HOST, "-p", str(self.port), "-U", SUPERUSER]
+            argv += ["-X", "stream", "--checkpoint=fast", *(["--no-sync"] if self.fast else [])]
+            proc = self._run_as_pg(argv)
+            if proc.returncode != 0:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise RuntimeError(f"pg_basebackup failed ({proc.returncode}):\n{proc.stdout}")
+            # The copy carries the primary's remembered port and server log: not the replica's.
+            for name in (PORT_FILE, LOG_FILE):
+                (staging / name).unlink(missing_ok=True)
+            if replica.data_dir.exists():
+                replica.data_dir.rmdir()
+            staging.rename(replica.data_dir)
+        return replica
 
     def run_sql(self, sql: str, dbname: str = "postgres") -> str:
         """Run SQL through psql (sync, so it works inside or outside an event loop)."""
@@ -289,6 +339,8 @@ class EmbeddedPostgres:
             self._clear_zombie_locks(stale, wait=5)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
+        if self.replication:
+            self._allow_replication_connections()
         fixed = port != 0
         for attempt in range(3):
             chosen = port if fixed else self._auto_port(fresh=attempt > 0)
@@ -331,8 +383,18 @@ class EmbeddedPostgres:
                     return remembered
         return find_free_port()
 
+    def _allow_replication_connections(self) -> None:
+        """Add REPLICATION_HBA_LINE to pg_hba.conf unless a host line for replication is there
+        (read at server start, which follows)."""
+        hba = self.data_dir / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        if not any(re.match(r"\s*host\w*\s+replication\s", line) for line in lines):
+            with hba.open("a") as fh:  # appending keeps the file's owner (the server user)
+                fh.write(REPLICATION_HBA_LINE + "\n")
+
     def _pg_ctl_start(self, port: int) -> None:
         settings = BASE_SETTINGS | (FAST_SETTINGS if self.fast else {})
+        settings |= REPLICATION_SETTINGS if self.replication else {}
         options = [
             f"-h {HOST}",
             f"-p {port}",

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import API_KEY_REVOKED_CHANNEL, ApiKeyCache
-from shared.database import Database, asyncpg_dsn, make_pool
+from shared.database import Database, ReadReplica, asyncpg_dsn, make_pool
 from shared.errors import (
     PROBLEM_JSON,
     AppError,
@@ -37,9 +37,11 @@ from shared.errors import (
 )
 from shared.http import InternalClient, make_http_client
 from shared.logging import RequestContextMiddleware, configure_logging, register_secret
+from shared.metrics import RequestMetricsMiddleware, metrics_endpoint, metrics_lifespan
 from shared.notifications import PostgresListener
-from shared.ratelimit import RateLimiter, TrustedProxies
+from shared.ratelimit import SharedRateLimiter, TrustedProxies, open_rate_limits
 from shared.settings import ServiceSettings
+from shared.tracing import tracing_requested
 
 
 class BodySizeLimitMiddleware:
@@ -473,6 +475,16 @@ async def base_lifespan(
             application_name=service,
             hot=True,
         ),
+        # The stale reads' replica, probed in the background until close().
+        replica=None
+        if settings.read_database_url is None
+        else await ReadReplica.open(
+            settings.read_database_url,
+            max_size=settings.db_replica_pool_size,
+            application_name=f"{service}-replica",
+            max_lag_seconds=settings.read_replica_max_lag_seconds,
+            probe_interval_seconds=settings.read_replica_probe_seconds,
+        ),
     )
     listener = PostgresListener(
         asyncpg_dsn(settings.database_url), application_name=f"{service}-listen"
@@ -484,11 +496,17 @@ async def base_lifespan(
         API_KEY_REVOKED_CHANNEL, on_message=api_key_cache.forget, on_reset=api_key_cache.clear
     )
     await listener.start()
+    # Counters shared by every replica (shared.ratelimit), on connections of their own.
+    rate_limits = await open_rate_limits(app.state, settings.database_url, service)
     # An app may be handed a transport before its lifespan starts (app.state.peer_transport):
     # the tests' in-process mesh of the three services.
     http = make_http_client(
         settings.http_timeout_seconds, transport=getattr(app.state, "peer_transport", None)
     )
+    if getattr(app.state, "tracer_provider", None) is not None:
+        from shared.tracing import instrument_http_client
+
+        instrument_http_client(http, app.state.tracer_provider)
     token = settings.internal_token.get_secret_value()
     app.state.database = database
     app.state.listener = listener
@@ -501,10 +519,14 @@ async def base_lifespan(
     }
     _settle_garbage_collector()
     try:
-        yield
+        async with metrics_lifespan(
+            database, service, interval_seconds=settings.metrics_sample_seconds
+        ):
+            yield
     finally:
         await http.aclose()
         await listener.close()
+        await rate_limits.close()
         await database.close()
 
 
@@ -551,9 +573,15 @@ def build_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.account_rate_limiter = RateLimiter(settings.account_rate_limit)
-    app.state.signup_rate_limiter = RateLimiter(settings.rate_limit_signup)
-    app.state.api_key_creation_rate_limiter = RateLimiter(settings.rate_limit_api_key_creation)
+    app.state.account_rate_limiter = SharedRateLimiter(
+        settings.account_rate_limit, scope=f"{service}:account"
+    )
+    app.state.signup_rate_limiter = SharedRateLimiter(
+        settings.rate_limit_signup, scope=f"{service}:signup"
+    )
+    app.state.api_key_creation_rate_limiter = SharedRateLimiter(
+        settings.rate_limit_api_key_creation, scope=f"{service}:api_key_creation"
+    )
     app.state.trusted_proxies = TrustedProxies(settings.forwarded_allow_ips)
     app.state.service = service
     install_error_handlers(app)
@@ -570,6 +598,14 @@ def build_app(
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: the latency measured includes every other middleware's work.
+    app.add_middleware(RequestMetricsMiddleware, service=service)
+    # Prometheus' scrape target: not in the OpenAPI document, not routed by the public gateway.
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    if tracing_requested():  # only then is OpenTelemetry imported at all
+        from shared.tracing import instrument_app
+
+        instrument_app(app, service)
     return app
 
 

@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.database import Db, RequestConnection
+from shared.database import AutocommitDb, Db, RequestConnection
 from shared.errors import Forbidden, Unauthorized, error_responses
 from shared.ratelimit import TrustedProxies
 
@@ -204,8 +204,14 @@ async def authenticate(request: Request, db: Db, key: str) -> Caller:
         caller = Caller(account_id=row["account_id"], kind=row["kind"], key_id=row["id"])
         touch = row["stale"]
         cache.store(key_hash, caller, generation=generation)
-    # Per account, not per key: keys are cheap to mint (shared.ratelimit).
-    request.app.state.account_rate_limiter.check(caller.account_id)
+    # Per account, not per key: keys are cheap to mint (shared.ratelimit). Spent from this
+    # process's lease of the account's budget; the statement taking the next lease (once per
+    # k requests of a busy account) runs on the request's connection when it is an autocommit
+    # one, else on the limiter's own (never in the request's transaction, which would hold the
+    # counter row locked until its commit).
+    await request.app.state.account_rate_limiter.check(
+        caller.account_id, db if isinstance(db, AutocommitDb) else None
+    )
     if touch:
         await db.execute(_TOUCH, caller.key_id)
     return caller
@@ -273,7 +279,7 @@ def client_key(request: Request) -> str:
 
 async def limit_by_client_address(request: Request) -> None:
     """For unauthenticated endpoints that create things (sign-up)."""
-    request.app.state.signup_rate_limiter.check(client_key(request))
+    await request.app.state.signup_rate_limiter.check(client_key(request))
 
 
 SignupRateLimitDep = Depends(limit_by_client_address)

@@ -275,7 +275,7 @@ async def _app_error_handler(request: Request, exc: Exception) -> Response:
         log.warning(
             "%s%s",
             exc.detail,
-            f" ({_describe(cause)})" if cause is not None else "",
+            f" ({describe_error(cause)})" if cause is not None else "",
             extra={"method": request.method, "path": request.url.path, "status": exc.status},
         )
     return problem_response(exc)
@@ -383,10 +383,16 @@ def _database_unreachable(exc: BaseException) -> bool:
     return False
 
 
+def is_database_outage(exc: BaseException) -> bool:
+    """The database is down, restarting or out of connections (an expected outage): for the
+    background loops, which log it as one WARNING line instead of a traceback."""
+    return _database_unreachable(exc)
+
+
 DATABASE_RETRY_AFTER_SECONDS = 2
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """`Type: message` on one line, short (no traceback, no statement parameters)."""
     text = " ".join(str(exc).split())[:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -396,7 +402,7 @@ def _dependency_down_response(request: Request, what: str, exc: BaseException) -
     log.warning(
         "%s unavailable, answered 503: %s",
         what,
-        _describe(exc),
+        describe_error(exc),
         extra={"method": request.method, "path": request.url.path, "status": 503},
     )
     return problem_response(
@@ -441,7 +447,7 @@ async def _unexpected_handler(request: Request, exc: Exception) -> Response:
     _dependency_error_handler); one that does (raised by a middleware) still answers 503."""
     _hide_statement_parameters(exc)
     if _database_unreachable(exc):
-        log.warning("database unavailable: %s", _describe(exc))
+        log.warning("database unavailable: %s", describe_error(exc))
         return problem_response(
             DependencyUnavailable(
                 "The database is unavailable; retry shortly.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.ratelimit import validate_networks, validate_rate
@@ -28,11 +28,23 @@ class ServiceSettings(BaseSettings):
     # asyncpg both, connections opened on first use (shared.database).
     db_pool_size: int = Field(default=20, ge=1, le=200)
     db_driver_pool_size: int = Field(default=20, ge=1, le=200)
+    # A streaming replica for the reads that tolerate staleness (shared.database.ReadReplica,
+    # StaleReadDbDep). Unset: every read goes to the primary, as without this feature. They are
+    # sent to the primary too while the replica is down or its lag, measured on the replica and
+    # probed every `read_replica_probe_seconds`, exceeds `read_replica_max_lag_seconds`.
+    read_database_url: str | None = None
+    read_replica_max_lag_seconds: float = Field(default=5.0, ge=0, le=3_600)
+    read_replica_probe_seconds: float = Field(default=1.0, gt=0, le=60)
+    db_replica_pool_size: int = Field(default=20, ge=1, le=200)
     # How long a process may answer for an API key from memory (shared.auth.ApiKeyCache;
     # revocations are pushed sooner, by notification). 0 looks every key up on every request.
     api_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: str = "INFO"
+    # How often each process refreshes the gauges it samples (its pools' sizes; in the tasks
+    # service the outbox and timer backlogs too). 0 turns the sampling off (/metrics still
+    # answers, with the pools as of the scrape).
+    metrics_sample_seconds: float = Field(default=15.0, ge=0, le=3600)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=64, ge=8, le=200)
     # Rate limits in `limits` notation ("3000/minute", "50/second"); see shared/ratelimit.py.
@@ -78,9 +90,17 @@ class ServiceSettings(BaseSettings):
             raise ValueError("internal_token is a placeholder; set a real secret")
         return v
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
-    def _postgres_only(cls, v: str) -> str:
+    def _postgres_only(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
         if not v.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
-            raise ValueError("database_url must be a postgresql:// URL")
+            raise ValueError(f"{info.field_name} must be a postgresql:// URL")
         return v
+
+    @field_validator("read_database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        """`READ_DATABASE_URL=` (set but empty, as templated deploys write it) means no replica."""
+        return None if isinstance(v, str) and not v.strip() else v

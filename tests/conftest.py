@@ -128,6 +128,7 @@ class LiveServices:
     def __init__(self, database_url: str, log_dir: Path) -> None:
         self.ports = {svc: free_port() for svc in SERVICES}
         self.urls = {svc: f"http://127.0.0.1:{port}" for svc, port in self.ports.items()}
+        self.internal_urls = self.urls  # behind a gateway (tests/gateway/) they differ
         self.env = {**os.environ, **service_env(database_url, self.urls)}
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}

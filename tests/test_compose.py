@@ -421,3 +421,66 @@ def test_services_trust_forwarded_headers_from_the_gateway_network_only(
         # through the gateway: the address nginx saw; from elsewhere: the peer itself
         assert trusted.client_key(inside, ["9.9.9.9, 203.0.113.7"]) == "203.0.113.7"
         assert trusted.client_key("198.51.100.1", ["203.0.113.7"]) == "198.51.100.1"
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+PROMETHEUS_DIR = ROOT / "docker" / "prometheus"
+GRAFANA_DIR = ROOT / "docker" / "grafana"
+
+
+def test_prometheus_scrapes_every_service_inside_the_network(compose: dict[str, Any]) -> None:
+    """Every service's /metrics is a scrape target by its compose name and port; the gateway,
+    the only way in from outside, answers /metrics itself (404) instead of routing it."""
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(SERVICES)
+    for name, port in SERVICES.items():
+        assert jobs[name].get("metrics_path", "/metrics") == "/metrics"
+        targets = [t for group in jobs[name]["static_configs"] for t in group["targets"]]
+        assert targets == [f"{name}:{port}"]
+    for rule_file in config["rule_files"]:
+        assert (PROMETHEUS_DIR / Path(rule_file).name).exists(), rule_file
+        assert rule_file.startswith("/etc/prometheus/")
+
+    prometheus = compose["services"]["prometheus"]
+    assert "./docker/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in _command(prometheus)
+    assert set(prometheus["depends_on"]) == set(SERVICES)
+    for service in ("prometheus", "grafana"):  # the host's loopback only
+        assert all(p.startswith("127.0.0.1:") for p in compose["services"][service]["ports"])
+
+
+def test_gateway_never_routes_metrics(nginx_conf: str) -> None:
+    locations = parse_locations(nginx_conf)
+    for uri in ("/metrics", "/metrics/", "/metricsx"):
+        loc = resolve(locations, uri)
+        assert loc is not None and loc.upstream is None, f"{uri} -> {loc}"
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
+    compose: dict[str, Any],
+) -> None:
+    grafana = compose["services"]["grafana"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
+    assert mounts["/etc/grafana/provisioning"] == "./docker/grafana/provisioning"
+    datasources = yaml.safe_load(
+        (GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
+    assert [(d["type"], d["url"], d["uid"]) for d in datasources] == [
+        ("prometheus", "http://prometheus:9090", "prometheus")
+    ]
+    providers = yaml.safe_load(
+        (GRAFANA_DIR / "provisioning" / "dashboards" / "marketplace.yml").read_text()
+    )["providers"]
+    dashboards_path = providers[0]["options"]["path"]
+    assert mounts[dashboards_path] == "./docker/grafana/dashboards"
+    import json
+
+    dashboard = json.loads((GRAFANA_DIR / "dashboards" / "marketplace.json").read_text())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert panels and all(p["targets"] for p in panels)
+    for panel in panels:  # every query goes to the provisioned data source
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "prometheus", panel["title"]

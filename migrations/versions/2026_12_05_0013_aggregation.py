@@ -1,7 +1,7 @@
 """aggregation runs: crowd-kit results cached per project, method and answers watermark
 
 Revision ID: 0013_aggregation
-Revises: 0011_pay_floor
+Revises: 0012_shared_rate_limits
 Create Date: 2026-12-05
 
 - `aggregation_runs`: one crowd-kit method applied to one project's answers as of a watermark
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013_aggregation"
-down_revision: str | None = "0011_pay_floor"
+down_revision: str | None = "0012_shared_rate_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -17,6 +17,7 @@ from services.payments.balances.routes import router as balances_router
 from services.payments.bonuses.routes import router as bonuses_router
 from services.payments.deposits.routes import router as deposits_router
 from services.payments.earnings.routes import router as earnings_router
+from services.payments.ledger.monitor import ledger_check_lifespan
 from services.payments.ledger.routes import router as ledger_router
 from services.payments.payouts.routes import router as payouts_router
 from services.payments.providers import TestPaymentProvider, TestPayoutProvider
@@ -43,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 name="payments-payout-runner",
             )
         try:
-            yield
+            async with ledger_check_lifespan(app):
+                yield
         finally:
             if runner is not None:
                 runner.cancel()

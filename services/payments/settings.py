@@ -31,3 +31,10 @@ class Settings(ServiceSettings):
     # into this many rows, so concurrent payouts of different requesters do not queue on one row
     # lock; their balances are the sums over the shards.
     platform_account_shards: int = Field(default=8, ge=1, le=64)
+
+    # The ledger check (`GET /internal/ledger/check`: legs sum to zero, no negative balance,
+    # caches and holds agree) runs this often in the background and sets the
+    # marketplace_ledger_check_* gauges; 0 turns it off. It reads every ledger entry, so with
+    # N replicas at most one runs it at a time (an advisory lock) and each runs it once per
+    # interval: keep it minutes, not seconds, on a large ledger.
+    ledger_check_interval_seconds: float = Field(default=300.0, ge=0, le=86_400)

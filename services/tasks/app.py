@@ -13,6 +13,7 @@ from services.tasks.discovery.routes import router as discovery_router
 from services.tasks.gold.routes import router as gold_router
 from services.tasks.interop.routes import router as interop_router
 from services.tasks.lifecycle.accepted import AcceptedAssignments
+from services.tasks.metrics import tasks_metrics_lifespan
 from services.tasks.outbox.routes import router as outbox_router
 from services.tasks.outbox.service import outbox_lifespan
 from services.tasks.pay_floor.routes import router as pay_floor_router
@@ -36,7 +37,12 @@ async def background_work(app: FastAPI) -> AsyncIterator[None]:
     Timers are entered inside the outbox so that on shutdown (after uvicorn drained the
     in-flight requests) they stop first and the deliverer, which their batches wake, stops last.
     """
-    async with outbox_lifespan(app), timers_lifespan(app), aggregation_lifespan(app):
+    async with (
+        outbox_lifespan(app),
+        timers_lifespan(app),
+        aggregation_lifespan(app),
+        tasks_metrics_lifespan(app),
+    ):
         yield
 
 

@@ -11,6 +11,7 @@ from shared.models import hourly as _hourly  # noqa: F401
 from shared.models import outbox as _outbox  # noqa: F401
 from shared.models import pay_floor as _pay_floor  # noqa: F401
 from shared.models import payments as _payments  # noqa: F401
+from shared.models import ratelimit as _ratelimit  # noqa: F401
 from shared.models import scorecards as _scorecards  # noqa: F401
 from shared.models import workers as _workers  # noqa: F401
 from shared.models.accounts import Account, ApiKey

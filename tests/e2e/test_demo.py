@@ -23,7 +23,12 @@ from tests.conftest import INTERNAL_TOKEN, LiveServices
 
 async def test_demo_story_adds_up_to_the_cent(live_services: LiveServices) -> None:
     lines: list[str] = []
-    r = await run_demo(live_services.urls, INTERNAL_TOKEN, say=lines.append)
+    r = await run_demo(
+        live_services.urls,
+        INTERNAL_TOKEN,
+        say=lines.append,
+        internal_urls=live_services.internal_urls,  # a gateway does not route /internal/*
+    )
     printed = "\n".join(lines)
 
     # who could work

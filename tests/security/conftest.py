@@ -301,6 +301,9 @@ _BACKGROUND_VIEWS = {
     # route decides anything: on the hot paths it is not part of the request's transaction
     "api_keys": """SELECT id, account_id, key_hash, prefix, name, created_at, revoked_at
         FROM api_keys""",
+    # every request is counted toward its rate limits, refused ones included (that is what a
+    # limit is for): the counters are traffic accounting, not state a request may not change
+    "rate_limit_counters": None,
 }
 
 

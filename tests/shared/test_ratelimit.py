@@ -16,6 +16,13 @@ from tests.conftest import ROOT, LiveServices, make_settings
 from tests.fixtures.accounts import create_worker, unique_email
 
 
+@pytest.fixture(autouse=True)
+async def fresh_counters(db) -> None:
+    """The counters are shared by every app on the database (that is the point): a test with a
+    low sign-up limit must not inherit the sign-ups of the one before, from the same address."""
+    await db.execute("DELETE FROM rate_limit_counters")
+
+
 async def test_limits_answer_429_with_retry_after(database_url: str, live_services, db) -> None:
     settings = make_settings("workers", database_url, live_services.urls).model_copy(
         update={"rate_limit_per_key": "3/minute", "rate_limit_signup": "2/minute"}

@@ -12,7 +12,7 @@ from services.payments.balances.schemas import (
     WorkerBalance,
 )
 from shared.auth import CallerDep
-from shared.database import ReadDbDep
+from shared.database import ReadDbDep, StaleReadDbDep
 from shared.errors import Unauthorized, ValidationFailed, error_responses
 from shared.pagination import Page, PageDep
 
@@ -37,6 +37,7 @@ async def get_balance(caller: CallerDep, db: ReadDbDep) -> RequesterBalance | Wo
     summary="The caller's ledger entries, newest first",
 )
 async def list_transactions(
-    caller: CallerDep, db: ReadDbDep, page: PageDep
+    caller: CallerDep, db: StaleReadDbDep, page: PageDep
 ) -> Page[TransactionEntry]:
+    # History may lag a few seconds; the balance (above), which clients act on, does not.
     return await service.list_transactions(db, caller=caller, page=page)

@@ -18,7 +18,7 @@ from services.payments.earnings import service
 from services.payments.earnings.schemas import Earnings
 from services.payments.earnings.service import EARLIEST_DAY, LATEST_DAY
 from shared.auth import WorkerDep
-from shared.database import ReadDbDep
+from shared.database import StaleReadDbDep
 from shared.errors import Forbidden, Unauthorized, ValidationFailed, error_responses
 
 _DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -63,7 +63,7 @@ router = APIRouter(prefix="/v1/earnings", tags=["money"])
 )
 async def get_earnings(
     caller: WorkerDep,
-    db: ReadDbDep,
+    db: StaleReadDbDep,  # a report over past days: may lag the latest payout by a few seconds
     from_date: Annotated[
         Day | None,
         Query(alias="from", description=f"First UTC day (inclusive), {EARLIEST_DAY} or later."),

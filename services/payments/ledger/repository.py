@@ -468,3 +468,18 @@ async def check_in_flight(db: Db) -> CheckInFlightRow:
 
 async def check_double_payouts(db: Db, limit: int) -> list[str]:
     return [r["assignment_id"] for r in await db.fetch(CHECK_DOUBLE_PAYOUTS_SQL, limit)]
+
+
+# The background check (ledger/monitor.py) takes this session lock around its run, so replicas
+# never read the whole ledger at the same time; one that finds it taken skips its turn.
+LEDGER_CHECK_LOCK_KEY = 0x6C65646765720001  # "ledger" + 1: a constant of this project's own
+TRY_CHECK_LOCK_SQL = "SELECT pg_try_advisory_lock($1)"
+CHECK_UNLOCK_SQL = "SELECT pg_advisory_unlock($1)"
+
+
+async def try_check_lock(db: Db) -> bool:
+    return bool(await db.fetchval(TRY_CHECK_LOCK_SQL, LEDGER_CHECK_LOCK_KEY))
+
+
+async def check_unlock(db: Db) -> None:
+    await db.fetchval(CHECK_UNLOCK_SQL, LEDGER_CHECK_LOCK_KEY)

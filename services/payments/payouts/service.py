@@ -60,8 +60,14 @@ from services.payments.settings import Settings
 from shared.database import WriteDb
 from shared.errors import AppError, InsufficientFunds, ValidationFailed
 from shared.ids import new_id
+from shared.metrics import PAYOUT_CENTS, PAYOUTS
 
 PAYOUT = "payout"
+# Every series exists from the start (at 0), so a rate over it is 0 rather than missing.
+for _source in ("reserved", "available"):
+    PAYOUTS.labels(_source)
+for _part in ("reward", "fee"):
+    PAYOUT_CENTS.labels(_part)
 
 
 class DuplicateKeyInBatch(ValidationFailed):
@@ -414,6 +420,19 @@ async def _post(db: WriteDb, items: Sequence[PayoutItem], platform: ledger.Accou
             for account, amount in item.legs(platform)
         ],
     )
+    _count_posted(items)
+
+
+def _count_posted(items: Sequence[PayoutItem]) -> None:
+    """Payouts per second and the money they move (counted when posted: a commit that fails
+    afterwards, which the ledger's invariants make a bug, would be counted all the same)."""
+    by_source: dict[str, int] = defaultdict(int)
+    for item in items:
+        by_source[item.data.source] += 1
+    for source, count in by_source.items():
+        PAYOUTS.labels(source).inc(count)
+    PAYOUT_CENTS.labels("reward").inc(sum(item.data.reward_cents for item in items))
+    PAYOUT_CENTS.labels("fee").inc(sum(item.data.fee_cents for item in items))
 
 
 def _exhausted(item: PayoutItem, *, held: int) -> ReservationExhausted:

@@ -19,6 +19,7 @@ from services.payments.providers import PayoutProvider
 from services.payments.settings import Settings
 from services.payments.withdrawals import service
 from shared.database import Database
+from shared.errors import describe_error, is_database_outage
 
 log = logging.getLogger("payments.payouts")
 
@@ -52,6 +53,11 @@ async def run_payouts_forever(
             await pay_due_withdrawals(database, settings=settings, provider=provider)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("paying due withdrawals failed; retrying on the next poll")
+        except Exception as exc:
+            if is_database_outage(exc):  # expected: one line, no traceback
+                log.warning(
+                    "paying due withdrawals failed, database unavailable: %s", describe_error(exc)
+                )
+            else:
+                log.exception("paying due withdrawals failed; retrying on the next poll")
         await asyncio.sleep(settings.payout_poll_seconds)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from services.tasks.discovery import service
 from services.tasks.discovery.schemas import WorkProject, WorkProjectPreview
 from shared.auth import WorkerDep
-from shared.database import ReadDbDep
+from shared.database import ReadDbDep, StaleReadDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
 from shared.pagination import Page, PageDep
 
@@ -22,8 +22,10 @@ router = APIRouter(prefix="/v1/work/projects", tags=["discovery"])
     summary="Published projects with work this worker may take now, newest first",
 )
 async def list_work(
-    request: Request, caller: WorkerDep, db: ReadDbDep, page: PageDep
+    request: Request, caller: WorkerDep, db: StaleReadDbDep, page: PageDep
 ) -> Page[WorkProject]:
+    # A listing: a project published a second ago may show a moment later (accept, on the
+    # primary, decides what a worker really gets).
     settings = request.app.state.settings
     return await service.list_work(
         db,

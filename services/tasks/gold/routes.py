@@ -10,7 +10,7 @@ from services.tasks.gold import service
 from services.tasks.gold.schemas import ProjectWorkerStats
 from services.tasks.results.schemas import AggregationMethod
 from shared.auth import RequesterDep
-from shared.database import ReadDbDep
+from shared.database import ReadDbDep, StaleReadDbDep
 from shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed, error_responses
 from shared.pagination import Page, PageDep
 
@@ -27,6 +27,7 @@ async def list_project_workers(
     project_id: str,
     caller: RequesterDep,
     db: ReadDbDep,
+    stats_db: StaleReadDbDep,
     page: PageDep,
     aggregation: Annotated[
         AggregationMethod | None,
@@ -36,8 +37,11 @@ async def list_project_workers(
         ),
     ] = None,
 ) -> Page[ProjectWorkerStats]:
+    # Statistics may be a few seconds old (accept's gold-accuracy check reads the primary);
+    # whether the project is the caller's is not (no 404 for a project just created).
     return await service.list_project_workers(
         db,
+        stats_db=stats_db,
         requester_id=caller.account_id,
         project_id=project_id,
         page=page,

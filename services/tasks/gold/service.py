@@ -113,18 +113,21 @@ async def record_decisions(db: Writable, decisions: Sequence[tuple[str, str, int
 async def list_project_workers(
     db: Db,
     *,
+    stats_db: Db,
     requester_id: str,
     project_id: str,
     page: PageParams,
     aggregation: str | None = None,
 ) -> Page[ProjectWorkerStats]:
+    """The owner check on `db` (the primary: a project created a moment ago is found), the
+    tallies on `stats_db` (may be the read replica, a few seconds behind)."""
     project = await repository.get_owned_project(
         db, project_id=project_id, requester_id=requester_id
     )
     if project is None:
         raise ProjectNotFound("Project not found.")
     rows = await repository.list_project_workers(
-        db, project_id=project_id, before_worker_id=page.before, limit=page.fetch
+        stats_db, project_id=project_id, before_worker_id=page.before, limit=page.fetch
     )
     kept, next_cursor = page.page(rows, lambda r: [r.worker_id])
     minimum = project.min_gold_accuracy

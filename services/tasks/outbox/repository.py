@@ -109,3 +109,25 @@ async def stats(db: Db) -> OutboxStats:
     row = as_row(OutboxStats, await db.fetchrow(_STATS))
     assert row is not None  # an aggregate always has a row
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    pending: int
+    oldest_pending_seconds: float
+
+
+# What is still owed, along ix_outbox_due (pending rows only; delivered rows, kept for days, are
+# never read): cheap enough for every replica to sample every few seconds.
+_PENDING = """
+SELECT count(*) AS pending,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_pending_seconds
+FROM outbox
+WHERE delivered_at IS NULL AND parked_at IS NULL
+"""
+
+
+async def pending(db: Db) -> PendingRow:
+    row = as_row(PendingRow, await db.fetchrow(_PENDING))
+    assert row is not None  # an aggregate always has a row
+    return row

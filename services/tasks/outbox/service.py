@@ -26,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import BackgroundTasks, FastAPI, Request
 
@@ -37,9 +38,14 @@ from services.tasks.outbox import repository
 from services.tasks.outbox.repository import LeasedMessage
 from services.tasks.outbox.schemas import OutboxStats
 from shared.database import Database, Db
-from shared.errors import AppError, DependencyUnavailable
+from shared.errors import AppError, DependencyUnavailable, describe_error, is_database_outage
 from shared.http import InternalClient
 from shared.jsonutil import loads
+from shared.metrics import OUTBOX_OUTCOMES
+from shared.tracing import current_span_context, span_triggered_by, tracer_of
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext, Tracer
 
 log = logging.getLogger("tasks.outbox")
 
@@ -54,6 +60,8 @@ PAYOUT_BATCH_MAX = 500
 # Other 4xx answers will not change by asking again: the message is parked for a human. These
 # pass (a token being rotated, load shedding); 5xx already arrives as DependencyUnavailable.
 _RETRYABLE_4XX = frozenset({401, 408, 425, 429})
+# Requests remembered (as span links) for the next traced pass; more in one pass are not linked.
+_MAX_TRIGGERS = 128
 
 
 def wake_after_commit(request: Request, background: BackgroundTasks) -> None:
@@ -65,7 +73,9 @@ def wake_after_commit(request: Request, background: BackgroundTasks) -> None:
     """
     deliverer: OutboxDeliverer | None = getattr(request.app.state, "outbox_deliverer", None)
     if deliverer is not None:
-        background.add_task(deliverer.wake)
+        # Traced: the pass that carries this request's messages continues its trace.
+        trigger = current_span_context() if deliverer.tracer is not None else None
+        background.add_task(deliverer.wake, trigger)
 
 
 async def outbox_stats(db: Db) -> OutboxStats:
@@ -164,8 +174,16 @@ class OutboxDeliverer:
         self._limit = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Tracing (None when off): the requests that woke the deliverer since its last pass.
+        self.tracer: Tracer | None = None
+        self._triggers: list[SpanContext] = []
+        for kind in PAYMENTS_PATHS:  # every series exported (as 0) from the start
+            for outcome in ("delivered", "retried", "parked"):
+                OUTBOX_OUTCOMES.labels(kind, outcome)
 
-    def wake(self) -> None:
+    def wake(self, trigger: SpanContext | None = None) -> None:
+        if trigger is not None and len(self._triggers) < _MAX_TRIGGERS:
+            self._triggers.append(trigger)
         self._wake.set()
 
     def backoff_seconds(self, attempts: int) -> float:
@@ -188,6 +206,17 @@ class OutboxDeliverer:
         report = DeliveryReport()
         if not leased:
             return report
+        if self.tracer is None:
+            await self._deliver(leased, report)
+            return report
+        triggers, self._triggers = self._triggers, []
+        with span_triggered_by(
+            self.tracer, "outbox deliver", triggers, {"outbox.messages": len(leased)}
+        ):
+            await self._deliver(leased, report)
+        return report
+
+    async def _deliver(self, leased: Sequence[LeasedMessage], report: DeliveryReport) -> None:
         payouts = [row for row in leased if row.kind == "payout"]
         others = [row for row in leased if row.kind != "payout"]
         batches = [
@@ -204,7 +233,6 @@ class OutboxDeliverer:
         ]
         outcomes += zip(others, sent[len(batches) :], strict=True)
         await self._record(outcomes, report)
-        return report
 
     async def _record(
         self, outcomes: Sequence[tuple[LeasedMessage, Outcome]], report: DeliveryReport
@@ -230,6 +258,12 @@ class OutboxDeliverer:
         report.delivered = len(delivered)
         report.retried = len(retries)
         report.parked = len(parked)
+        counted = Counter(
+            (row.kind, "delivered" if o.delivered else "retried" if o.retry else "parked")
+            for row, o in outcomes
+        )
+        for (kind, outcome_name), count in counted.items():
+            OUTBOX_OUTCOMES.labels(kind, outcome_name).inc(count)
         report.errors = [f"{row.key}: {o.error}" for row, o in (*retries, *parked)]
         if retries:
             # One line per pass, not per message: with payments down a pass fails as a whole.
@@ -309,8 +343,11 @@ class OutboxDeliverer:
                 report = await self.deliver_due()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database restarting, say: try again at the next tick
-                log.exception("outbox pass failed")
+            except Exception as exc:  # the database restarting, say: try again at the next tick
+                if is_database_outage(exc):  # expected: one line, no traceback
+                    log.warning("outbox pass failed, database unavailable: %s", describe_error(exc))
+                else:
+                    log.exception("outbox pass failed")
                 report = DeliveryReport()
             if report.handled >= self.batch_size and not self._stopping:
                 continue  # more may be due right now
@@ -359,6 +396,7 @@ async def outbox_lifespan(app: FastAPI) -> AsyncIterator[None]:
         lease_seconds=settings.outbox_lease_seconds,
         stop_timeout_seconds=settings.background_stop_timeout_seconds,
     )
+    deliverer.tracer = tracer_of(app)
     app.state.outbox_deliverer = deliverer
     if settings.outbox_enabled:
         deliverer.start()

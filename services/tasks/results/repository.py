@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.database import Db, WriteDb, as_row, as_rows
+from shared.database import Db, SnapshotDb, WriteDb, as_row, as_rows
 
 # Inputs stay JSON text (they go out unchanged); answers come as one JSON array per task.
 RESULTS_SQL = """
@@ -34,11 +34,13 @@ class ResultRow:
     answers: str  # JSON text: [{assignment_id, worker_id, answer, status}, ...]
 
 
-async def task_results(db: WriteDb, *, project_id: str, prefetch: int) -> AsyncIterator[ResultRow]:
+async def task_results(
+    db: SnapshotDb, *, project_id: str, prefetch: int
+) -> AsyncIterator[ResultRow]:
     """Every task of the project in upload order, `prefetch` rows per round trip.
 
     A server-side cursor, so memory stays flat for 100,000 tasks; it must run inside a
-    transaction (the caller's, read-only and repeatable-read for one consistent snapshot).
+    transaction: a SnapshotDb's (read-only, repeatable read: one consistent snapshot).
     """
     async for record in db.cursor(RESULTS_SQL, project_id, prefetch=prefetch):
         yield ResultRow(**record)

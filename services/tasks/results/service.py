@@ -1,10 +1,13 @@
 """The results export: one record per task, streamed as JSON, JSON Lines or CSV.
 
-The owner check happens on the request's connection (404 before any byte goes out); the rows
-are then read by the response itself on a connection of its own (`Database.transaction()`), in
-one read-only
-repeatable-read transaction (a consistent snapshot even while workers keep submitting), through
-a server-side cursor, `batch_rows` at a time. Memory stays flat whatever the project's size.
+The owner check happens on the request's connection (the primary: 404 before any byte goes
+out); the rows are then read by the response itself on a connection of its own
+(`Database.snapshot(stale_ok=True)`: the read replica when it is usable, else the primary), in
+one read-only repeatable-read transaction (a consistent snapshot even while workers keep
+submitting), through a server-side cursor, `batch_rows` at a time. Memory stays flat whatever
+the project's size. A replica that fails before the first row has been read is left for the
+primary, so the client sees nothing of it; one that fails later cuts the export short, as the
+primary failing mid-export would.
 
 CSV injection (OWASP "CSV Injection"): requesters (external ids, inputs) and workers (answers)
 control cell text, and a spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (or a
@@ -32,7 +35,7 @@ from services.tasks.results.aggregate import Aggregator, WorkerAnswer, aggregato
 from services.tasks.results.jobs import AggregationJobs, ProjectForRun, current_run
 from services.tasks.results.methods import AGGREGATION_METHODS, methods_for
 from services.tasks.results.repository import AggregatedResultRow, ResultRow, RunRow
-from shared.database import Database, Db
+from shared.database import Database, Db, ReplicaUnavailable
 from shared.errors import NotFound, ValidationFailed
 
 ResultsFormat = Literal["json", "jsonl", "csv", "label_studio"]
@@ -100,16 +103,38 @@ async def _stream(
     fmt: ResultsFormat,
     batch_rows: int,
 ) -> AsyncIterator[bytes]:
-    async with database.transaction() as db:
-        await db.execute(SNAPSHOT_SQL)
-        rows = repository.task_results(db, project_id=project_id, prefetch=batch_rows)
-        encode = {"json": _json_chunks, "jsonl": _jsonl_chunks, "csv": _csv_chunks}[fmt]
-        # Leaving the block ends the read-only transaction (committed when done, rolled back
-        # when the client went away) and returns the connection to the pool (asyncpg shields
-        # the release from the response task's cancellation; the pool's reset rolls back a
-        # transaction still open).
-        async for chunk in encode(rows, aggregator, batch_rows):
-            yield chunk
+    encode = {"json": _json_chunks, "jsonl": _jsonl_chunks, "csv": _csv_chunks}[fmt]
+    for stale_ok in (True, False):
+        first_row_read = False
+        try:
+            # One consistent snapshot, read-only (BEGIN ISOLATION LEVEL REPEATABLE READ READ
+            # ONLY). Leaving the block ends it (committed when done, rolled back when the client
+            # went away) and returns the connection to the pool (asyncpg shields the release
+            # from the response task's cancellation; the pool's reset rolls back a transaction
+            # still open).
+            async with database.snapshot(stale_ok=stale_ok) as db:
+                rows = aiter(
+                    repository.task_results(db, project_id=project_id, prefetch=batch_rows)
+                )
+                first = await anext(rows, None)  # before any byte: a failing replica costs nothing
+                first_row_read = True
+                async for chunk in encode(_prepend(first, rows), aggregator, batch_rows):
+                    yield chunk
+            return
+        except ReplicaUnavailable:
+            if first_row_read:
+                raise
+            # The replica failed before the first row: read everything on the primary.
+
+
+async def _prepend(
+    first: ResultRow | None, rest: AsyncIterator[ResultRow]
+) -> AsyncIterator[ResultRow]:
+    if first is None:
+        return
+    yield first
+    async for row in rest:
+        yield row
 
 
 def _json_record(row: ResultRow, aggregator: Aggregator) -> bytes:

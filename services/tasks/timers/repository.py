@@ -8,7 +8,9 @@ twice), and a state re-check on the locked row in the changing statement.
 
 from __future__ import annotations
 
-from shared.database import WriteDb
+from dataclasses import dataclass
+
+from shared.database import Db, WriteDb, as_row
 
 # Delivered outbox messages older than the retention, oldest first along ix_outbox_delivered.
 # Pending and parked messages are never touched (delivered_at IS NULL).
@@ -27,3 +29,48 @@ DELETE FROM outbox o USING old WHERE o.id = old.id
 async def prune_delivered_outbox(db: WriteDb, *, limit: int, retention_seconds: float) -> int:
     status = await db.execute(_PRUNE_DELIVERED, limit, retention_seconds)
     return int(status.split()[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class LagRow:
+    assignment_deadlines: float
+    auto_approvals: float
+    task_lifetimes: float
+    outbox_retention: float
+
+
+# Per sweep, how long the oldest item it should act on has waited past the moment it may act
+# (due + grace; retention for delivered outbox rows), 0 when none: one min() per partial index
+# (ix_assignments_deadline_accepted, ix_assignments_auto_approve_submitted,
+# ix_tasks_expires_open, ix_projects_tasks_expiry, ix_outbox_delivered), an index probe each,
+# so every replica may run it every few seconds. GREATEST and LEAST skip NULLs (nothing due).
+_LAG = """
+WITH oldest AS (
+    SELECT
+        (SELECT min(deadline) FROM assignments WHERE status = 'accepted') AS deadline,
+        (SELECT min(auto_approve_at) FROM assignments WHERE status = 'submitted')
+            AS auto_approve_at,
+        least(
+            (SELECT min(expires_at) FROM tasks WHERE status = 'open' AND expires_at IS NOT NULL),
+            (SELECT min(tasks_expire_at) FROM projects
+             WHERE tasks_expire_at IS NOT NULL AND tasks_expiry_swept_at IS NULL)
+        ) AS expires_at,
+        (SELECT min(delivered_at) FROM outbox WHERE delivered_at IS NOT NULL) AS delivered_at
+)
+SELECT
+    coalesce(greatest(0, extract(epoch FROM now() - deadline) - $1), 0)::float8
+        AS assignment_deadlines,
+    coalesce(greatest(0, extract(epoch FROM now() - auto_approve_at) - $1), 0)::float8
+        AS auto_approvals,
+    coalesce(greatest(0, extract(epoch FROM now() - expires_at) - $1), 0)::float8
+        AS task_lifetimes,
+    coalesce(greatest(0, extract(epoch FROM now() - delivered_at) - $2), 0)::float8
+        AS outbox_retention
+FROM oldest
+"""
+
+
+async def sweep_lag(db: Db, *, grace_seconds: float, retention_seconds: float) -> LagRow:
+    row = as_row(LagRow, await db.fetchrow(_LAG, grace_seconds, retention_seconds))
+    assert row is not None  # a SELECT of aggregates always has a row
+    return row

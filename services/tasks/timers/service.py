@@ -54,6 +54,7 @@ from services.tasks.timers import repository
 from services.tasks.timers.schemas import SweepStats, TimerStats
 from services.tasks.timesheets import service as timesheets
 from shared.database import Database, Db, WriteDb, as_row
+from shared.metrics import TIMER_ITEMS
 
 log = logging.getLogger("tasks.timers")
 
@@ -228,6 +229,8 @@ class TimerRunner:
 
     def __post_init__(self) -> None:
         self._state = {name: _SweepState() for name in SWEEPS}
+        for name in SWEEPS:
+            TIMER_ITEMS.labels(name)  # exported (as 0) before the first item
 
     def _act(self, name: SweepName) -> Callable[[WriteDb], Awaitable[int]]:
         limit, grace = self.batch_size, self.grace_seconds
@@ -267,6 +270,8 @@ class TimerRunner:
         state = self._state[name]
         state.batches += 1
         state.acted += acted
+        if acted:
+            TIMER_ITEMS.labels(name).inc(acted)
         state.last_batch_at = datetime.now(UTC)
         if acted and name in _MOVES_MONEY and self.after_money_moves is not None:
             self.after_money_moves()

@@ -92,7 +92,7 @@ async def create_api_key(
 
     async def create(db: WriteDb) -> ApiKeyCreated:
         # Inside the replayable action: a replay neither counts nor is refused by the cap.
-        request.app.state.api_key_creation_rate_limiter.check(caller.account_id)
+        await request.app.state.api_key_creation_rate_limiter.check(caller.account_id)
         return await service.create_api_key(
             db,
             account_id=caller.account_id,

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from shared.database import Database, WriteDb
+from shared.errors import describe_error, is_database_outage
 
 log = logging.getLogger("workers.stats")
 
@@ -78,8 +79,13 @@ async def run_compaction_loop(database: Database, *, interval: float, batch: int
                 log.debug("folded %d worker stats deltas", moved)
         except asyncio.CancelledError:
             raise
-        except Exception:  # the database may be restarting: try again next round
-            log.exception("worker stats compaction failed")
+        except Exception as exc:  # the database may be restarting: try again next round
+            if is_database_outage(exc):  # expected: one line, no traceback
+                log.warning(
+                    "worker stats compaction failed, database unavailable: %s", describe_error(exc)
+                )
+            else:
+                log.exception("worker stats compaction failed")
         await asyncio.sleep(interval)
 
 
