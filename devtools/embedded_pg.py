@@ -163,12 +163,19 @@ class EmbeddedPostgres:
     """
 
     def __init__(
-        self, data_dir: Path, port: int = 0, *, fast: bool = False, replication: bool = False
+        self,
+        data_dir: Path,
+        port: int = 0,
+        *,
+        fast: bool = False,
+        replication: bool = False,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().absolute()
         self.requested_port = port
         self.fast = fast
         self.replication = replication
+        self.settings = dict(settings or {})  # over BASE_SETTINGS (e.g. the test cluster's)
         self._port: int | None = None
         self._bin = bin_dir()
         self._as_root = os.geteuid() == 0
@@ -395,6 +402,7 @@ class EmbeddedPostgres:
     def _pg_ctl_start(self, port: int) -> None:
         settings = BASE_SETTINGS | (FAST_SETTINGS if self.fast else {})
         settings |= REPLICATION_SETTINGS if self.replication else {}
+        settings |= self.settings
         options = [
             f"-h {HOST}",
             f"-p {port}",

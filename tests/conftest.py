@@ -62,7 +62,12 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from devtools.embedded_pg import EmbeddedPostgres
 
-    pg = EmbeddedPostgres(ROOT / ".data" / "test-postgres", fast=True)
+    # Two test processes at once, each with the three apps' pools (general, hot, rate-limit)
+    # filled by the race tests, plus live service processes and gateway replicas: more than
+    # the 300 connections `manage.py run` needs.
+    pg = EmbeddedPostgres(
+        ROOT / ".data" / "test-postgres", fast=True, settings={"max_connections": "1000"}
+    )
     os.environ["DATABASE_URL"] = pg.start()
     _EMBEDDED.append(pg)
 

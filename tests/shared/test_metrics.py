@@ -370,9 +370,15 @@ async def test_ledger_check_skips_its_turn_while_another_replica_runs_it(
     stack: Stack, private_db: asyncpg.Pool
 ) -> None:
     async with private_db.acquire() as other_replica:
-        assert await other_replica.fetchval(
-            ledger_repository.TRY_CHECK_LOCK_SQL, ledger_repository.LEDGER_CHECK_LOCK_KEY
-        )
+        # The stack's own periodic check may hold the lock at this instant: wait for our turn.
+        for _ in range(200):
+            if await other_replica.fetchval(
+                ledger_repository.TRY_CHECK_LOCK_SQL, ledger_repository.LEDGER_CHECK_LOCK_KEY
+            ):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the ledger-check lock was never free")
         try:
             assert await run_ledger_check(stack.apps["payments"].state.database) is None
         finally:

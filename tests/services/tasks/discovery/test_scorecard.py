@@ -166,9 +166,9 @@ async def test_hourly_rates_count_as_such_and_disputed_timesheets_are_a_share(
                 "week_start": monday,
                 "seconds_worked": 3_600,
                 "status": "approved" if approved else "open",
-                # never due: the timesheet sweeps of other tests (same database) must not
-                # take these hand-made rows, which have no hourly budget behind them
-                "auto_approve_at": now + timedelta(days=3650),
+                # never due: the timesheet sweeps of other tests (same database, clocks frozen
+                # up to ~2070) must not take these hand-made rows, which have no hourly budget
+                "auto_approve_at": datetime(2999, 1, 1, tzinfo=UTC),
                 "disputed_at": now if disputed else None,
                 "approved_at": now if approved else None,
                 "paid_seconds": 3_600 if approved else None,
