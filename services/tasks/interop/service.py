@@ -57,9 +57,6 @@ from services.tasks.tasks.upload import (
 from shared.database import Database, Db
 from shared.errors import MalformedJSON, UnsupportedMediaType, ValidationFailed
 
-# The results export's first statement (services/tasks/results/service.py): one consistent
-# snapshot, and no write can slip in.
-SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 FLUSH_ROWS = 100
 """Most tasks encoded between two sends: an LS task costs a few times a results record (a box
 answer ~0.1-0.3 ms: regions per box, percent conversions), and nothing else runs on the event
@@ -257,8 +254,7 @@ async def _stream(
     source: AggregateSource,
     batch_rows: int,
 ) -> AsyncIterator[bytes]:
-    async with database.transaction() as db:
-        await db.execute(SNAPSHOT_SQL)
+    async with database.snapshot() as db:  # one consistent, read-only snapshot
         if layout is None:
             layout = await project_layout(db, project)
         rows = repository.label_studio_rows(

@@ -46,7 +46,6 @@ from shared.ids import new_id
 
 log = logging.getLogger("tasks.aggregation")
 
-SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 # Overall progress at the start of each stage (crowd-kit reports nothing while it fits).
 _LOADING, _AGGREGATING, _STORING = 0.0, 0.3, 0.9
 
@@ -151,8 +150,7 @@ class AggregationJobs:
 
     async def _load(self, run: RunRow, project: ProjectForRun, path: str) -> tuple[JobSpec, int]:
         await self._beat(run.id, "loading", _LOADING)
-        async with self.database.transaction() as db:
-            await db.execute(SNAPSHOT_SQL)
+        async with self.database.snapshot() as db:  # one consistent, read-only snapshot
             total = await repository.voting_answer_count(db, project_id=project.id)
             gold = (
                 await repository.gold_answers(db, project_id=project.id)

@@ -39,8 +39,6 @@ from shared.database import Database, Db, ReplicaUnavailable
 from shared.errors import NotFound, ValidationFailed
 
 ResultsFormat = Literal["json", "jsonl", "csv", "label_studio"]
-# The export's first statement: one consistent snapshot, and no write can slip in.
-SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 CSV_COLUMNS = ("task_id", "external_id", "input", "aggregate_answer", "agreement", "answers")
 # OWASP's list: the characters a spreadsheet treats as the start of a formula, plus tab and
 # carriage return (which some strip before looking).
@@ -336,8 +334,7 @@ def _aggregated_json_record(row: AggregatedResultRow, method: str) -> bytes:
 async def _stream_with_run(
     database: Database, project_id: str, run: RunRow, fmt: ResultsFormat, batch_rows: int
 ) -> AsyncIterator[bytes]:
-    async with database.transaction() as db:
-        await db.execute(SNAPSHOT_SQL)
+    async with database.snapshot() as db:  # one consistent, read-only snapshot
         rows = repository.task_results_with_run(
             db, project_id=project_id, run_id=run.id, prefetch=batch_rows
         )
