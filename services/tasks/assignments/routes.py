@@ -2,9 +2,9 @@
 
 Every POST here takes `Idempotency-Key`: a worker app retrying after a timeout gets the first
 answer again (the same assignment, not a second one). Accept, submit and return are the site's
-busiest requests: they run on the hot pool in autocommit (`call.db`), with the caller, the
-connection and the key resolved by one dependency (shared.hot_path). The transitions themselves
-live in services/tasks/lifecycle.
+busiest requests: they run on the hot pool in autocommit (`call.run`, on a connection taken
+for the action only), with the caller and the key resolved by one dependency (shared.hot_path).
+The transitions themselves live in services/tasks/lifecycle.
 """
 
 from __future__ import annotations
