@@ -242,10 +242,10 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectForAccept:
-    """ACCEPT_FUSED_SQL's row: the project, the worker's tally, block and facts (NULL without
-    requirements), then the first claim pass's columns (NULL when it did not run or found
-    nothing)."""
+class AcceptEligibility:
+    """`_PROJECT_FOR_ACCEPT`'s columns: the project, the worker's tally, block and facts (NULL
+    without requirements): what admits a worker to the project's work (accept, and opening a
+    work session: services/tasks/sessions)."""
 
     id: str
     requester_id: str
@@ -272,6 +272,13 @@ class ProjectForAccept:
     blocked_by: list[str] | None
     type_ids: list[str] | None
     type_values: list[Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectForAccept(AcceptEligibility):
+    """ACCEPT_FUSED_SQL's row: the eligibility columns, then the first claim pass's columns
+    (NULL when it did not run or found nothing)."""
+
     picked_task_id: str | None
     assignment_id: str | None
     task_id: str | None
@@ -363,8 +370,8 @@ async def accept(
     else:
         # A rule SQL does not decide (requirements, minimum gold accuracy) or a refusal (a
         # block): decided on the facts, as it always was, and the error names why.
-        _check_eligibility(project)
-        _check_gold_accuracy(project)
+        check_eligibility(project)
+        check_gold_accuracy(project)
         if project.pay_model == "hourly":
             # Hourly work happens inside the worker's open session, and accepting is activity
             # that keeps it alive (services/tasks/sessions).
@@ -456,7 +463,7 @@ def _accepted(
     )
 
 
-def _check_gold_accuracy(project: ProjectForAccept) -> None:
+def check_gold_accuracy(project: AcceptEligibility) -> None:
     if gold.gold_accuracy_failed(
         min_gold_accuracy=project.min_gold_accuracy,
         answered=project.gold_answered,
@@ -473,7 +480,7 @@ def _check_gold_accuracy(project: ProjectForAccept) -> None:
         )
 
 
-def _check_eligibility(project: ProjectForAccept) -> None:
+def check_eligibility(project: AcceptEligibility) -> None:
     """On the columns read with the project (ACCEPT_FUSED_SQL): the block always, the worker's
     facts only when there are requirements (the statement reads them only then)."""
     if project.blocked:

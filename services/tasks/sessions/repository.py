@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-from services.tasks.lifecycle.accept import _PROJECT_FOR_ACCEPT
+from services.tasks.lifecycle.accept import _PROJECT_FOR_ACCEPT, AcceptEligibility
 from shared.database import Db, Writable, as_row, as_rows
 
 SESSION_COLUMNS = """s.id, s.project_id, s.worker_id, s.requester_id, s.timesheet_id, s.week_start,
@@ -67,32 +66,9 @@ LEFT JOIN hourly_budgets b ON b.project_id = r.id
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectForSession:
-    id: str
-    requester_id: str
-    status: str
-    reward_cents: int
-    fee_cents: int
-    assignment_duration_seconds: int
-    qualification_requirements: Any
-    min_gold_accuracy: int | None
-    task_type: str
-    labels: list[str] | None
-    multi_label: bool
-    answer_schema: dict[str, Any] | None
-    tasks_expire_at: datetime | None
-    gold_answered: int | None
-    gold_correct: int | None
-    blocked: bool
-    sql_rules_passed: bool
-    pay_model: str
-    country: str | None
-    submitted: int | None
-    approved: int | None
-    rejected: int | None
-    blocked_by: list[str] | None
-    type_ids: list[str] | None
-    type_values: list[Any] | None
+class ProjectForSession(AcceptEligibility):
+    """Accept's eligibility columns plus the hourly terms and the budget counter."""
+
     hourly_rate_cents: int | None
     max_seconds_per_worker_per_week: int | None
     idle_timeout_seconds: int | None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from services.tasks.lifecycle.accept import _check_eligibility, _check_gold_accuracy
+from services.tasks.lifecycle.accept import check_eligibility, check_gold_accuracy
 from services.tasks.sessions import repository
 from services.tasks.sessions.repository import Accrued, SessionRow
 from services.tasks.sessions.schemas import SessionDispute, WorkSessionRead
@@ -118,8 +118,8 @@ async def open_session(
         raise ProjectNotAvailable("This project has no work available.")
     if project.pay_model != "hourly":
         raise NotHourly("This project pays per answer: accept its tasks, no session needed.")
-    _check_eligibility(project)  # type: ignore[arg-type]
-    _check_gold_accuracy(project)  # type: ignore[arg-type]
+    check_eligibility(project)
+    check_gold_accuracy(project)
     assert project.idle_timeout_seconds is not None
     if (
         project.budget_seconds is not None
