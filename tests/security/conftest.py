@@ -304,6 +304,9 @@ _BACKGROUND_VIEWS = {
     # every request is counted toward its rate limits, refused ones included (that is what a
     # limit is for): the counters are traffic accounting, not state a request may not change
     "rate_limit_counters": None,
+    # the scorecard sweep refreshes each requester's figures from the tables compared above
+    # (and stamps when): a derived cache, not state a request writes
+    "requester_scorecards": None,
 }
 
 
