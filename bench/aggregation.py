@@ -258,8 +258,16 @@ def main(argv: list[str] | None = None) -> int:
         "--other-tasks",
         type=int,
         default=5_000,
-        help="tasks of the rover (transcription) and segmentation_em (boxes) runs, 5 answers "
-        "each; 0 skips them",
+        help="tasks of the rover (transcription) and segmentation_em (boxes) runs; 0 skips them",
+    )
+    parser.add_argument(
+        "--other-per-task", type=int, default=5, help="answers per task of those runs"
+    )
+    parser.add_argument(
+        "--other-methods",
+        nargs="+",
+        choices=("rover", "segmentation_em"),
+        default=["rover", "segmentation_em"],
     )
     parser.add_argument(
         "--postgres",
@@ -294,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     if args.other_tasks:
-        _run_others(args.other_tasks, args.seed)
+        _run_others(args.other_tasks, args.other_per_task, args.other_methods, args.seed)
     if "dawid_skene" in accuracies and "majority" in accuracies:
         ds, mv = accuracies["dawid_skene"], accuracies["majority"]
         verdict = "beats" if ds > mv else "does not beat"
@@ -302,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_others(tasks: int, seed: int) -> None:
+def _run_others(tasks: int, per_task: int, methods: list[str], seed: int) -> None:
     from services.tasks.gold.service import is_gold_correct
 
     cases = [
@@ -310,7 +318,9 @@ def _run_others(tasks: int, seed: int) -> None:
         ("segmentation_em", "bounding_box", simulated_boxes),
     ]
     for method, task_type, simulate in cases:
-        rows, truth = simulate(tasks=tasks, per_task=5, seed=seed)
+        if method not in methods:
+            continue
+        rows, truth = simulate(tasks=tasks, per_task=per_task, seed=seed)
         with tempfile.TemporaryDirectory(prefix="bench-aggregation-") as folder:
             path = os.path.join(folder, "answers.csv")
             with open(path, "w", newline="") as file:
@@ -322,7 +332,8 @@ def _run_others(tasks: int, seed: int) -> None:
         )
         print(
             f"{method:<12} {wall:>8.1f} {result.seconds:>10.1f} {result.peak_rss_mb:>12.0f} "
-            f"{right / len(truth):>9.4f}  ({tasks} tasks x 5 answers; right = the gold rule)",
+            f"{right / len(truth):>9.4f}  ({tasks} tasks x {per_task} answers; "
+            "right = the gold rule)",
             flush=True,
         )
 

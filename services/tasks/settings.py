@@ -76,6 +76,10 @@ class Settings(ServiceSettings):
     aggregation_jobs_per_process: int = Field(default=4, ge=0, le=1_000)
     # A running run is heartbeaten every third of this; past it, another process takes it over.
     aggregation_lease_seconds: float = Field(default=30.0, ge=1, le=3_600)
+    # A failed run is started again by a request for it once this long has passed since it
+    # failed (before then the request is answered with the failure): a method that fails on a
+    # project's data does not restart a minutes-long job on every poll.
+    aggregation_retry_seconds: float = Field(default=30.0, ge=0, le=86_400)
     # The results request waits this long for a run before answering 202 with its status URL.
     aggregation_inline_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     # SegmentationEM draws bounding boxes on a grid of this many cells a side.

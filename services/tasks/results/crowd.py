@@ -55,6 +55,7 @@ from services.tasks.results.methods import (
     JobSpec,
     ProjectShape,
 )
+from services.tasks.results.progress import JobProgress, crowdkit_progress
 
 # Tasks per SegmentationEM batch: bounds the masks held at once (tasks x answers x grid^2 bytes).
 BOX_TASKS_PER_BATCH = 2_000
@@ -63,15 +64,19 @@ BOX_TASKS_PER_BATCH = 2_000
 def run_job(spec: JobSpec) -> AggregationResult:
     """The process pool's entry point: read the answers, aggregate, report time and memory."""
     started = time.perf_counter()
+    progress = JobProgress(spec.progress_path)
     frame = read_answers_csv(spec.answers_path)
-    result = aggregate(
-        spec.method,
-        spec.shape,
-        frame,
-        gold=spec.gold,
-        gold_stats=spec.gold_stats,
-        box_grid=spec.box_grid,
-    )
+    with crowdkit_progress(progress):
+        result = aggregate(
+            spec.method,
+            spec.shape,
+            frame,
+            gold=spec.gold,
+            gold_stats=spec.gold_stats,
+            box_grid=spec.box_grid,
+            progress=progress,
+        )
+    progress.report(1.0, force=True)
     result.seconds = time.perf_counter() - started
     result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
@@ -98,19 +103,21 @@ def aggregate(
     gold: Mapping[str, Any] | None = None,
     gold_stats: Mapping[str, tuple[int, int]] | None = None,
     box_grid: int = DEFAULT_BOX_GRID,
+    progress: JobProgress | None = None,
 ) -> AggregationResult:
     """Aggregate `answers` (columns task, worker, answer: the answer as the loader gives it,
-    see `repository.ANSWER_EXPRESSIONS`) with crowd-kit's `method`."""
+    see `repository.ANSWER_EXPRESSIONS`) with crowd-kit's `method`. With `progress` (inside
+    `crowdkit_progress`), crowd-kit's progress bars are switched on and counted into it."""
     gold = gold or {}
     gold_stats = gold_stats or {}
     if answers.empty:
         return AggregationResult()
     if shape.task_type in ("classification", "sentiment"):
-        return _aggregate_labels(method, shape, answers, gold, gold_stats)
+        return _aggregate_labels(method, shape, answers, gold, gold_stats, progress)
     if shape.task_type == "transcription" and method == "rover":
-        return _aggregate_texts(answers)
+        return _aggregate_texts(answers, progress)
     if shape.task_type == "bounding_box" and method == "segmentation_em":
-        return _aggregate_boxes(answers, box_grid)
+        return _aggregate_boxes(answers, box_grid, progress)
     raise ValueError(f"{method} does not fit {shape.task_type}")
 
 
@@ -190,8 +197,11 @@ def _aggregate_labels(
     answers: pd.DataFrame,
     gold: Mapping[str, Any],
     gold_stats: Mapping[str, tuple[int, int]],
+    progress: JobProgress | None = None,
 ) -> AggregationResult:
     from crowdkit.aggregation import GLAD, MACE, DawidSkene, MajorityVote, Wawa
+
+    report = progress is not None  # crowd-kit's progress bars on (GLAD, MACE): see progress.py
 
     task_codes, task_ids = _factorize_sorted(answers["task"])
     worker_codes, worker_ids = _factorize_sorted(answers["worker"])
@@ -212,10 +222,10 @@ def _aggregate_labels(
         skills = _dawid_skene_skills(model.errors_, model.priors_)
     elif method == "glad":
         priors = _glad_alpha_priors(worker_ids, gold_stats)
-        model = GLAD(alphas_priors_mean=priors).fit(data)
+        model = GLAD(alphas_priors_mean=priors, silent=not report).fit(data)
         probas, skills = model.probas_, model.alphas_
     elif method == "mace":
-        model = MACE(random_state=0).fit(data)
+        model = MACE(random_state=0, verbose=2 if report else 0).fit(data)
         probas = model.probas_
         # MACE numbers workers by first appearance; column 1 of spamming_ is "knows the answer".
         first_seen = pd.unique(data["worker"])
@@ -348,14 +358,17 @@ def _join_tokens(tokens: list[str]) -> str:
     return " ".join(tokens)
 
 
-def _aggregate_texts(answers: pd.DataFrame) -> AggregationResult:
+def _aggregate_texts(
+    answers: pd.DataFrame, progress: JobProgress | None = None
+) -> AggregationResult:
     """crowd-kit's ROVER over whitespace tokens (punctuation stays on its word)."""
     from crowdkit.aggregation import ROVER
 
     data = pd.DataFrame(
         {"task": answers["task"], "worker": answers["worker"], "text": answers["answer"]}
     )
-    texts = ROVER(tokenizer=_tokens, detokenizer=_join_tokens, silent=True).fit_predict(data)
+    rover = ROVER(tokenizer=_tokens, detokenizer=_join_tokens, silent=progress is None)
+    texts = rover.fit_predict(data)
     texts = texts.sort_index()
     result = AggregationResult()
     result.task_ids = [str(t) for t in texts.index]
@@ -399,7 +412,9 @@ def _boxes_of(mask: np.ndarray, label: str, grid: int) -> list[dict[str, Any]]:
     return boxes
 
 
-def _aggregate_boxes(answers: pd.DataFrame, grid: int) -> AggregationResult:
+def _aggregate_boxes(
+    answers: pd.DataFrame, grid: int, progress: JobProgress | None = None
+) -> AggregationResult:
     """crowd-kit's SegmentationEM per (task, label): each worker's boxes of one label drawn as
     one mask (no box of that label = an empty mask, a vote that there is none)."""
     from crowdkit.aggregation import SegmentationEM
@@ -418,6 +433,8 @@ def _aggregate_boxes(answers: pd.DataFrame, grid: int) -> AggregationResult:
     aggregate_of: dict[str, Any] = {}
     for start in range(0, len(task_order), BOX_TASKS_PER_BATCH):
         batch = task_order[start : start + BOX_TASKS_PER_BATCH]
+        if progress is not None:
+            progress.part(start / len(task_order), len(batch) / len(task_order))
         keys: list[tuple[str, str]] = []
         key_column: list[int] = []
         worker_column: list[str] = []

@@ -40,13 +40,15 @@ from fastapi import FastAPI
 
 from services.tasks.results import repository
 from services.tasks.results.methods import AggregationResult, JobSpec, ProjectShape
+from services.tasks.results.progress import read_progress
 from services.tasks.results.repository import RunRow
 from shared.database import Database
 from shared.ids import new_id
 
 log = logging.getLogger("tasks.aggregation")
 
-# Overall progress at the start of each stage (crowd-kit reports nothing while it fits).
+# Overall progress at the start of each stage; within aggregating, the job's own fraction done
+# (crowd-kit's progress bars where it has them: results/progress.py).
 _LOADING, _AGGREGATING, _STORING = 0.0, 0.3, 0.9
 
 
@@ -69,8 +71,10 @@ class AggregationJobs:
         jobs_per_process: int,
         lease_seconds: float,
         box_grid: int,
+        retry_seconds: float = 30.0,
     ) -> None:
         self.database = database
+        self.retry_seconds = retry_seconds
         self.processes = processes
         self.jobs_per_process = jobs_per_process
         self.lease_seconds = lease_seconds
@@ -190,6 +194,7 @@ class AggregationJobs:
             gold=gold,
             gold_stats=tallies,
             box_grid=self.box_grid,
+            progress_path=os.path.join(os.path.dirname(path), "progress"),
         )
         return spec, total
 
@@ -209,7 +214,10 @@ class AggregationJobs:
                     if self._pool is pool:
                         self._pool = None
                     raise
-            await self._beat(run.id, "aggregating", _AGGREGATING)
+            done_share = read_progress(spec.progress_path) or 0.0
+            await self._beat(
+                run.id, "aggregating", _AGGREGATING + (_STORING - _AGGREGATING) * done_share
+            )
 
     async def _store(self, run: RunRow, result: AggregationResult, answer_count: int) -> None:
         tasks = (
@@ -279,9 +287,19 @@ async def current_run(
                 jobs.start(run, project)
             elif run.status == "failed" or (run.status == "running" and run.lease_expired):
                 taken = await repository.restart_run(
-                    db, run_id=run.id, lease_seconds=jobs.lease_seconds
+                    db,
+                    run_id=run.id,
+                    lease_seconds=jobs.lease_seconds,
+                    retry_seconds=jobs.retry_seconds,
                 )
-                if taken is None:  # another request took it over first
+                if taken is None:
+                    if run.status == "failed":
+                        # Failed too recently to retry (the answer is the failure), or another
+                        # request restarted it a moment ago (found running next time round).
+                        again = await repository.get_run(db, project_id=project.id, run_id=run.id)
+                        if again is not None and again.status == "failed":
+                            run = again
+                            break
                     continue
                 run = taken
                 jobs.start(run, project)
@@ -307,6 +325,7 @@ def jobs_of(app: FastAPI) -> AggregationJobs:
             jobs_per_process=settings.aggregation_jobs_per_process,
             lease_seconds=settings.aggregation_lease_seconds,
             box_grid=settings.aggregation_box_grid,
+            retry_seconds=settings.aggregation_retry_seconds,
         )
         app.state.aggregation_jobs = jobs
     return jobs

@@ -85,3 +85,6 @@ class JobSpec:
     gold: Mapping[str, Any]  # task_id -> gold answer
     gold_stats: Mapping[str, tuple[int, int]]  # worker_id -> (gold answered, gold correct)
     box_grid: int = DEFAULT_BOX_GRID
+    # Where the job writes its fraction done inside crowd-kit (results/progress.py); None: not
+    # reported.
+    progress_path: str | None = None

@@ -244,9 +244,12 @@ async def insert_run(
     )
 
 
-async def restart_run(db: Db, *, run_id: str, lease_seconds: float) -> RunRow | None:
-    """Take over a run that failed or whose process stopped heartbeating; None when another
-    request took it first (or it is alive)."""
+async def restart_run(
+    db: Db, *, run_id: str, lease_seconds: float, retry_seconds: float
+) -> RunRow | None:
+    """Take over a run that failed over `retry_seconds` ago or whose process stopped
+    heartbeating; None when another request took it first, it is alive, or its failure is too
+    recent to retry."""
     return as_row(
         RunRow,
         await db.fetchrow(
@@ -254,11 +257,14 @@ async def restart_run(db: Db, *, run_id: str, lease_seconds: float) -> RunRow | 
             UPDATE aggregation_runs
             SET status = 'running', stage = 'queued', progress = 0, error = NULL,
                 lease_until = now() + make_interval(secs => $2), finished_at = NULL
-            WHERE id = $1 AND (status = 'failed' OR (status = 'running' AND lease_until < now()))
+            WHERE id = $1
+              AND ((status = 'failed' AND finished_at <= now() - make_interval(secs => $3))
+                   OR (status = 'running' AND lease_until < now()))
             RETURNING {_RUN_COLUMNS}
             """,
             run_id,
             lease_seconds,
+            retry_seconds,
         ),
     )
 

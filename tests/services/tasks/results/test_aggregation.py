@@ -515,3 +515,39 @@ async def test_a_run_whose_process_died_is_taken_over(
         "SELECT status, lease_until FROM aggregation_runs WHERE id = $1", run_id
     )
     assert row["status"] == "done" and row["lease_until"] is None
+
+
+async def test_a_failed_run_is_retried_only_after_the_retry_delay(
+    tasks_client: httpx.AsyncClient,
+    workers_client: httpx.AsyncClient,
+    payments_client: httpx.AsyncClient,
+    db: Any,
+) -> None:
+    requester, project, _ = await _project_with_answers(
+        tasks_client, workers_client, payments_client, db, n_tasks=3
+    )
+    first = await _aggregated(tasks_client, requester, project["id"], "majority")
+    assert first.status_code == 200
+    run_id = await db.fetchval(
+        "SELECT id FROM aggregation_runs WHERE project_id = $1", project["id"]
+    )
+    # It failed a moment ago (as a method failing on this project's data would).
+    await db.execute(
+        "UPDATE aggregation_runs SET status = 'failed', stage = 'failed', error = 'boom', "
+        "finished_at = now() WHERE id = $1",
+        run_id,
+    )
+    for _ in range(3):  # every poll inside the retry delay gets the failure, not a new job
+        failed = await _results(tasks_client, requester, project["id"], aggregation="majority")
+        assert failed.status_code == 202
+        assert failed.json()["id"] == run_id
+        assert failed.json()["status"] == "failed" and failed.json()["error"] == "boom"
+    # The delay (TASKS_AGGREGATION_RETRY_SECONDS, 30 s by default) has passed: retried.
+    await db.execute(
+        "UPDATE aggregation_runs SET finished_at = now() - interval '31 seconds' WHERE id = $1",
+        run_id,
+    )
+    again = await _aggregated(tasks_client, requester, project["id"], "majority")
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert await db.fetchval("SELECT status FROM aggregation_runs WHERE id = $1", run_id) == "done"
