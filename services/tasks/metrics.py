@@ -21,12 +21,19 @@ from shared.metrics import OUTBOX_OLDEST_PENDING, OUTBOX_PENDING, TIMER_LAG, per
 
 
 async def sample_backlogs(
-    database: Database, *, grace_seconds: float, retention_seconds: float
+    database: Database,
+    *,
+    grace_seconds: float,
+    retention_seconds: float,
+    scorecard_max_age_seconds: float,
 ) -> None:
     async with database.autocommit() as db:  # the primary: a replica may lag behind
         owed = await outbox_repository.pending(db)
         lag = await timers_repository.sweep_lag(
-            db, grace_seconds=grace_seconds, retention_seconds=retention_seconds
+            db,
+            grace_seconds=grace_seconds,
+            retention_seconds=retention_seconds,
+            scorecard_max_age_seconds=scorecard_max_age_seconds,
         )
     OUTBOX_PENDING.set(owed.pending)
     OUTBOX_OLDEST_PENDING.set(owed.oldest_pending_seconds)
@@ -44,6 +51,7 @@ async def tasks_metrics_lifespan(app: FastAPI) -> AsyncIterator[None]:
             database,
             grace_seconds=settings.timers_grace_seconds,
             retention_seconds=settings.outbox_retention_seconds,
+            scorecard_max_age_seconds=settings.discovery_scorecard_max_age_seconds,
         )
 
     async with periodic("tasks-backlogs", settings.metrics_sample_seconds, sample):

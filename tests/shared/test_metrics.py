@@ -32,6 +32,7 @@ import yaml
 
 from services.payments.ledger import repository as ledger_repository
 from services.payments.ledger.monitor import run_ledger_check
+from services.tasks.timers.service import SWEEPS
 from shared.database import make_pool
 from shared.metrics import (
     RequestMetricsMiddleware,
@@ -290,8 +291,11 @@ async def test_outbox_backlog_and_timer_lag(stack: Stack, private_db: asyncpg.Po
         assert 0 < value(samples, "marketplace_outbox_oldest_pending_seconds") < 30
         lag = value(samples, "marketplace_timer_lag_seconds", sweep="assignment_deadlines")
         assert 100 - grace <= lag < 100 - grace + 30
-        for sweep in ("auto_approvals", "task_lifetimes", "outbox_retention"):
-            assert value(samples, "marketplace_timer_lag_seconds", sweep=sweep) == 0, sweep
+        for sweep in SWEEPS:  # every sweep has its gauge (none missing from the sample)
+            key = ("marketplace_timer_lag_seconds", frozenset({"sweep": sweep}.items()))
+            assert key in samples, f"no timer lag sampled for {sweep}"
+            if sweep != "assignment_deadlines":
+                assert value(samples, "marketplace_timer_lag_seconds", sweep=sweep) == 0, sweep
     finally:
         stack.mesh.start("payments")
         runner.start()
