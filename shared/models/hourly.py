@@ -56,6 +56,7 @@ SESSION_END_REASONS = (
     "weekly_hours_exhausted",
     "budget_exhausted",
     "project_closed",
+    "project_paused",
 )
 
 

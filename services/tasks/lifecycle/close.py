@@ -64,7 +64,7 @@ async def _close_hourly(db: WriteDb, row: ProjectRow) -> None:
     """Every open work session ends now (`project_closed`; nothing accrues after), then the
     budget's money that no open timesheet can still claim goes back (services/tasks/
     timesheets). Wall-clock stamp: a session's end is never before its last activity."""
-    await end_project_sessions(db, project_id=row.id, now=utcnow())
+    await end_project_sessions(db, project_id=row.id, now=utcnow(), reason="project_closed")
     await release_on_close(
         db,
         project_id=row.id,

@@ -23,6 +23,7 @@ from services.tasks.answers import (
     schema_problems,
     validate_answer,
 )
+from services.tasks.clock import utcnow
 from services.tasks.pay_floor import service as pay_floor
 from services.tasks.projects import repository
 from services.tasks.projects.repository import ProjectLock, ProjectRow, ProjectStats
@@ -35,6 +36,7 @@ from services.tasks.projects.schemas import (
     QualificationRequirement,
     hours_to_seconds,
 )
+from services.tasks.sessions.service import end_project_sessions
 from shared.database import Db, WriteDb
 from shared.eligibility import SYSTEM_TYPE_IDS
 from shared.errors import InvalidState, NotFound, ValidationFailed
@@ -537,6 +539,11 @@ async def _move(
         raise InvalidState(
             f"Only a {source} project can become {target}; this one is {row.status}."
         )
+    if target == "paused" and row.pay_model == "hourly":
+        # No work can be taken while paused, so no time is paid: the open sessions end now
+        # (workers open new ones after the resume). Wall clock, as close: a session's end is
+        # never before its last activity.
+        await end_project_sessions(db, project_id=row.id, now=utcnow(), reason="project_paused")
     updated = await repository.update_project(db, project_id=row.id, values={"status": target})
     return await read_project(db, updated)
 

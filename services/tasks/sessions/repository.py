@@ -196,7 +196,9 @@ async def insert_session(
 # One activity event (heartbeat, accept, submit, end) on an open session, in ONE statement, so
 # it is atomic on its own and the project's budget row is locked only for the rest of this
 # statement and its commit:
-# - `old`: the session, locked. It must be open and not idle at `$3` (an event after the idle
+# - `old`: the session, locked. It must be open, in a published project (pausing and closing
+#   end a project's sessions; this guards an event that read the project before that commit),
+#   and not idle at `$3` (an event after the idle
 #   deadline finds nothing: the session is over, whether or not the sweep has ended it yet, so
 #   an event racing the sweep gets the same answer either way). `gap`: the whole seconds since
 #   the last event (a clock stamp older than the last event counts 0). The seconds' fractions
@@ -225,6 +227,7 @@ WITH old AS (
     FROM work_sessions s
     JOIN projects p ON p.id = s.project_id
     WHERE {{which}} AND s.worker_id = $2 AND s.status = 'open' AND s.expires_at >= $3
+      AND p.status = 'published'
     FOR UPDATE OF s
 ), sheet AS (
     SELECT t.id, t.seconds_worked FROM timesheets t
@@ -402,10 +405,11 @@ FROM due
 WHERE s.id = due.id AND s.status = 'open'
 """
 
-# Close: every open session of the project ends (the caller holds the project row).
+# Close and pause: every open session of the project ends, with reason $3 (the caller holds
+# the project row).
 END_PROJECT_SESSIONS_SQL = """
 UPDATE work_sessions s
-SET status = 'ended', ended_at = GREATEST(s.last_activity_at, $2), ended_reason = 'project_closed'
+SET status = 'ended', ended_at = GREATEST(s.last_activity_at, $2), ended_reason = $3
 WHERE s.project_id = $1 AND s.status = 'open'
 """
 

@@ -20,6 +20,7 @@ SessionEndReason = TypeAliasType(
         "weekly_hours_exhausted",
         "budget_exhausted",
         "project_closed",
+        "project_paused",
     ],
 )
 DisputeStatus = TypeAliasType("DisputeStatus", Literal["open", "withdrawn", "upheld"])

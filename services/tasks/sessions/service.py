@@ -18,6 +18,7 @@ many sessions race for its last seconds. The event that reaches a limit ends its
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 from services.tasks.lifecycle.accept import check_eligibility, check_gold_accuracy
 from services.tasks.sessions import repository
@@ -199,15 +200,23 @@ async def heartbeat(
 
 async def activity_for_work(
     db: Writable, *, worker_id: str, project_id: str, now: datetime, what: str
-) -> Accrued:
+) -> Accrued | None:
     """Accept and submit in an hourly project: they need the worker's open session there and
     count as its activity. Refused as the session's state says (no session at all: 409
     `work_session_required`). An accept whose event reached a limit is refused with the
     limit's code; its time was worked and stays counted (without an Idempotency-Key: one
-    statement, committed alone)."""
+    statement, committed alone). A submit whose session the requester ended (the project was
+    paused or closed) is taken without counting time (None): the answer was accepted inside a
+    session and the worker did nothing to lose it."""
     row = await repository.record_activity(db, worker_id=worker_id, project_id=project_id, now=now)
     if row is None:
         latest = await repository.latest_session_of(db, project_id=project_id, worker_id=worker_id)
+        if (
+            what == "submit"
+            and latest is not None
+            and latest.ended_reason in ("project_paused", "project_closed")
+        ):
+            return None
         if latest is None or latest.ended_reason in (None, "worker", "idle", "week_ended"):
             raise WorkSessionRequired(
                 f"To {what} in an hourly project, open a work session first "
@@ -259,6 +268,12 @@ async def end_exhausted_sessions(db: WriteDb, *, now: datetime, limit: int) -> i
     return repository.rows_changed(status)
 
 
-async def end_project_sessions(db: WriteDb, *, project_id: str, now: datetime) -> int:
-    status = await db.execute(repository.END_PROJECT_SESSIONS_SQL, project_id, now)
+async def end_project_sessions(
+    db: WriteDb,
+    *,
+    project_id: str,
+    now: datetime,
+    reason: Literal["project_closed", "project_paused"],
+) -> int:
+    status = await db.execute(repository.END_PROJECT_SESSIONS_SQL, project_id, now, reason)
     return repository.rows_changed(status)

@@ -172,3 +172,25 @@ async def test_a_session_ends_with_its_iso_week(
         worker.id,
     )
     assert [r["seconds_worked"] for r in sheets] == [90, 0]
+
+
+async def test_an_answer_in_hand_is_taken_after_the_requester_paused_the_project(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    project = await hourly_project(tasks_client, workers_client, payments_client, tasks=3)
+    worker = await create_worker(workers_client)
+    with frozen_tasks_clock(apps["tasks"]) as clock:
+        session = await opened(tasks_client, worker, project.id)
+        clock.advance(60)
+        work = (await accept(tasks_client, worker, project.id)).json()
+        resp = await tasks_client.post(
+            f"/v1/projects/{project.id}/pause", headers=project.requester.headers
+        )
+        assert resp.status_code == 200, resp.text
+        clock.advance(90)
+        # The pause ended the session, not the worker: the answer is taken, the 90 s are not
+        # paid (no work could be taken while paused).
+        resp = await submit(tasks_client, worker, work["assignment_id"], {"text": "hello"})
+        assert resp.status_code == 200, resp.text
+        got = await tasks_client.get(f"/v1/work/sessions/{session['id']}", headers=worker.headers)
+        assert (got.json()["ended_reason"], got.json()["seconds_worked"]) == ("project_paused", 60)

@@ -180,3 +180,62 @@ async def test_publish_reserves_the_budget_and_close_releases_what_was_not_earne
         "SELECT status, ended_reason FROM work_sessions WHERE id = $1", session["id"]
     )
     assert tuple(row) == ("ended", "project_closed")
+
+
+async def test_pausing_ends_the_open_sessions_and_nothing_accrues_while_paused(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    project = await hourly_project(tasks_client, workers_client, payments_client)
+    worker, other = await create_worker(workers_client), await create_worker(workers_client)
+    headers = project.requester.headers
+    with frozen_tasks_clock(apps["tasks"]) as clock:
+        session = await opened(tasks_client, worker, project.id)
+        clock.advance(100)
+        assert (await heartbeat(tasks_client, worker, session["id"])).status_code == 200
+        resp = await tasks_client.post(f"/v1/projects/{project.id}/pause", headers=headers)
+        assert resp.status_code == 200, resp.text
+        clock.advance(120)  # within the idle timeout: a live session would be paid this gap
+        resp = await heartbeat(tasks_client, worker, session["id"])
+        assert resp.status_code == 409 and resp.json()["code"] == "session_ended", resp.text
+        mine = await tasks_client.get(f"/v1/work/sessions/{session['id']}", headers=worker.headers)
+        body = mine.json()
+        assert (body["status"], body["ended_reason"], body["seconds_worked"]) == (
+            "ended",
+            "project_paused",
+            100,
+        )
+        # No session opens in a paused project; after the resume one does, from zero.
+        refused = await open_session(tasks_client, other, project.id)
+        assert refused.status_code == 404, refused.text
+        resp = await tasks_client.post(f"/v1/projects/{project.id}/resume", headers=headers)
+        assert resp.status_code == 200, resp.text
+        again = await opened(tasks_client, worker, project.id)
+        clock.advance(60)
+        resp = await heartbeat(tasks_client, worker, again["id"])
+        assert resp.status_code == 200 and resp.json()["seconds_worked"] == 60
+    sheet = await db.fetchval(
+        "SELECT seconds_worked FROM timesheets WHERE worker_id = $1", worker.id
+    )
+    used = await db.fetchval(
+        "SELECT used_seconds FROM hourly_budgets WHERE project_id = $1", project.id
+    )
+    assert sheet == used == 160  # 100 before the pause + 60 after the resume, not the 120 between
+
+
+async def test_an_event_in_a_project_no_longer_published_counts_nothing(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    # A session the pause did not see (opened as it committed) is still guarded by the event
+    # statement itself: no time accrues outside a published project.
+    project = await hourly_project(tasks_client, workers_client, payments_client)
+    worker = await create_worker(workers_client)
+    with frozen_tasks_clock(apps["tasks"]) as clock:
+        session = await opened(tasks_client, worker, project.id)
+        await db.execute("UPDATE projects SET status = 'paused' WHERE id = $1", project.id)
+        clock.advance(60)
+        resp = await heartbeat(tasks_client, worker, session["id"])
+        assert resp.status_code == 409 and resp.json()["code"] == "session_ended", resp.text
+    used = await db.fetchval(
+        "SELECT used_seconds FROM hourly_budgets WHERE project_id = $1", project.id
+    )
+    assert used == 0
