@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from services.tasks.lifecycle.messages import Message, enqueue_many, release_message
@@ -33,6 +34,8 @@ from shared.database import Db, WriteDb
 from shared.errors import Conflict, NotFound
 from shared.fees import fee_cents
 from shared.pagination import Page, PageParams
+
+log = logging.getLogger("tasks.timesheets")
 
 
 class TimesheetNotFound(NotFound):
@@ -268,6 +271,12 @@ async def auto_approve_due(db: WriteDb, *, now: datetime, limit: int, grace_seco
                 approved += int(await approve(db, timesheet_id=timesheet_id, now=now, by="auto"))
             except TimesheetNotFinal:
                 continue  # a session still live past the deadline: next pass
+            except Exception:
+                # A timesheet that cannot be paid (a broken invariant, logged for the operator)
+                # must not hold back the others of the batch: its savepoint is rolled back
+                # and the next pass tries it again.
+                log.exception("timesheet %s: auto-approval failed", timesheet_id)
+                continue
     return approved
 
 

@@ -190,3 +190,37 @@ async def test_unreviewed_timesheets_auto_approve_after_the_week_once_with_racin
     await wait_delivered(db, [f"pay:timesheet:{s['id']}" for s in sheets], apps)
     for worker in crowd:
         assert (await balance(payments_client, worker))["available"] == 200
+
+
+async def test_a_timesheet_that_cannot_be_paid_does_not_hold_back_the_others(
+    apps: dict, tasks_client: httpx.AsyncClient, workers_client, payments_client, db
+) -> None:
+    good = await hourly_project(
+        tasks_client, workers_client, payments_client, auto_approve_seconds=3600
+    )
+    broken = await hourly_project(
+        tasks_client, workers_client, payments_client, auto_approve_seconds=3600
+    )
+    worker = await create_worker(workers_client)
+    with frozen_tasks_clock(apps["tasks"]) as clock:
+        await work(tasks_client, worker, broken.id, clock, [200])
+        await work(tasks_client, worker, good.id, clock, [200])
+        # A broken invariant (the reservation gone): this timesheet's pay exceeds what is left.
+        await db.execute(
+            "UPDATE hourly_budgets SET released_cents = reserved_cents - paid_cents "
+            "WHERE project_id = $1",
+            broken.id,
+        )
+        sheets = await timesheets_of(tasks_client, good.requester, good.id)
+        clock.now = clock.now.fromisoformat(sheets[0]["auto_approve_at"])
+        clock.advance(1)
+        await runner(apps, clock).run_batch("timesheet_approvals")
+    status = {
+        r["project_id"]: r["status"]
+        for r in await db.fetch(
+            "SELECT project_id, status FROM timesheets WHERE project_id = ANY($1::text[])",
+            [good.id, broken.id],
+        )
+    }
+    # The broken one (due first) stays open for the operator; the good one is approved.
+    assert status == {good.id: "approved", broken.id: "open"}
