@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -43,6 +44,11 @@ class Assignment(Base):
     reviewed_at: Mapped[datetime | None] = timestamp_column()
     auto_approve_at: Mapped[datetime | None] = timestamp_column()
     ended_at: Mapped[datetime | None] = timestamp_column()
+    # The answer does not count toward the worker's standing (approval rate, approved count,
+    # level figures): a training answer, or a rejection beyond the daily per-requester cap.
+    standing_excluded: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default="false"
+    )
 
     __table_args__ = (
         CheckConstraint(

@@ -77,11 +77,15 @@ class Project(Base):
     # A per-answer project's pay floor (shared/models/pay_floor.py): approved answers are topped
     # up to this rate over the median measured working time. NULL: no floor.
     min_hourly_rate_cents: Mapped[int | None] = mapped_column(BigInteger)
+    # 'standard' (paid work) or 'training' (practice that grants a qualification; answers never
+    # count toward the worker's standing).
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default="standard")
 
     __table_args__ = (
         CheckConstraint("status IN ('draft', 'published', 'paused', 'closed')", name="status"),
         CheckConstraint("reward_cents >= 0 AND fee_cents >= 0", name="money_nonnegative"),
         CheckConstraint("pay_model IN ('per_assignment', 'hourly')", name="pay_model"),
+        CheckConstraint("kind IN ('standard', 'training')", name="kind"),
         CheckConstraint(
             "pay_model = 'per_assignment' OR (hourly_rate_cents > 0 AND budget_seconds > 0 "
             "AND idle_timeout_seconds > 0 AND reward_cents = 0)",

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     func,
@@ -232,3 +233,16 @@ class WorkerBlock(Base):
     created_at: Mapped[datetime] = created_at_column()
 
     __table_args__ = (Index("ix_worker_blocks_requester_id_id", "requester_id", "id"),)
+
+
+class WorkerLevel(Base):
+    """The worker's platform level (0 entry .. 3 expert), read by eligibility (`system.level`)
+    and by accept (pay tiers); kept by the workers service's levels domain."""
+
+    __tablename__ = "worker_levels"
+
+    worker_id: Mapped[str] = id_column(primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    since: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (CheckConstraint("level BETWEEN 0 AND 3", name="level"),)
