@@ -88,6 +88,7 @@ def create_app() -> FastAPI:
             body["reward_cents"],
             body["fee_cents"],
             body["duration_seconds"],
+            False,  # standing_excluded: the reference claims standard work
         )
         start = random.randint(0, MAX_CLAIM_RANK)
         # Each claim is one statement, atomic on its own: no BEGIN/COMMIT, as in the service.

@@ -16,6 +16,14 @@ Then an hourly project: a second requester publishes audio transcription paid $1
 (the budget's pay and fee reserved), a worker works in a session (heartbeats, an accepted and
 submitted clip) whose time the server measures, the requester closes the project (the unearned
 budget goes back) and approves the week's timesheet, which pays seconds x $18.00/h.
+
+Then levels and fair review: a third requester publishes a training project (sentiment, instant
+feedback) that grants its qualification, and a paid project that requires it and pays level-1
+workers more (`reward_by_level`). A new worker, Femi, starts at level 0, trains (3 of 4 right:
+passed, granted 75; the pass counts as the test level 1 asks for), labels 50 reviews at the base
+reward, and once they are approved climbs to level 1; his next answers pay the level-1 tier.
+One of them is rejected, Femi appeals, and the requester overturns the appeal: the answer is
+paid like an override.
 """
 
 from __future__ import annotations
@@ -46,6 +54,24 @@ HOURLY_RATE = "18.00"
 HOURLY_BUDGET_HOURS = 2
 HOURLY_DEPOSIT = "50.00"
 HOURLY_BEATS = 4  # heartbeats, one a second: a few seconds of measured work
+# Levels and fair review (the third part): a training project, then paid work with a level tier.
+LEVEL_DEPOSIT = "20.00"
+LEVEL_REWARD = "0.05"
+LEVEL_1_REWARD = "0.08"
+LEVEL_TASKS = 55
+LEVEL_1_APPROVED_ANSWERS = 50  # the workers service's default level-1 threshold
+TRAINING_ANSWERS = 4
+TRAINING_PASS = 75
+SENTIMENTS = ["positive", "negative", "neutral"]
+TRAINING_TASKS = [
+    ("Arrived early and works perfectly.", "positive", "Praise with no complaint."),
+    ("Broke after two days; I want my money back.", "negative", "A defect and a refund request."),
+    ("The box contains one charger.", "neutral", "A fact, no opinion either way."),
+    ("Great price, terrible battery.", "negative", "The complaint is about what matters most."),
+    ("Does what it says.", "positive", "Plain satisfaction is still positive."),
+    ("Delivered on Tuesday.", "neutral", "A delivery date states no opinion."),
+]
+APPEAL_MESSAGE = "My label is what the review says, word for word: please look again."
 
 QUESTIONS = [
     {
@@ -131,6 +157,25 @@ class DemoReport:
     hourly_requester_balance: dict[str, str] = field(default_factory=dict)
     hourly_worker_balance: dict[str, str] = field(default_factory=dict)
     hourly_worker_earnings: dict[str, Any] = field(default_factory=dict)
+    # Levels and fair review: Femi's level before and after, the training feedback and
+    # progress, his assignments of the paid project, the appeal, and the money of both sides.
+    level_before: dict[str, Any] = field(default_factory=dict)
+    level_trained: dict[str, Any] = field(default_factory=dict)
+    level_after: dict[str, Any] = field(default_factory=dict)
+    training_feedback: list[dict[str, Any]] = field(default_factory=list)
+    training_progress: dict[str, Any] = field(default_factory=dict)
+    training_grant_value: int | None = None
+    tiered_project: dict[str, Any] = field(default_factory=dict)
+    tiered_reserved_at_publish: str = ""
+    femi_assignments: list[dict[str, Any]] = field(default_factory=list)
+    femi_accept_rewards: list[str] = field(default_factory=list)
+    appeal_open: dict[str, Any] = field(default_factory=dict)
+    appeal_listed: list[dict[str, Any]] = field(default_factory=list)
+    appeal: dict[str, Any] = field(default_factory=dict)
+    femi_profile: dict[str, Any] = field(default_factory=dict)
+    femi_balance: dict[str, str] = field(default_factory=dict)
+    femi_earnings: dict[str, Any] = field(default_factory=dict)
+    globex_balance: dict[str, str] = field(default_factory=dict)
 
 
 class DemoError(RuntimeError):
@@ -515,6 +560,7 @@ async def run_demo(
         say("13. Project closed; money for slots nobody filled went back to the requester")
 
         await _hourly_story(api, tag, say, report, payouts_settled)
+        await _levels_and_appeal_story(api, tag, say, report, payouts_settled)
 
         # ---- the summary --------------------------------------------------------------
         report.project = (await api.call("tasks", "GET", f"/v1/projects/{pid}", requester)).json()
@@ -669,6 +715,288 @@ async def _hourly_story(
     )
 
 
+async def _levels_and_appeal_story(
+    api: Api,
+    tag: str,
+    say: Callable[[str], None],
+    report: DemoReport,
+    payouts_settled: Callable[[], Any],
+) -> None:
+    """Levels, training and fair review: Femi climbs from level 0 to 1 and wins an appeal."""
+    globex, femi = Person("Globex", "requester"), Person("Femi", "worker")
+    await _sign_up(api, globex, tag, country="GB")
+    await _sign_up(api, femi, tag, country="NG", languages=["en"])
+    await api.call(
+        "payments",
+        "POST",
+        "/v1/deposits",
+        globex,
+        json={"amount": LEVEL_DEPOSIT},
+        headers={"Idempotency-Key": f"demo-level-deposit-{tag}"},
+    )
+    report.ids.update(globex=globex.id, femi=femi.id)
+    report.level_before = (await api.call("workers", "GET", "/v1/workers/me/level", femi)).json()
+    nxt = report.level_before["next_level"]
+    say(
+        f"18. Femi signed up: level {report.level_before['level']} "
+        f"({report.level_before['name']}); for level {nxt['level']} ({nxt['name']}): "
+        + "; ".join(t["text"] for t in nxt["thresholds"])
+    )
+
+    # The qualification type the training grants (no test of its own: the training is it).
+    basics = (
+        await api.call(
+            "workers",
+            "POST",
+            "/v1/qualification-types",
+            globex,
+            json={
+                "name": f"Sentiment basics {tag}",
+                "description": "Granted by passing Globex's sentiment training.",
+                "keywords": ["sentiment", "training"],
+                "retry_delay_seconds": 3600,
+                "status": "active",
+            },
+        )
+    ).json()
+    report.ids.update(sentiment_basics=basics["id"])
+
+    sentiment = {
+        "task_type": "sentiment",
+        "assignments_per_task": 1,
+        "assignment_duration_seconds": 600,
+        "lifetime_seconds": 86_400,
+        "auto_approve_seconds": 86_400,
+        "keywords": ["sentiment", "reviews"],
+    }
+    training = (
+        await api.call(
+            "tasks",
+            "POST",
+            "/v1/projects",
+            globex,
+            json={
+                **sentiment,
+                "title": "Sentiment practice",
+                "description": "Practice with instant feedback; passing unlocks paid work.",
+                "instructions": "Is the review positive, negative or neutral?",
+                "kind": "training",
+                "reward": "0.00",
+                "training": {
+                    "qualification_type_id": basics["id"],
+                    "min_training_answers": TRAINING_ANSWERS,
+                    "pass_accuracy": TRAINING_PASS,
+                },
+            },
+            expect=(201,),
+        )
+    ).json()
+    tid = training["id"]
+    await api.call(
+        "tasks",
+        "POST",
+        f"/v1/projects/{tid}/tasks",
+        globex,
+        json={
+            "tasks": [
+                {"input": {"text": text}, "gold_answer": {"label": label}, "explanation": why}
+                for text, label, why in TRAINING_TASKS
+            ]
+        },
+        expect=(201,),
+    )
+    await api.call("tasks", "POST", f"/v1/projects/{tid}/publish", globex)
+    gold = {text: label for text, label, _ in TRAINING_TASKS}
+    for n in range(TRAINING_ANSWERS):  # right, right, right, then one wrong: 75%
+        work = (
+            await api.call("tasks", "POST", f"/v1/work/projects/{tid}/accept", femi, expect=201)
+        ).json()
+        right = gold[work["input"]["text"]]
+        label = right if n < TRAINING_ANSWERS - 1 else next(x for x in SENTIMENTS if x != right)
+        done = (
+            await api.call(
+                "tasks",
+                "POST",
+                f"/v1/assignments/{work['assignment_id']}/submit",
+                femi,
+                json={"answer": {"label": label}},
+            )
+        ).json()
+        report.training_feedback.append(done["training"])
+    report.training_progress = report.training_feedback[-1]["progress"]
+    wrong = report.training_feedback[-1]
+    say(
+        f"19. Femi trained on {TRAINING_ANSWERS} practice reviews with instant feedback (last "
+        f'one wrong: expected {wrong["expected_answer"]["label"]}, "{wrong["explanation"]}"): '
+        f"{report.training_progress['status']} at {report.training_progress['accuracy']}%"
+    )
+
+    async def granted() -> bool:
+        quals = await _all_pages(api, "workers", "/v1/workers/me/qualifications", femi)
+        value = next(
+            (q["value"] for q in quals if q["qualification_type_id"] == basics["id"]), None
+        )
+        report.training_grant_value = value
+        level = (await api.call("workers", "GET", "/v1/workers/me/level", femi)).json()
+        report.level_trained = level
+        return value is not None and level["figures"]["tests_passed"] > 0
+
+    await _wait_until(granted, "the training's qualification to be granted")
+    trained = {t["threshold"]: t["text"] for t in report.level_trained["next_level"]["thresholds"]}
+    say(
+        f"20. Femi was granted 'Sentiment basics' with value {report.training_grant_value}; "
+        f"still level {report.level_trained['level']}: {trained['tests_passed']}, "
+        f"{trained['approved_answers']}"
+    )
+
+    tiered = (
+        await api.call(
+            "tasks",
+            "POST",
+            "/v1/projects",
+            globex,
+            json={
+                **sentiment,
+                "title": "Product review sentiment",
+                "description": "Paid: label real product reviews.",
+                "instructions": "Is the review positive, negative or neutral?",
+                "reward": LEVEL_REWARD,
+                "reward_by_level": {"1": LEVEL_1_REWARD},
+                "qualification_requirements": [
+                    {
+                        "qualification_type_id": basics["id"],
+                        "comparator": "gte",
+                        "values": [TRAINING_PASS],
+                        "guard": "accept",
+                    }
+                ],
+            },
+            expect=(201,),
+        )
+    ).json()
+    pid = tiered["id"]
+    report.ids.update(training_project=tid, tiered_project=pid)
+    reviews = [
+        {"input": {"text": f"Review #{i}: {'love it' if i % 2 else 'meh, it broke'}."}}
+        for i in range(LEVEL_TASKS)
+    ]
+    await api.call(
+        "tasks", "POST", f"/v1/projects/{pid}/tasks", globex, json={"tasks": reviews}, expect=201
+    )
+    await api.call("tasks", "POST", f"/v1/projects/{pid}/publish", globex)
+    report.tiered_reserved_at_publish = (
+        await api.call("payments", "GET", "/v1/balance", globex)
+    ).json()["reserved"]
+    say(
+        f"21. Globex published {LEVEL_TASKS} paid reviews at ${LEVEL_REWARD}, ${LEVEL_1_REWARD} "
+        f"for level 1+ (reserved at the highest tier: ${report.tiered_reserved_at_publish})"
+    )
+
+    rewards = report.femi_accept_rewards  # as fixed at accept, in order
+
+    async def label(n: int) -> list[str]:
+        ids = []
+        for _ in range(n):
+            work = (
+                await api.call("tasks", "POST", f"/v1/work/projects/{pid}/accept", femi, expect=201)
+            ).json()
+            text = work["input"]["text"]
+            await api.call(
+                "tasks",
+                "POST",
+                f"/v1/assignments/{work['assignment_id']}/submit",
+                femi,
+                json={"answer": {"label": "positive" if "love" in text else "negative"}},
+            )
+            ids.append(work["assignment_id"])
+            rewards.append(work["reward"])
+        return ids
+
+    first = await label(LEVEL_1_APPROVED_ANSWERS)
+    await api.call(
+        "tasks",
+        "POST",
+        "/v1/assignments/review",
+        globex,
+        json={"approve": [{"id": i} for i in first], "reject": []},
+    )
+
+    async def climbed() -> bool:
+        level = (await api.call("workers", "GET", "/v1/workers/me/level", femi)).json()
+        report.level_after = level
+        return level["level"] >= 1
+
+    await _wait_until(climbed, "Femi's level to be recomputed", seconds=60)
+    after = report.level_after
+    say(
+        f"22. Globex approved Femi's {len(first)} answers: Femi is now level {after['level']} "
+        f"({after['name']}): {after['figures']['approved_answers']} approved answers, "
+        f"approval rate {after['figures']['approval_rate']}%, "
+        f"{after['figures']['tests_passed']} test(s) passed"
+    )
+
+    kept, contested = await label(2)
+    await api.call("tasks", "POST", f"/v1/assignments/{kept}/approve", globex)
+    await api.call(
+        "tasks",
+        "POST",
+        f"/v1/assignments/{contested}/reject",
+        globex,
+        json={"feedback": "This review reads as negative to us."},
+    )
+    report.appeal_open = (
+        await api.call(
+            "tasks",
+            "POST",
+            f"/v1/assignments/{contested}/appeal",
+            femi,
+            json={"message": APPEAL_MESSAGE},
+            headers={"Idempotency-Key": f"demo-appeal-{tag}"},
+            expect=201,
+        )
+    ).json()
+    report.appeal_listed = await _all_pages(
+        api, "tasks", "/v1/assignments/appeals", globex, status="open"
+    )
+    report.appeal = (
+        await api.call(
+            "tasks",
+            "POST",
+            f"/v1/assignments/{contested}/appeal/overturn",
+            globex,
+            json={"feedback": "You are right, sorry: approved."},
+            headers={"Idempotency-Key": f"demo-overturn-{tag}"},
+        )
+    ).json()
+    say(
+        f"23. At level 1 Femi's next answers were fixed at ${rewards[-1]} each at accept (the "
+        f"first {len(first)}: ${rewards[0]}); Globex rejected one, Femi appealed "
+        f'("{APPEAL_MESSAGE}"), and Globex overturned the appeal: {report.appeal["status"]}, '
+        "paid like an override"
+    )
+
+    await api.call("tasks", "POST", f"/v1/projects/{pid}/close", globex)
+    await api.call("tasks", "POST", f"/v1/projects/{tid}/close", globex)
+
+    async def settled() -> bool:
+        bal = (await api.call("payments", "GET", "/v1/balance", globex)).json()
+        return cents(bal["reserved"]) == 0 and bool(await payouts_settled())
+
+    await _wait_until(settled, "Globex's payouts and releases")
+    report.tiered_project = (await api.call("tasks", "GET", f"/v1/projects/{pid}", globex)).json()
+    report.femi_assignments = await _all_pages(api, "tasks", "/v1/workers/me/assignments", femi)
+    report.femi_profile = (
+        await api.call("workers", "GET", f"/v1/workers/{femi.id}", globex)
+    ).json()
+    report.femi_balance = (await api.call("payments", "GET", "/v1/balance", femi)).json()
+    report.femi_earnings = (await api.call("payments", "GET", "/v1/earnings", femi)).json()
+    report.globex_balance = (await api.call("payments", "GET", "/v1/balance", globex)).json()
+    say(
+        f"24. Femi earned ${report.femi_balance['available']}; Globex spent "
+        f"${report.globex_balance['spent']}, the unused reservation went back"
+    )
+
+
 def _print_summary(r: DemoReport, say: Callable[[str], None]) -> None:
     b = r.requester_balance
     say("")
@@ -698,6 +1026,14 @@ def _print_summary(r: DemoReport, say: Callable[[str], None]) -> None:
             f"Hourly: Erin {t['seconds_worked']} s at ${HOURLY_RATE}/h -> paid ${t['paid']} "
             f"(fee ${t['fee']}); Dana spent ${hb['spent']}, available ${hb['available']} "
             f"(deposited ${HOURLY_DEPOSIT})"
+        )
+    if r.level_after:
+        fb = r.femi_balance
+        say(
+            f"Levels: Femi level {r.level_before['level']} -> {r.level_after['level']} "
+            f"(training {r.training_progress.get('accuracy')}%, granted "
+            f"{r.training_grant_value}); appeal {r.appeal.get('status')}; "
+            f"earned ${fb['available']}, Globex spent ${r.globex_balance['spent']}"
         )
     if r.ledger_check:
         c = r.ledger_check

@@ -4,7 +4,7 @@ A library over the shared schema rather than an internal endpoint: the tasks ser
 the accept hot path inside its own request transaction, where an HTTP hop would cost more than
 the whole check. Whatever the number of projects and requirements, `evaluate_eligibility` reads
 everything it needs in ONE statement (grants of the referenced types, blocks by the projects'
-requesters, the worker's stats and country) and decides in Python.
+requesters, the worker's stats, country and level) and decides in Python.
 
 Requirement shape (a project's `qualification_requirements` items):
 `{qualification_type_id, comparator, values: [int|str], guard: "discover"|"preview"|"accept"}`.
@@ -31,10 +31,12 @@ if TYPE_CHECKING:
 APPROVAL_RATE_TYPE_ID = "000000000000000000L0"
 APPROVED_COUNT_TYPE_ID = "00000000000000000040"
 COUNTRY_TYPE_ID = "00000000000000000071"
+LEVEL_TYPE_ID = "00000000000000000LV0"
 SYSTEM_TYPE_NAMES: dict[str, str] = {
     APPROVAL_RATE_TYPE_ID: "system.approval_rate",
     APPROVED_COUNT_TYPE_ID: "system.approved_count",
     COUNTRY_TYPE_ID: "system.country",
+    LEVEL_TYPE_ID: "system.level",
 }
 SYSTEM_TYPE_IDS = frozenset(SYSTEM_TYPE_NAMES)
 
@@ -42,6 +44,9 @@ APPROVAL_RATE_MIN_DECIDED = 10
 """system.approval_rate is 100 until the worker has this many approved + rejected assignments."""
 
 MAX_REQUIREMENTS = 10
+
+MAX_LEVEL = 3
+"""system.level runs 0 (entry) to 3 (expert): services/workers/levels/ keeps it in worker_levels."""
 
 # Named (TypeAliasType): one `$ref`-ed component each in the OpenAPI documents.
 Comparator = TypeAliasType(
@@ -96,6 +101,10 @@ class QualificationRequirement(BaseModel):
             self.values = [normalize_country(str(v)) for v in self.values]
         elif not all(isinstance(v, int) for v in self.values):
             raise ValueError("qualification values are integers (strings only for system.country)")
+        elif self.qualification_type_id == LEVEL_TYPE_ID:
+            # A level outside the ladder can never be met (or always is): a typo, not a rule.
+            if not all(0 <= int(v) <= MAX_LEVEL for v in self.values):
+                raise ValueError(f"system.level values are levels 0 to {MAX_LEVEL}")
         return self
 
 
@@ -158,6 +167,7 @@ class WorkerFacts:
     stats: WorkerStatsCounts
     grants: Mapping[str, int]
     blocked_by: frozenset[str]
+    level: int = 0
 
     def value_of(self, qualification_type_id: str) -> int | str | None:
         if qualification_type_id == APPROVAL_RATE_TYPE_ID:
@@ -166,6 +176,8 @@ class WorkerFacts:
             return self.stats.approved
         if qualification_type_id == COUNTRY_TYPE_ID:
             return self.country
+        if qualification_type_id == LEVEL_TYPE_ID:
+            return self.level
         return self.grants.get(qualification_type_id)
 
 
@@ -198,6 +210,10 @@ def worker_facts_sql(*, worker: str, requester_ids: str, type_ids: str) -> str:
     about (text[]). Callers can embed it (accept reads its project and these facts in one round
     trip, as a LATERAL sub-select); `facts_from_row` reads the columns back.
 
+    `level` is the worker's platform level (system.level; 0 for a worker the ladder has never
+    recorded, who has no worker_levels row): one primary-key probe. It is the LAST column, and
+    stays so: accept's row type (AcceptEligibility) reads these columns by position.
+
     The profile's country wins once a profile exists (the worker may have cleared it); before
     that, the account's.
     """
@@ -210,7 +226,8 @@ SELECT
     (SELECT coalesce(array_agg(b.requester_id), '{{}}')
        FROM worker_blocks b
       WHERE b.worker_id = {worker} AND b.requester_id = ANY({requester_ids})) AS blocked_by,
-    g.type_ids, g.type_values
+    g.type_ids, g.type_values,
+    coalesce((SELECT l.level FROM worker_levels l WHERE l.worker_id = {worker}), 0)::int AS level
 FROM ({worker_stats_sql(worker)}) AS st,
      (SELECT coalesce(array_agg(q.qualification_type_id), '{{}}') AS type_ids,
              coalesce(array_agg(q.value), '{{}}') AS type_values
@@ -230,6 +247,7 @@ def facts_from_row(row: Mapping[str, Any]) -> WorkerFacts:
         stats=WorkerStatsCounts(int(row["submitted"]), int(row["approved"]), int(row["rejected"])),
         grants=dict(zip(row["type_ids"], row["type_values"], strict=True)),
         blocked_by=frozenset(row["blocked_by"]),
+        level=int(row["level"]) if row.get("level") is not None else 0,
     )
 
 

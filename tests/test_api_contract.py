@@ -41,6 +41,7 @@ OWNERS = {
     "/v1/qualification-attempts": "workers",
     "/v1/qualification-requests": "workers",
     "/v1/blocks": "workers",
+    "/v1/levels": "workers",
     "/v1/projects": "tasks",
     "/v1/tasks": "tasks",
     "/v1/work": "tasks",

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.tasks.appeals.routes import router as appeals_router
 from services.tasks.assignments.routes import router as assignments_router
 from services.tasks.clock import utcnow
 from services.tasks.discovery.routes import router as discovery_router
@@ -27,6 +28,7 @@ from services.tasks.tasks.routes import router as tasks_router
 from services.tasks.timers.routes import router as timers_router
 from services.tasks.timers.service import timers_lifespan
 from services.tasks.timesheets.routes import router as timesheets_router
+from services.tasks.training.routes import router as training_router
 from shared.app_factory import build_app
 
 
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             interop_router,
             discovery_router,
             timesheets_router,
+            appeals_router,
+            training_router,
             gold_router,
             outbox_router,
             timers_router,

@@ -40,6 +40,12 @@ class Settings(ServiceSettings):
     # longer than one payments call can take.
     outbox_lease_seconds: float = Field(default=30.0, ge=1, le=3_600)
 
+    # Fair review (services/tasks/appeals, lifecycle/reject.py): of the rejections one requester
+    # gives one worker in one UTC day, only this many count toward the worker's standing
+    # (approval rate, level); the rest are flagged assignments.standing_excluded.
+    # Env: TASKS_REJECTIONS_COUNTED_PER_REQUESTER_PER_DAY.
+    rejections_counted_per_requester_per_day: int = Field(default=5, ge=0, le=1_000_000)
+
     # Timers: deadlines, auto-approval, task lifetimes, outbox retention.
     # Every tasks process runs the sweeps (services/tasks/timers/); replicas share the due items
     # through `FOR UPDATE SKIP LOCKED` batches, so adding replicas adds throughput, not repeats.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, FastAPI
 
 
 def utcnow() -> datetime:
@@ -22,3 +22,14 @@ async def get_now() -> datetime:
 
 
 NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def app_now(app: FastAPI) -> datetime:
+    """ "Now" for the app's background jobs (the levels loop): the clock its routes use, so a
+    test that freezes `get_now` (tests/fixtures/workers.frozen_clock) freezes them too."""
+    override = app.dependency_overrides.get(get_now)
+    if override is None:
+        return utcnow()
+    moment = override()
+    assert isinstance(moment, datetime), "override get_now with a plain function"
+    return moment

@@ -6,6 +6,7 @@ every table on `Base.metadata`, which alembic's env uses. The classes are used a
 """
 
 from shared.models import aggregation as _aggregation  # noqa: F401
+from shared.models import appeals as _appeals  # noqa: F401
 from shared.models import gold as _gold  # noqa: F401  (registers the table)
 from shared.models import hourly as _hourly  # noqa: F401
 from shared.models import outbox as _outbox  # noqa: F401
@@ -13,6 +14,7 @@ from shared.models import pay_floor as _pay_floor  # noqa: F401
 from shared.models import payments as _payments  # noqa: F401
 from shared.models import ratelimit as _ratelimit  # noqa: F401
 from shared.models import scorecards as _scorecards  # noqa: F401
+from shared.models import training as _training  # noqa: F401
 from shared.models import workers as _workers  # noqa: F401
 from shared.models.accounts import Account, ApiKey
 from shared.models.assignments import Assignment

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -43,6 +44,12 @@ class Assignment(Base):
     reviewed_at: Mapped[datetime | None] = timestamp_column()
     auto_approve_at: Mapped[datetime | None] = timestamp_column()
     ended_at: Mapped[datetime | None] = timestamp_column()
+    # The answer does not count toward the worker's standing (approval rate, approved count,
+    # level figures): a training answer, or a rejection beyond the daily per-requester cap.
+    standing_excluded: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    # The submit's grading of a gold answer (NULL: the task has no gold answer, or the answer was
+    # submitted before gold grading was stored per answer); the worker levels read the last 200.
+    gold_correct: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (
         CheckConstraint(
@@ -62,5 +69,23 @@ class Assignment(Base):
             "ix_assignments_auto_approve_submitted",
             "auto_approve_at",
             postgresql_where=text("status = 'submitted'"),
+        ),
+        # The worker levels' bounded windows (services/workers/levels/): the last 1,000 decided
+        # answers that count, and the last 200 gold answers that count.
+        Index(
+            "ix_assignments_worker_decided",
+            "worker_id",
+            "reviewed_at",
+            "id",
+            postgresql_include=["status"],
+            postgresql_where=text("status IN ('approved', 'rejected') AND NOT standing_excluded"),
+        ),
+        Index(
+            "ix_assignments_worker_gold",
+            "worker_id",
+            "submitted_at",
+            "id",
+            postgresql_include=["gold_correct"],
+            postgresql_where=text("gold_correct IS NOT NULL AND NOT standing_excluded"),
         ),
     )

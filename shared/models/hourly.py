@@ -76,6 +76,9 @@ class WorkSession(Base):
     ended_at: Mapped[datetime | None] = timestamp_column()
     ended_reason: Mapped[str | None] = mapped_column(String(32))
     seconds_worked: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # The hourly rate this session's time is paid at, fixed when it opened from the worker's
+    # level then (the project's hourly_rate_by_level; migration 0016_pay_tiers).
+    hourly_rate_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     activity_events: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     # The dispute of this session's time: `open` (not paid unless withdrawn before the timesheet
     # is approved), `withdrawn` (paid), `upheld` (the timesheet was approved with it standing).

@@ -41,7 +41,7 @@ class OutboxMessage(Base):
     parked_at: Mapped[datetime | None] = timestamp_column()
 
     __table_args__ = (
-        CheckConstraint("kind IN ('payout', 'release', 'top_up')", name="kind"),
+        CheckConstraint("kind IN ('payout', 'release', 'top_up', 'grant')", name="kind"),
         Index(
             "ix_outbox_due",
             "next_attempt_at",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     ForeignKey,
     Index,
     Integer,
@@ -77,11 +78,61 @@ class Project(Base):
     # A per-answer project's pay floor (shared/models/pay_floor.py): approved answers are topped
     # up to this rate over the median measured working time. NULL: no floor.
     min_hourly_rate_cents: Mapped[int | None] = mapped_column(BigInteger)
+    # 'standard' (paid work) or 'training' (practice that grants a qualification; answers never
+    # count toward the worker's standing).
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default="standard")
+    # A training project's qualification type (one of its requester's own), granted with the
+    # worker's accuracy once `min_training_answers` answers reach `pass_accuracy` percent
+    # (services/tasks/training/). NULL exactly on standard projects.
+    training_qualification_type_id: Mapped[str | None] = id_column()
+    min_training_answers: Mapped[int | None] = mapped_column(Integer)
+    pass_accuracy: Mapped[int | None] = mapped_column(Integer)
+    # Pay tiers (migration 0016_pay_tiers, services/tasks/pay_tiers): the tiers as set (cents per
+    # level key "1".."3"; NULL: none) and resolved per level 0..3 (index level + 1) with each
+    # tier's fee, what accept writes into the assignment. `slot_cents` is what one slot holds in
+    # the reservation: the highest tier's reward + fee, or reward + fee without tiers.
+    reward_by_level: Mapped[dict[str, int] | None] = mapped_column(JSONB(none_as_null=True))
+    level_reward_cents: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    level_fee_cents: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    slot_cents: Mapped[int | None] = mapped_column(
+        BigInteger,
+        Computed(
+            "coalesce(level_reward_cents[4] + level_fee_cents[4], reward_cents + fee_cents)",
+            persisted=True,
+        ),
+    )
+    hourly_rate_by_level: Mapped[dict[str, int] | None] = mapped_column(JSONB(none_as_null=True))
+    level_hourly_rate_cents: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
 
     __table_args__ = (
         CheckConstraint("status IN ('draft', 'published', 'paused', 'closed')", name="status"),
         CheckConstraint("reward_cents >= 0 AND fee_cents >= 0", name="money_nonnegative"),
         CheckConstraint("pay_model IN ('per_assignment', 'hourly')", name="pay_model"),
+        CheckConstraint("kind IN ('standard', 'training')", name="kind"),
+        CheckConstraint(
+            "(kind = 'training') = (training_qualification_type_id IS NOT NULL) "
+            "AND (kind = 'training') = (min_training_answers IS NOT NULL) "
+            "AND (kind = 'training') = (pass_accuracy IS NOT NULL) "
+            "AND (kind = 'standard' OR pay_model = 'per_assignment')",
+            name="training",
+        ),
+        CheckConstraint(
+            "min_training_answers BETWEEN 1 AND 1000 AND pass_accuracy BETWEEN 0 AND 100",
+            name="training_rule",
+        ),
+        CheckConstraint(
+            "(reward_by_level IS NULL) = (level_reward_cents IS NULL) "
+            "AND (level_reward_cents IS NULL) = (level_fee_cents IS NULL) "
+            "AND (level_reward_cents IS NULL OR (pay_model = 'per_assignment' "
+            "AND cardinality(level_reward_cents) = 4 AND cardinality(level_fee_cents) = 4))",
+            name="reward_tiers",
+        ),
+        CheckConstraint(
+            "(hourly_rate_by_level IS NULL) = (level_hourly_rate_cents IS NULL) "
+            "AND (level_hourly_rate_cents IS NULL OR (pay_model = 'hourly' "
+            "AND cardinality(level_hourly_rate_cents) = 4))",
+            name="hourly_rate_tiers",
+        ),
         CheckConstraint(
             "pay_model = 'per_assignment' OR (hourly_rate_cents > 0 AND budget_seconds > 0 "
             "AND idle_timeout_seconds > 0 AND reward_cents = 0)",

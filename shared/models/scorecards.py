@@ -5,7 +5,8 @@ listing (a hot read) reads one row per requester instead of aggregating its hist
 Every figure is measured by the platform: decisions (approved, rejected), the median time from
 submission to decision, the median effective hourly pay of approved answers (reward + pay floor
 top-up over the measured working time; an hourly project's rate), and the share of reviewed
-timesheets that were disputed.
+timesheets that were disputed; rejections given, appeals received and appeals overturned
+(an appeal unanswered for 7 days counts as overturned).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ class RequesterScorecard(Base):
     rated_answers: Mapped[int] = mapped_column(BigInteger, nullable=False)
     timesheets_reviewed: Mapped[int] = mapped_column(Integer, nullable=False)
     timesheets_disputed: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Fair review (migration 0018): every rejection the requester gave (overturned ones too),
+    # the appeals of them, and the appeals overturned or left unanswered 7 days.
+    rejections_given: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    appeals_received: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    appeals_overturned: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     refreshed_at: Mapped[datetime] = timestamp_column(nullable=False)
 
     __table_args__ = (Index("ix_requester_scorecards_refreshed_at", "refreshed_at"),)

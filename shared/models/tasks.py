@@ -30,6 +30,8 @@ class Task(Base):
     external_id: Mapped[str | None] = mapped_column(Text)
     input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     gold_answer: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    # Why the gold answer is right: shown to a worker after their own submit of a training task.
+    explanation: Mapped[str | None] = mapped_column(Text)
     # Each task keeps its own number of assignments (MTurk's MaxAssignments per HIT),
     # defaulting to the project's assignments_per_task when created.
     max_assignments: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     func,
@@ -53,7 +54,10 @@ class WorkerStats(Base):
     """Compacted per-worker assignment counters (see WorkerStatsDelta for the live part).
 
     A worker's true counts are this row plus the sum of its delta rows; both are read in one
-    statement (one snapshot), so the total is exact at every moment.
+    statement (one snapshot), so the total is exact at every moment. They count the worker's
+    standing: an assignment with `standing_excluded` (a training answer, a rejection beyond the
+    daily per-requester cap) counts nowhere, and a flip of the flag on a decided assignment
+    moves the counters by exactly that assignment (trigger function of migration 0018).
     """
 
     __tablename__ = "worker_stats"
@@ -232,3 +236,73 @@ class WorkerBlock(Base):
     created_at: Mapped[datetime] = created_at_column()
 
     __table_args__ = (Index("ix_worker_blocks_requester_id_id", "requester_id", "id"),)
+
+
+class WorkerLevel(Base):
+    """The worker's platform level (0 entry .. 3 expert), read by eligibility (`system.level`)
+    and by accept (pay tiers); kept by the workers service's levels domain.
+
+    `below_since`/`fall_at`: the grace period. Set by the first recompute that finds the worker
+    below its level's thresholds; cleared by one that finds it back above; the level falls at
+    the first recompute at or after `fall_at` (the levels loop sweeps `ix_worker_levels_fall_at`).
+    """
+
+    __tablename__ = "worker_levels"
+
+    worker_id: Mapped[str] = id_column(primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    since: Mapped[datetime] = created_at_column()
+    below_since: Mapped[datetime | None] = timestamp_column()
+    fall_at: Mapped[datetime | None] = timestamp_column()
+    checked_at: Mapped[datetime | None] = timestamp_column()
+
+    __table_args__ = (
+        CheckConstraint("level BETWEEN 0 AND 3", name="level"),
+        CheckConstraint("(below_since IS NULL) = (fall_at IS NULL)", name="grace"),
+        Index("ix_worker_levels_fall_at", "fall_at", postgresql_where=text("fall_at IS NOT NULL")),
+    )
+
+
+class WorkerLevelChange(Base):
+    """The ladder's history: one row per rise or fall, with the figures it was decided on."""
+
+    __tablename__ = "worker_level_changes"
+
+    id: Mapped[str] = id_column(primary_key=True)
+    worker_id: Mapped[str] = id_column(nullable=False)
+    from_level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    to_level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    changed_at: Mapped[datetime] = timestamp_column(nullable=False)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(
+            "from_level BETWEEN 0 AND 3 AND to_level BETWEEN 0 AND 3 AND from_level <> to_level",
+            name="levels",
+        ),
+        Index("ix_worker_level_changes_worker_id_id", "worker_id", "id"),
+    )
+
+
+class WorkerTestPassed(Base):
+    """A qualification test the worker passed (a test attempt granted with a value above 0, or
+    a training project's pass): the ladder's "tests passed" figure counts these rows."""
+
+    __tablename__ = "worker_tests_passed"
+
+    worker_id: Mapped[str] = id_column(primary_key=True)
+    qualification_type_id: Mapped[str] = id_column(primary_key=True)
+    via: Mapped[str] = mapped_column(String(16), nullable=False)
+    passed_at: Mapped[datetime] = timestamp_column(nullable=False)
+
+    __table_args__ = (CheckConstraint("via IN ('test', 'training')", name="via"),)
+
+
+class WorkerLevelQueue(Base):
+    """Workers whose level must be recomputed (their figures may have changed): written by the
+    stats compaction and by passed qualification tests, drained by the levels loop."""
+
+    __tablename__ = "worker_level_queue"
+
+    worker_id: Mapped[str] = id_column(primary_key=True)
+    queued_at: Mapped[datetime] = created_at_column()

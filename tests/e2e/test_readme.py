@@ -36,7 +36,8 @@ def test_readme_walkthrough_works_as_written(live_services: LiveServices) -> Non
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     out = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     balances = [o for o in out if set(o) >= {"available", "withdrawn"}]
-    assert balances and balances[-1]["available"] == "1.10"
+    # two rewards of 0.10 (the second by the overturned appeal) and the 1.00 bonus
+    assert balances and balances[-1]["available"] == "1.20"
     requester_balance = next(o for o in out if set(o) >= {"available", "reserved", "spent"})
     assert requester_balance == {
         "kind": "requester",
@@ -59,4 +60,32 @@ def test_readme_walkthrough_works_as_written(live_services: LiveServices) -> Non
     assert (sheet["answers_submitted"], sheet["sessions"]) == (1, 1)
     assert balances[0]["available"] == sheet["paid"]  # Bob's, before Alice's
     withdrawal = out[-1]
-    assert withdrawal["amount"] == "1.10" and withdrawal["status"] in ("pending", "paid")
+    assert withdrawal["amount"] == "1.20" and withdrawal["status"] in ("pending", "paid")
+    # levels: Alice at level 0, one approved answer of the 50 level 1 asks
+    level = next(o for o in out if "next_level" in o)
+    assert (level["level"], level["name"]) == (0, "entry")
+    texts = [t["text"] for t in level["next_level"]["thresholds"]]
+    assert "1 of 50 approved answers" in texts
+    # training: graded at once, the expected answer and its explanation shown, passed
+    practice = next(o for o in out if "correct" in (o.get("training") or {}))
+    feedback = practice["training"]
+    assert (practice["status"], feedback["correct"]) == ("approved", True)
+    assert feedback["expected_answer"] == {"label": "cat"}
+    assert feedback["explanation"] == "Whiskers, pointed ears and a long tail: a kitten."
+    assert (feedback["progress"]["status"], feedback["progress"]["granted_value"]) == (
+        "passed",
+        100,
+    )
+    # fair review: the rejection appealed, listed to the requester, overturned
+    appeals = [o for o in out if "answer_by" in o]
+    opened, overturned = appeals[0], appeals[-1]
+    assert (opened["status"], opened["message"]) == (
+        "open",
+        "Look at the snout and ears: it is a dog.",
+    )
+    listed = next(o for o in out if o.get("items") and "answer_by" in o["items"][0])
+    assert [a["id"] for a in listed["items"]] == [opened["id"]]
+    assert (overturned["id"], overturned["status"]) == (opened["id"], "overturned")
+    assert overturned["reason"] == "You are right, it is a dog."
+    mine = [o for o in out if o.get("items") and "answer_by" in o["items"][0]][-1]
+    assert [(a["id"], a["status"]) for a in mine["items"]] == [(opened["id"], "overturned")]

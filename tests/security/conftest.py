@@ -307,6 +307,11 @@ _BACKGROUND_VIEWS = {
     # the scorecard sweep refreshes each requester's figures from the tables compared above
     # (and stamps when): a derived cache, not state a request writes
     "requester_scorecards": None,
+    # the levels loop drains the queue of workers whose figures changed and recomputes their
+    # level (and its history) from the tables compared above: derived, written without a request
+    "worker_level_queue": None,
+    "worker_levels": None,
+    "worker_level_changes": None,
 }
 
 

@@ -55,6 +55,13 @@ VALID_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
     ("POST", "/v1/assignments/{assignment_id}/reject"): lambda w: {
         "feedback": "not what was asked at all"
     },
+    ("POST", "/v1/assignments/{assignment_id}/appeal"): lambda w: {
+        "message": "It was right, look again."
+    },
+    ("POST", "/v1/assignments/{assignment_id}/appeal/overturn"): lambda w: {"feedback": "ok"},
+    ("POST", "/v1/assignments/{assignment_id}/appeal/uphold"): lambda w: {
+        "reason": "It stays rejected."
+    },
     ("POST", "/v1/accounts"): lambda w: {
         "kind": "worker",
         "name": "n",
@@ -133,6 +140,14 @@ VALID_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "amount_cents": 1,
         "fee_cents": 1,
         "source": "reserved",
+    },
+    ("POST", "/internal/qualification-grants"): lambda w: {
+        "key": "mass:g",
+        "qualification_type_id": w.type_id,
+        "worker_id": w.worker.id,
+        "requester_id": w.requester.id,
+        "project_id": w.project_id,
+        "value": 50,
     },
 }
 

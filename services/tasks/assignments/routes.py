@@ -27,6 +27,7 @@ from services.tasks.lifecycle import accept as accept_
 from services.tasks.lifecycle import give_back
 from services.tasks.lifecycle import submit as submit_
 from services.tasks.outbox.service import wake_after_commit
+from services.tasks.training.schemas import SubmittedAssignment
 from shared.auth import RequesterDep, WorkerDep
 from shared.database import ReadDbDep
 from shared.errors import (
@@ -78,13 +79,14 @@ async def accept(project_id: str, call: WorkerCallDep, request: Request) -> Resp
 @router.post(
     "/v1/assignments/{assignment_id}/submit",
     operation_id="submit_assignment",
-    response_model=AssignmentRead,
+    response_model=SubmittedAssignment,
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
     summary="Submit the answer of an accepted assignment (holder only)",
     description="422 when the answer does not fit the project's answer schema (the assignment "
     "stays open); 409 `assignment_expired` after the deadline; 409 `invalid_state` otherwise. "
     "Hourly projects: needs the worker's open work session (409 `work_session_required`) and "
-    "counts as its activity.",
+    "counts as its activity. Training projects: the answer is approved at once and the "
+    "response carries `training` (the grade, the expected answer, its explanation, progress).",
 )
 async def submit(
     assignment_id: str,

@@ -26,7 +26,9 @@ _PROJECT_COLUMNS = """
     p.id, p.requester_id, p.title, p.description, p.instructions, p.keywords, p.task_type,
     p.labels, p.multi_label, p.answer_schema, p.reward_cents, p.assignment_duration_seconds,
     p.estimated_seconds_per_assignment, p.qualification_requirements, p.min_gold_accuracy,
-    p.published_at, p.pay_model, p.hourly_rate_cents, p.min_hourly_rate_cents
+    p.published_at, p.pay_model, p.hourly_rate_cents, p.min_hourly_rate_cents,
+    p.reward_by_level, p.level_reward_cents, p.hourly_rate_by_level, p.level_hourly_rate_cents,
+    p.kind
 """
 
 # Both sub-selects are fenced with `OFFSET 0`, which Postgres never pulls up into a join: each
@@ -39,6 +41,14 @@ PUBLISHED_WITH_WORK_SQL = f"""
 SELECT {_PROJECT_COLUMNS}
 FROM projects p
 WHERE p.status = 'published' AND ($2::text IS NULL OR p.id < $2)
+  AND (p.kind = 'standard' OR NOT EXISTS (
+      -- A training project the worker passed, or failed and may not retry yet, has no work for
+      -- them (services/tasks/training): one primary-key probe, on training projects only.
+      SELECT 1 FROM training_progress tp
+      WHERE tp.project_id = p.id AND tp.worker_id = $1
+        AND (tp.status = 'passed'
+             OR (tp.status = 'failed' AND (tp.retry_at IS NULL OR tp.retry_at > now())))
+  ))
   AND EXISTS (
       SELECT 1 FROM tasks t
       WHERE t.project_id = p.id
@@ -77,6 +87,20 @@ class WorkProjectRow:
     pay_model: str
     hourly_rate_cents: int | None
     min_hourly_rate_cents: int | None
+    # Pay tiers (services/tasks/pay_tiers): as set, and resolved per level 0..3.
+    reward_by_level: dict[str, int] | None
+    level_reward_cents: list[int] | None
+    hourly_rate_by_level: dict[str, int] | None
+    level_hourly_rate_cents: list[int] | None
+    kind: str
+
+
+WORKER_LEVEL_SQL = "SELECT coalesce((SELECT level FROM worker_levels WHERE worker_id = $1), 0)::int"
+
+
+async def worker_level(db: Db, worker_id: str) -> int:
+    """The worker's platform level (0 without a worker_levels row): what the pay tiers pay."""
+    return int(await db.fetchval(WORKER_LEVEL_SQL, worker_id))
 
 
 async def published_with_work(
@@ -185,7 +209,9 @@ async def working_times(db: Db, project_ids: Sequence[str]) -> dict[str, Working
 # top-up over its measured working time (accept to submit, capped at the assignment duration,
 # at least 1 s); an hourly project's answers count at the project's rate. Per-answer answers
 # enter the median only once the requester's measured per-answer work reaches $2 seconds (a rate
-# over a few seconds of work means nothing); $3 answers at least, else NULL.
+# over a few seconds of work means nothing); $3 answers at least, else NULL. Fair review: every
+# rejection given (daily_rejection_counts, overturned ones included), the appeals received, and
+# those overturned or left open 7 days (counted as overturned; ix_appeals_requester_id_id).
 def _scorecard_figures(*, ids: str, min_seconds: str, min_answers: str) -> str:
     """The figures statement over the requester ids given as SQL (a parameter or a sub-select)."""
     return f"""
@@ -202,7 +228,9 @@ WITH decided AS (
     FROM projects p
     JOIN assignments a ON a.project_id = p.id AND a.status IN ('approved', 'rejected')
     LEFT JOIN pay_floor_answers t ON t.assignment_id = a.id
-    WHERE p.requester_id = ANY({ids})
+    -- Training answers are approved by the platform at submit: they say nothing of the
+    -- requester's reviews or pay (services/tasks/training).
+    WHERE p.requester_id = ANY({ids}) AND p.kind = 'standard'
 ), measured AS (
     SELECT requester_id,
            coalesce(sum(measured) FILTER (WHERE status = 'approved' AND NOT hourly), 0)
@@ -216,6 +244,17 @@ WITH decided AS (
     FROM projects p JOIN timesheets ts ON ts.project_id = p.id
     WHERE p.requester_id = ANY({ids})
     GROUP BY p.requester_id
+), rejections AS (
+    SELECT requester_id, sum(rejections) AS given
+    FROM daily_rejection_counts WHERE requester_id = ANY({ids})
+    GROUP BY requester_id
+), appealed AS (
+    SELECT requester_id, count(*) AS received,
+           count(*) FILTER (WHERE status = 'overturned'
+                            OR (status = 'open' AND created_at <= now() - interval '7 days'))
+               AS overturned
+    FROM appeals WHERE requester_id = ANY({ids})
+    GROUP BY requester_id
 ), figures AS (
     SELECT r.requester_id,
            count(d.status) FILTER (WHERE d.status = 'approved') AS approved,
@@ -231,17 +270,23 @@ WITH decided AS (
                        AND (d.hourly OR m.per_answer_seconds >= {min_seconds}))
                AS rated_answers,
            coalesce(max(s.reviewed), 0)::int AS timesheets_reviewed,
-           coalesce(max(s.disputed), 0)::int AS timesheets_disputed
+           coalesce(max(s.disputed), 0)::int AS timesheets_disputed,
+           coalesce(max(rj.given), 0)::bigint AS rejections_given,
+           coalesce(max(ap.received), 0)::bigint AS appeals_received,
+           coalesce(max(ap.overturned), 0)::bigint AS appeals_overturned
     FROM unnest({ids}) AS r(requester_id)
     LEFT JOIN decided d ON d.requester_id = r.requester_id
     LEFT JOIN measured m ON m.requester_id = r.requester_id
     LEFT JOIN sheets s ON s.requester_id = r.requester_id
+    LEFT JOIN rejections rj ON rj.requester_id = r.requester_id
+    LEFT JOIN appealed ap ON ap.requester_id = r.requester_id
     GROUP BY r.requester_id
 )
 SELECT requester_id, approved, rejected, median_review_seconds,
        CASE WHEN rated_answers >= {min_answers} THEN floor(median_rate)::bigint END
            AS effective_hourly_cents,
-       rated_answers, timesheets_reviewed, timesheets_disputed
+       rated_answers, timesheets_reviewed, timesheets_disputed,
+       rejections_given, appeals_received, appeals_overturned
 FROM figures
 """
 
@@ -251,7 +296,8 @@ SCORECARD_FIGURES_SQL = _scorecard_figures(ids="$1::text[]", min_seconds="$2", m
 _UPSERT_SCORECARDS = """
 INSERT INTO requester_scorecards AS c (
     requester_id, approved, rejected, median_review_seconds, effective_hourly_cents,
-    rated_answers, timesheets_reviewed, timesheets_disputed, refreshed_at
+    rated_answers, timesheets_reviewed, timesheets_disputed,
+    rejections_given, appeals_received, appeals_overturned, refreshed_at
 )
 SELECT f.*, now() FROM ({figures}) f
 ON CONFLICT (requester_id) DO UPDATE SET
@@ -261,6 +307,9 @@ ON CONFLICT (requester_id) DO UPDATE SET
     rated_answers = EXCLUDED.rated_answers,
     timesheets_reviewed = EXCLUDED.timesheets_reviewed,
     timesheets_disputed = EXCLUDED.timesheets_disputed,
+    rejections_given = EXCLUDED.rejections_given,
+    appeals_received = EXCLUDED.appeals_received,
+    appeals_overturned = EXCLUDED.appeals_overturned,
     refreshed_at = EXCLUDED.refreshed_at
 """
 
@@ -303,6 +352,9 @@ class Scorecard:
     rated_answers: int
     timesheets_reviewed: int
     timesheets_disputed: int
+    rejections_given: int
+    appeals_received: int
+    appeals_overturned: int
 
 
 async def scorecard_figures(
@@ -318,7 +370,8 @@ async def scorecard_figures(
 
 _STORED_SCORECARDS_SQL = """
 SELECT requester_id, approved, rejected, median_review_seconds, effective_hourly_cents,
-       rated_answers, timesheets_reviewed, timesheets_disputed
+       rated_answers, timesheets_reviewed, timesheets_disputed,
+       rejections_given, appeals_received, appeals_overturned
 FROM requester_scorecards WHERE requester_id = ANY($1::text[])
 """
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypeAliasType
 
 from services.tasks.projects.schemas import PayModel, TaskTypeName
+from services.tasks.training.schemas import ProjectKind
 from shared.money import MoneyOut
 
 # Named: one `HourlyRateBasis` component in the OpenAPI document (docs/api.md).
@@ -42,6 +43,19 @@ class RequesterStats(BaseModel):
         default=False,
         description="Whether this project guarantees a pay floor (min_hourly_rate is set).",
     )
+    rejections_given: int = Field(
+        default=0,
+        description="Rejections the requester has given (all projects), including those later "
+        "overturned.",
+    )
+    appeals_received: int = Field(
+        default=0, description="Appeals workers made against the requester's rejections."
+    )
+    appeals_overturned: int = Field(
+        default=0,
+        description="Of those, appeals the requester overturned, plus appeals it left "
+        "unanswered for 7 days (counted as overturned).",
+    )
 
 
 class WorkProject(BaseModel):
@@ -57,11 +71,34 @@ class WorkProject(BaseModel):
         description="per_assignment: paid `reward` per approved answer; hourly: paid "
         "`hourly_rate` per hour of measured work.",
     )
+    kind: ProjectKind = Field(
+        default="standard",
+        description="`training`: practice with instant feedback that grants a qualification "
+        "(GET /v1/work/projects/{id}/training shows your progress).",
+    )
     hourly_rate: MoneyOut | None = Field(default=None, description="An hourly project's rate.")
     min_hourly_rate: MoneyOut | None = Field(
         default=None,
         description="A per-answer project's pay floor: approved answers are topped up to this "
         "rate over the median measured working time of their week; null: no floor.",
+    )
+    reward_by_level: dict[str, MoneyOut] | None = Field(
+        default=None,
+        description='Pay tiers: the reward of each worker level ("1"-"3"; level 0 earns '
+        "`reward`); null: one reward for every level.",
+    )
+    hourly_rate_by_level: dict[str, MoneyOut] | None = Field(
+        default=None, description="Pay tiers of an hourly project; null: one rate for all."
+    )
+    reward_for_your_level: MoneyOut | None = Field(
+        default=None,
+        description="Per-answer projects: what an answer accepted now pays you, the tier of your "
+        "level (system.level), fixed when you accept; `reward` without tiers. Null for hourly.",
+    )
+    hourly_rate_for_your_level: MoneyOut | None = Field(
+        default=None,
+        description="Hourly projects: the rate a session you open now is paid at (your level's "
+        "tier, fixed at open); `hourly_rate` without tiers. Null for per-answer projects.",
     )
     available_tasks: int = Field(
         description="Tasks this worker can accept now (open slots, not expired, not answered)."

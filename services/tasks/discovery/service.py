@@ -30,6 +30,7 @@ from services.tasks.discovery.repository import (
 )
 from services.tasks.discovery.schemas import RequesterStats, WorkProject, WorkProjectPreview
 from services.tasks.gold.service import gold_accuracy_failed
+from services.tasks.pay_tiers import rules as pay_tiers
 from shared.database import Db, ReadDb, Writable
 from shared.eligibility import ProjectRules, evaluate_eligibility
 from shared.errors import Forbidden, NotFound
@@ -167,6 +168,9 @@ def requester_stats(card: Scorecard | None, *, pay_floor_set: bool) -> Requester
             else None
         ),
         pay_floor_set=pay_floor_set,
+        rejections_given=card.rejections_given,
+        appeals_received=card.appeals_received,
+        appeals_overturned=card.appeals_overturned,
     )
 
 
@@ -231,6 +235,8 @@ async def _decorate(
     )
     requesters = sorted({r.requester_id for r in rows})
     cards = await scorecards(db, requesters, ttl=stats_ttl)
+    tiered = any(r.level_reward_cents or r.level_hourly_rate_cents for r in rows)
+    level = await repository.worker_level(db, worker_id) if tiered else 0
     return [
         WorkProject(
             id=r.id,
@@ -241,8 +247,23 @@ async def _decorate(
             task_type=r.task_type,
             reward=r.reward_cents,
             pay_model=r.pay_model,
+            kind=r.kind,
             hourly_rate=r.hourly_rate_cents,
             min_hourly_rate=r.min_hourly_rate_cents,
+            reward_by_level=r.reward_by_level,
+            hourly_rate_by_level=r.hourly_rate_by_level,
+            reward_for_your_level=(
+                None
+                if r.pay_model == "hourly"
+                else pay_tiers.level_of(r.level_reward_cents, level, base_cents=r.reward_cents)
+            ),
+            hourly_rate_for_your_level=(
+                None
+                if r.pay_model != "hourly" or r.hourly_rate_cents is None
+                else pay_tiers.level_of(
+                    r.level_hourly_rate_cents, level, base_cents=r.hourly_rate_cents
+                )
+            ),
             available_tasks=available.get(r.id, 0),
             assignment_duration_seconds=r.assignment_duration_seconds,
             estimated_seconds_per_assignment=r.estimated_seconds_per_assignment,

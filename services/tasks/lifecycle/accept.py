@@ -82,16 +82,23 @@ _FACTS_IF_REQUIRED = f"""(
     WHERE NOT ({_NO_REQUIREMENTS})
     OFFSET 0
 )"""
+# Pay tiers (services/tasks/pay_tiers): `reward_cents` and `fee_cents` are the caller's, the
+# tier of the worker's level read now (the one the claim writes into the assignment); without
+# tiers the project's. The level is one primary-key probe of worker_levels beside the block
+# check, run only for a project with tiers (a CASE evaluates its sub-select only when taken);
+# `tier_level` is NULL otherwise.
 _PROJECT_FOR_ACCEPT = f"""
-    SELECT p.id, p.requester_id, p.status, p.reward_cents, p.fee_cents,
+    SELECT p.id, p.requester_id, p.status,
+           coalesce(p.level_reward_cents[block.tier_level + 1], p.reward_cents) AS reward_cents,
+           coalesce(p.level_fee_cents[block.tier_level + 1], p.fee_cents) AS fee_cents,
            p.assignment_duration_seconds, p.qualification_requirements, p.min_gold_accuracy,
            p.task_type, p.labels, p.multi_label, p.answer_schema,
            p.tasks_expire_at, g.answered AS gold_answered, g.correct AS gold_correct,
            block.blocked,
            p.status = 'published' AND {_NO_REQUIREMENTS}
                AND p.min_gold_accuracy IS NULL AND NOT block.blocked
-               AND p.pay_model = 'per_assignment' AS sql_rules_passed,
-           p.pay_model,
+               AND p.pay_model = 'per_assignment' AND p.kind = 'standard' AS sql_rules_passed,
+           p.pay_model, p.kind, block.tier_level,
            facts.*
     FROM projects p
     LEFT JOIN LATERAL (
@@ -102,7 +109,10 @@ _PROJECT_FOR_ACCEPT = f"""
     CROSS JOIN LATERAL (
         SELECT EXISTS (
             SELECT 1 FROM worker_blocks b WHERE b.worker_id = $2 AND b.requester_id = p.requester_id
-        ) AS blocked
+        ) AS blocked,
+        CASE WHEN p.level_reward_cents IS NOT NULL OR p.level_hourly_rate_cents IS NOT NULL
+             THEN coalesce((SELECT l.level FROM worker_levels l WHERE l.worker_id = $2), 0)
+        END AS tier_level
         OFFSET 0
     ) AS block
     LEFT JOIN LATERAL {_FACTS_IF_REQUIRED} AS facts ON true
@@ -156,9 +166,10 @@ picked AS (
     FOR UPDATE OF t {wait}
 ), created AS (
     INSERT INTO assignments AS a (id, task_id, project_id, requester_id, worker_id, status,
-                                  reward_cents, fee_cents, accepted_at, deadline)
+                                  reward_cents, fee_cents, accepted_at, deadline,
+                                  standing_excluded)
     SELECT $4, picked.id, $1, {requester_id}, $2, 'accepted', {reward_cents}, {fee_cents}, now(),
-           now() + make_interval(secs => {duration_seconds})
+           now() + make_interval(secs => {duration_seconds}), {standing_excluded}
     FROM picked {terms_from}
     ON CONFLICT ON CONSTRAINT uq_assignments_task_id_worker_id DO NOTHING
     RETURNING a.id, a.task_id, a.accepted_at, a.deadline
@@ -187,6 +198,8 @@ _CLAIM_ALONE_TERMS = {
     "reward_cents": "$6",
     "fee_cents": "$7",
     "duration_seconds": "$8",
+    # A training project's answers never count toward the worker's standing.
+    "standing_excluded": "$9::boolean",
     "terms_from": "",
 }
 CLAIM_SKIP_LOCKED_SQL = _CLAIM.format(wait="SKIP LOCKED", **_CLAIM_ALONE_TERMS)
@@ -215,6 +228,7 @@ ACCEPT_FUSED_SQL = (
         reward_cents="project.reward_cents",
         fee_cents="project.fee_cents",
         duration_seconds="project.assignment_duration_seconds",
+        standing_excluded="project.kind = 'training'",  # false: training is never fused
         terms_from="CROSS JOIN project",
     )
     + """
@@ -265,6 +279,8 @@ class AcceptEligibility:
     blocked: bool
     sql_rules_passed: bool
     pay_model: str
+    kind: str  # 'training': admitted by services/tasks/training, never on the fused path
+    tier_level: int | None  # the level the pay tiers were read for; NULL: no tiers
     country: str | None
     submitted: int | None
     approved: int | None
@@ -272,6 +288,7 @@ class AcceptEligibility:
     blocked_by: list[str] | None
     type_ids: list[str] | None
     type_values: list[Any] | None
+    level: int | None  # the worker's system.level (shared.eligibility); NULL like the facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +331,7 @@ async def claim_slot(
     fee_cents: int,
     duration_seconds: int,
     skip_locked: bool,
+    standing_excluded: bool = False,
 ) -> Claim | None:
     return await _CLAIM_ROWS.fetchrow(
         db,
@@ -326,6 +344,7 @@ async def claim_slot(
         reward_cents,
         fee_cents,
         duration_seconds,
+        standing_excluded,
     )
 
 
@@ -380,6 +399,11 @@ async def accept(
             await activity_for_work(
                 db, worker_id=worker_id, project_id=project_id, now=clock(), what="accept"
             )
+        if project.kind == "training":
+            # The worker's attempt: started now, or refused (passed, or waiting to retry).
+            from services.tasks.training.service import admit
+
+            await admit(db, project_id=project_id, worker_id=worker_id)
         passes = _claim_passes(start, first_done=False)
         collisions = 0
     while passes:
@@ -395,6 +419,7 @@ async def accept(
             duration_seconds=project.assignment_duration_seconds,
             from_rank=from_rank,
             skip_locked=skip_locked,
+            standing_excluded=project.kind == "training",
         )
         if row is None:
             continue
@@ -439,8 +464,9 @@ def _accepted(
     """The response: the claim's columns, and the reward the project was read with (the one
     the assignment was created with). What submit will check the answer on is kept (see
     accepted.py). Not for an hourly project: its submit must also count as session activity,
-    which the general path (it reads the project) decides."""
-    if accepted is not None and project.pay_model != "hourly":
+    which the general path (it reads the project) decides; nor for a training project, whose
+    submit is approved and counted at once (services/tasks/training), on the general path."""
+    if accepted is not None and project.pay_model != "hourly" and project.kind != "training":
         accepted.remember(
             assignment_id,
             AcceptedContext(
@@ -500,6 +526,7 @@ def check_eligibility(project: AcceptEligibility) -> None:
             "type_ids": project.type_ids,
             "type_values": project.type_values,
             "blocked_by": project.blocked_by,
+            "level": project.level,
         }
     )
     verdict = evaluate_with_facts(facts, rules)

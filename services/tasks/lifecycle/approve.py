@@ -32,7 +32,14 @@ from services.tasks.lifecycle.decisions import (
     stats_deltas,
     wrong_state,
 )
-from services.tasks.lifecycle.messages import enqueue_many, payout_message, payout_sql
+from services.tasks.lifecycle.messages import (
+    Message,
+    enqueue_many,
+    payout_message,
+    payout_sql,
+    tier_release_message,
+    tier_release_sql,
+)
 from services.tasks.lifecycle.slots import consume_slots, consume_slots_sql
 from shared.database import Writable, WriteDb, in_transaction
 from shared.http import InternalClient
@@ -41,7 +48,9 @@ from shared.http import InternalClient
 # review. It does what `record_approvals` does for one decided assignment: submitted ->
 # approved (the WHERE re-checks the state on the locked row, so of two concurrent approvals one
 # gets the row), its slot consumed (the task completes with its last approval), the worker's
-# tally in the project, and the payout message (generated from messages.PAYOUT).
+# tally in the project, the payout message (generated from messages.PAYOUT), and, with pay
+# tiers, the release of what the slot held beyond the assignment's tier (one probe of the
+# project row for its slot_cents; nothing is written without tiers).
 APPROVE_ONE_SQL = f"""
 WITH decided AS (
     UPDATE assignments a
@@ -57,6 +66,12 @@ WITH decided AS (
     INSERT INTO outbox (kind, key, payload)
     SELECT {payout_sql("d", source="reserved")}
     FROM decided d
+    ON CONFLICT (key) DO NOTHING
+), tier_released AS (
+    INSERT INTO outbox (kind, key, payload)
+    SELECT {tier_release_sql("d", slot_cents="p.slot_cents")}
+    FROM decided d JOIN projects p ON p.id = d.project_id
+    WHERE p.slot_cents > d.reward_cents + d.fee_cents
     ON CONFLICT (key) DO NOTHING
 )
 SELECT * FROM decided
@@ -85,7 +100,19 @@ async def record_approvals(
     await consume_slots(db, [r.task_id for r in approved], locked=slots_locked)
     if record_stats:
         await gold.record_decisions(db, stats_deltas(approved=approved))
-    await enqueue_many(db, [payout_message(r, source="reserved") for r in approved])
+    payouts = [payout_message(r, source="reserved") for r in approved]
+    await enqueue_many(db, payouts + await _tier_releases(db, approved))
+
+
+_SLOT_CENTS_SQL = "SELECT id, slot_cents FROM projects WHERE id = ANY($1::text[])"
+
+
+async def _tier_releases(db: Writable, approved: Sequence[Any]) -> list[Message]:
+    """What APPROVE_ONE_SQL's `tier_released` writes, for the general path's rows."""
+    project_ids = sorted({r.project_id for r in approved})
+    slot_cents = {r["id"]: r["slot_cents"] for r in await db.fetch(_SLOT_CENTS_SQL, project_ids)}
+    releases = (tier_release_message(r, slot_cents=slot_cents[r.project_id]) for r in approved)
+    return [m for m in releases if m is not None]
 
 
 async def approve(

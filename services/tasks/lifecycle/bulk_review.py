@@ -2,7 +2,8 @@
 failing on its own, results in request order.
 
 Set-based, through the transitions' general paths: one lock statement for all assignments
-(decisions.lock_for_review), one transition per action (decisions.decide_submitted), the
+(decisions.lock_for_review), one transition per action (decisions.decide_submitted; the
+rejections through reject.reject_submitted, which applies the daily rejection cap), the
 slots' locks once (slots.lock_for_slot_changes), the rejected slots given back
 (reject.give_back), the approvals' effects and payouts (approve.record_approvals), and one
 stats update for every decision. Only overrides go one by one (each is a synchronous payment,
@@ -50,7 +51,12 @@ class _Item:
 
 
 async def review_many(
-    db: WriteDb, *, payments: InternalClient, requester_id: str, body: BulkReviewBody
+    db: WriteDb,
+    *,
+    payments: InternalClient,
+    requester_id: str,
+    body: BulkReviewBody,
+    cap: reject_.RejectionCap,
 ) -> BulkReviewResult:
     items = [_Item(i, a.id, "approve", a.feedback) for i, a in enumerate(body.approve)] + [
         _Item(len(body.approve) + i, r.id, "reject", r.feedback) for i, r in enumerate(body.reject)
@@ -117,7 +123,19 @@ async def review_many(
             ok(item, "approved")
 
     approved = await _decide(db, requester_id, "approved", to_approve)
-    rejected = await _decide(db, requester_id, "rejected", to_reject)
+    rejected = (
+        await reject_.reject_submitted(
+            db,
+            requester_id=requester_id,
+            ids=[i.id for i in to_reject],
+            feedbacks=[i.feedback for i in to_reject],
+            cap=cap,
+        )
+        if to_reject
+        else []
+    )
+    # Every item here was locked as submitted, so each transition happened.
+    assert len(rejected) == len(to_reject), (len(rejected), len(to_reject))
     projects = await lock_for_slot_changes(
         db,
         project_ids=[r.project_id for r in rejected],

@@ -83,7 +83,7 @@ WITH freed AS (
     UPDATE tasks t SET open_slots = 0 FROM freed WHERE t.id = freed.id
     RETURNING freed.open_slots
 )
-SELECT p.requester_id, p.reward_cents + p.fee_cents AS slot_cents,
+SELECT p.requester_id, p.slot_cents,
        (SELECT coalesce(sum(open_slots), 0) FROM zeroed)::bigint AS slots
 FROM projects p WHERE p.id = $1
 """

@@ -103,6 +103,36 @@ def release_message(*, key: str, requester_id: str, project_id: str, amount_cent
     )
 
 
+def tier_release_key(assignment_id: str) -> str:
+    return f"release:tier:{assignment_id}"
+
+
+def tier_release_message(row: Any, *, slot_cents: int) -> Message | None:
+    """Pay tiers (services/tasks/pay_tiers): an approved assignment's slot held the highest
+    tier's reward + fee; what its own tier does not use goes back to the requester with the
+    approval (`release:tier:{assignment_id}`: once). None when nothing is left over."""
+    amount = slot_cents - row.reward_cents - row.fee_cents
+    if amount <= 0:
+        return None
+    return release_message(
+        key=tier_release_key(row.id),
+        requester_id=row.requester_id,
+        project_id=row.project_id,
+        amount_cents=amount,
+    )
+
+
+def tier_release_sql(alias: str, *, slot_cents: str) -> str:
+    """`kind, key, payload` of `tier_release_message` for the decided assignment `alias`, whose
+    slot held `slot_cents` (SQL); the caller filters out rows with nothing left over."""
+    key = f"'release:tier:' || {alias}.id"
+    amount = f"{slot_cents} - {alias}.reward_cents - {alias}.fee_cents"
+    return (
+        f"'release', {key}, jsonb_build_object('requester_id', {alias}.requester_id, "
+        f"'project_id', {alias}.project_id, 'amount_cents', {amount}, 'key', {key})"
+    )
+
+
 def top_up_message(
     *,
     requester_id: str,

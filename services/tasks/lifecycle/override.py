@@ -7,6 +7,12 @@ One path: the transition (`_OVERRIDE`) on the locked row, the tally, then the pa
 a 402 or an unreachable payments service raises and the caller's transaction (or savepoint)
 rolls the transition back. Payments acts once per key, so a retry after a commit that failed
 pays nothing twice.
+
+Fair review: the approval counts toward the worker's standing from now on, also when the
+rejection was beyond the daily cap (`standing_excluded` is cleared, except on a training
+answer, which never counts), and the assignment's appeal, if any, is overturned in the same
+statement, whether the requester answered the appeal (services/tasks/appeals) or approved the
+assignment directly: the locked assignment row serialises the two, so the money moves once.
 """
 
 from __future__ import annotations
@@ -25,10 +31,18 @@ from shared.database import WriteDb
 from shared.http import InternalClient
 
 _OVERRIDE = f"""
-UPDATE assignments a
-SET status = 'approved', feedback = coalesce($4, a.feedback), reviewed_at = now()
-WHERE a.id = $1 AND a.requester_id = $2 AND a.status = 'rejected'
-RETURNING {REVIEW_COLUMNS}
+WITH decided AS (
+    UPDATE assignments a
+    SET status = 'approved', feedback = coalesce($4, a.feedback), reviewed_at = now(),
+        standing_excluded = a.standing_excluded
+            AND EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND p.kind = 'training')
+    WHERE a.id = $1 AND a.requester_id = $2 AND a.status = 'rejected'
+    RETURNING {REVIEW_COLUMNS}
+), appeal AS (
+    UPDATE appeals ap SET status = 'overturned', reason = $4, decided_at = now()
+    FROM decided d WHERE ap.assignment_id = d.id AND ap.status <> 'overturned'
+)
+SELECT * FROM decided
 """
 
 
@@ -39,10 +53,12 @@ async def override(
     current: ReviewRow,
     feedback: str | None,
     record_stats: bool = True,
+    appealed: bool = False,
 ) -> ReviewRow:
     """`current`: the locked rejected row. Bulk review records the stats of all its items at
-    the end instead (`record_stats=False`), keeping the global lock order."""
-    if not current.overridable:
+    the end instead (`record_stats=False`), keeping the global lock order. `appealed`: the
+    worker's open appeal keeps the rejection open to an overturn past the override window."""
+    if not (current.overridable or appealed):
         raise wrong_state(current, "approve")
     row = await REVIEW_ROWS.fetchrow(
         db, _OVERRIDE, current.id, current.requester_id, OVERRIDE_WINDOW_DAYS, feedback

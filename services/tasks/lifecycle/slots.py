@@ -1,6 +1,8 @@
 """Where a task's slot goes when an assignment ends without pay, and the money that follows it.
 
-Money is reserved per slot (reward + fee) when tasks go live. A slot is either open (claimable,
+Money is reserved per slot when tasks go live: `projects.slot_cents`, reward + fee, or with pay
+tiers the highest tier's reward + fee (approval releases what the assignment's own tier leaves
+over: approve.py). A slot is either open (claimable,
 money held), held by a live assignment (money held), consumed by an approval (money paid), or
 released (money back to the requester's available balance). These helpers keep that true:
 
@@ -62,7 +64,7 @@ async def give_back_slot(db: WriteDb, *, task_id: str, project_id: str, reason_k
 
 
 _LOCK_PROJECTS = """
-SELECT id, requester_id, status, reward_cents + fee_cents AS slot_cents
+SELECT id, requester_id, status, slot_cents
 FROM projects WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE
 """
 _LOCK_TASKS = "SELECT id FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
@@ -155,9 +157,9 @@ async def give_back_slots(
     )
     releases = []
     for r in returns:
-        if r.task_id in reopened:
-            continue
         project = projects[r.project_id]
+        if r.task_id in reopened or not project.slot_cents:  # 0.00 training: nothing held
+            continue
         releases.append(
             release_message(
                 key=r.release_key,

@@ -30,7 +30,7 @@ from services.tasks.lifecycle.assignment import (
     get_status_for_worker,
     refuse_unless_open,
 )
-from shared.database import Db, Writable
+from shared.database import Db, Writable, in_transaction
 from shared.errors import InvalidState, ValidationFailed
 from shared.jsonutil import dumps
 
@@ -39,7 +39,7 @@ from shared.jsonutil import dumps
 _FOR_SUBMIT = f"""
 SELECT {ASSIGNMENT_COLUMNS}, a.deadline <= now() AS overdue,
        p.task_type, p.labels, p.multi_label, p.answer_schema,
-       t.gold_answer, p.pay_model
+       t.gold_answer, p.pay_model, p.kind, t.explanation, p.requester_id AS project_requester_id
 FROM assignments a
 JOIN projects p ON p.id = a.project_id
 JOIN tasks t ON t.id = a.task_id
@@ -59,6 +59,9 @@ class ForSubmit(AssignmentRow):
     answer_schema: dict[str, Any] | None
     gold_answer: Any
     pay_model: str
+    kind: str
+    explanation: str | None
+    project_requester_id: str
 
 
 _FOR_SUBMIT_ROWS = HotRows(ForSubmit)
@@ -74,11 +77,14 @@ async def get_for_submit(db: Db, *, assignment_id: str, worker_id: str) -> ForSu
 # answers given and right, for the owner's per-worker page and the gold-accuracy gate) moves by
 # the deltas given. Postgres re-checks the WHERE on a row another transaction changed since the
 # read (a timer expiring it, a return, a concurrent submit), so it is decided exactly once.
+# A gold answer's grading is also kept on the assignment (`gold_correct`, NULL for other
+# answers): the worker levels judge the last 200 gold answers across projects from it.
 _SUBMIT = f"""
 WITH updated AS (
     UPDATE assignments a
     SET status = 'submitted', answer = $3::jsonb, submitted_at = now(),
-        auto_approve_at = now() + make_interval(secs => p.auto_approve_seconds)
+        auto_approve_at = now() + make_interval(secs => p.auto_approve_seconds),
+        gold_correct = CASE WHEN $4::int = 1 THEN $5::int = 1 END
     FROM projects p{{also_from}}
     WHERE a.id = $1 AND a.worker_id = $2 AND a.status = 'accepted' AND a.deadline > now()
       AND p.id = a.project_id{{also_where}}
@@ -209,11 +215,13 @@ async def submit(
         await activity_for_work(
             db, worker_id=worker_id, project_id=row.project_id, now=clock(), what="submit"
         )
+    stored = StoredAnswer.grade(answer, task_type=row.task_type, gold_answer=row.gold_answer)
+    if row.kind == "training":
+        return await _submit_training(
+            db, row, assignment_id=assignment_id, worker_id=worker_id, stored=stored
+        )
     updated = await write_submission(
-        db,
-        assignment_id=assignment_id,
-        worker_id=worker_id,
-        stored=StoredAnswer.grade(answer, task_type=row.task_type, gold_answer=row.gold_answer),
+        db, assignment_id=assignment_id, worker_id=worker_id, stored=stored
     )
     if updated is None:  # expired, returned or submitted since the read
         found = await get_status_for_worker(db, assignment_id=assignment_id, worker_id=worker_id)
@@ -222,6 +230,34 @@ async def submit(
         refuse_unless_open(found.status, overdue=found.overdue)
         raise InvalidState("This assignment changed while it was being submitted.")
     return assignment_read(updated)
+
+
+async def _submit_training(
+    db: Writable, row: ForSubmit, *, assignment_id: str, worker_id: str, stored: StoredAnswer
+) -> AssignmentRead:
+    """A training answer: written, approved and counted in the worker's attempt in one
+    transaction, answered with the grade, the expected answer and the explanation
+    (services/tasks/training)."""
+    from services.tasks.training.service import after_submit
+
+    async with in_transaction(db) as tx:
+        updated = await write_submission(
+            tx, assignment_id=assignment_id, worker_id=worker_id, stored=stored
+        )
+        if updated is not None:
+            return await after_submit(
+                tx,
+                submitted=assignment_read(updated),
+                requester_id=row.project_requester_id,
+                correct=stored.gold_correct == 1,
+                gold_answer=row.gold_answer,
+                explanation=row.explanation,
+            )
+    found = await get_status_for_worker(db, assignment_id=assignment_id, worker_id=worker_id)
+    if found is None:
+        raise AssignmentNotFound("Assignment not found.")
+    refuse_unless_open(found.status, overdue=found.overdue)
+    raise InvalidState("This assignment changed while it was being submitted.")
 
 
 async def _submit_as_accepted(

@@ -46,7 +46,7 @@ WITH old AS (
     FROM old WHERE t.id = old.id
     RETURNING old.project_id, old.open_slots
 )
-SELECT e.project_id, e.open_slots, p.requester_id, p.reward_cents + p.fee_cents AS slot_cents
+SELECT e.project_id, e.open_slots, p.requester_id, p.slot_cents
 FROM expired e JOIN projects p ON p.id = e.project_id
 """
 
@@ -90,10 +90,10 @@ WITH due AS (
     FROM due WHERE t.id = due.id AND t.status = 'open'
     RETURNING due.id, due.project_id, due.open_slots
 )
-SELECT e.project_id, p.requester_id, p.reward_cents + p.fee_cents AS slot_cents,
+SELECT e.project_id, p.requester_id, p.slot_cents,
        count(*)::int AS tasks, sum(e.open_slots)::bigint AS slots, min(e.id) AS first_task_id
 FROM expired e JOIN projects p ON p.id = e.project_id
-GROUP BY e.project_id, p.requester_id, p.reward_cents, p.fee_cents
+GROUP BY e.project_id, p.requester_id, p.slot_cents
 """
 
 # The open tasks that inherit their project's expiry (expires_at NULL), of projects at least
@@ -140,10 +140,10 @@ WITH due_projects AS (
           AND t.id NOT IN (SELECT id FROM expired)
     )
 )
-SELECT e.project_id, p.requester_id, p.reward_cents + p.fee_cents AS slot_cents,
+SELECT e.project_id, p.requester_id, p.slot_cents,
        count(*)::int AS tasks, sum(e.open_slots)::bigint AS slots, min(e.id) AS first_task_id
 FROM expired e JOIN projects p ON p.id = e.project_id
-GROUP BY e.project_id, p.requester_id, p.reward_cents, p.fee_cents
+GROUP BY e.project_id, p.requester_id, p.slot_cents
 """
 
 

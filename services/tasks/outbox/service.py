@@ -54,6 +54,9 @@ PAYMENTS_PATHS: dict[str, str] = {
     "release": "/internal/releases",
     "top_up": "/internal/top-ups",
 }
+# The one message for another peer: a training pass's qualification grant (services/tasks/
+# training), set by the workers service, idempotent per key like the payments calls.
+WORKERS_PATHS: dict[str, str] = {"grant": "/internal/qualification-grants"}
 PAYOUT_BATCH_PATH = "/internal/payouts/batch"
 # Payments takes at most this many payouts per batch call (docs/internal-api.md).
 PAYOUT_BATCH_MAX = 500
@@ -161,9 +164,11 @@ class OutboxDeliverer:
         backoff_cap_seconds: float,
         lease_seconds: float,
         stop_timeout_seconds: float = 5.0,
+        workers: InternalClient | None = None,
     ) -> None:
         self.database = database
         self.payments = payments
+        self.workers = workers
         self.batch_size = batch_size
         self.poll_interval_seconds = poll_interval_seconds
         self.backoff_base_seconds = backoff_base_seconds
@@ -177,7 +182,7 @@ class OutboxDeliverer:
         # Tracing (None when off): the requests that woke the deliverer since its last pass.
         self.tracer: Tracer | None = None
         self._triggers: list[SpanContext] = []
-        for kind in PAYMENTS_PATHS:  # every series exported (as 0) from the start
+        for kind in (*PAYMENTS_PATHS, *WORKERS_PATHS):  # every series exported from the start
             for outcome in ("delivered", "retried", "parked"):
                 OUTBOX_OUTCOMES.labels(kind, outcome)
 
@@ -320,10 +325,17 @@ class OutboxDeliverer:
             return [Outcome.retry_later(f"unexpected batch answer: {exc}")] * len(rows)
 
     async def _send(self, row: LeasedMessage) -> Outcome:
-        """The outcome of one message sent on its own (releases; payouts of a refused batch)."""
+        """The outcome of one message sent on its own (releases, top-ups, grants; payouts of a
+        refused batch)."""
+        if row.kind in WORKERS_PATHS:
+            peer, path = self.workers, WORKERS_PATHS[row.kind]
+        else:
+            peer, path = self.payments, PAYMENTS_PATHS[row.kind]
+        if peer is None:
+            return Outcome.retry_later(f"no peer configured for {row.kind} messages")
         async with self._limit:
             try:
-                await self.payments.post(PAYMENTS_PATHS[row.kind], json=_body(row))
+                await peer.post(path, json=_body(row))
             except DependencyUnavailable as exc:
                 return Outcome.retry_later(exc.detail)
             except AppError as exc:
@@ -388,6 +400,7 @@ async def outbox_lifespan(app: FastAPI) -> AsyncIterator[None]:
     deliverer = OutboxDeliverer(
         database=app.state.database,
         payments=app.state.peers["payments"],
+        workers=app.state.peers["workers"],
         batch_size=settings.outbox_batch_size,
         concurrency=settings.outbox_concurrency,
         poll_interval_seconds=settings.outbox_poll_interval_seconds,

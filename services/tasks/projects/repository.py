@@ -54,11 +54,23 @@ class ProjectRow:
     budget_seconds: int | None
     idle_timeout_seconds: int | None
     min_hourly_rate_cents: int | None
+    # Training projects (services/tasks/training): NULL on standard ones.
+    kind: str
+    training_qualification_type_id: str | None
+    min_training_answers: int | None
+    pass_accuracy: int | None
     pay_model: str
     hourly_rate_cents: int | None
     max_seconds_per_worker_per_week: int | None
     budget_seconds: int | None
     idle_timeout_seconds: int | None
+    # Pay tiers (services/tasks/pay_tiers): as set, resolved per level 0..3, and a slot's hold.
+    reward_by_level: dict[str, int] | None
+    level_reward_cents: list[int] | None
+    level_fee_cents: list[int] | None
+    slot_cents: int
+    hourly_rate_by_level: dict[str, int] | None
+    level_hourly_rate_cents: list[int] | None
 
 
 _PROJECT_COLS = tuple(Project.__table__.c)

@@ -14,6 +14,7 @@ from pydantic import (
 )
 from typing_extensions import TypeAliasType
 
+from services.tasks.training.schemas import ProjectKind, TrainingRule
 from shared.eligibility import QualificationRequirement
 from shared.money import Money, MoneyOut
 
@@ -104,6 +105,38 @@ def _unique_labels(labels: list[str] | None) -> list[str] | None:
     return labels
 
 
+LevelKey = TypeAliasType("LevelKey", Literal["1", "2", "3"])
+REWARD_BY_LEVEL_DESCRIPTION = (
+    'Pay tiers (per-answer projects): the reward of a worker of each level (keys "1" to '
+    '"3"; level 0 earns `reward`), fixed when the worker accepts. Each tier is at least '
+    "`reward` and tiers never decrease with the level; a level without its own tier earns the "
+    "tier of the highest level below it. Publishing reserves the highest tier (+ fee) per slot; "
+    "approval pays the assignment's tier and releases the rest (docs/api.md, 'Pay tiers')."
+)
+HOURLY_RATE_BY_LEVEL_DESCRIPTION = (
+    'Pay tiers (hourly projects): the hourly rate of a worker of each level (keys "1" to '
+    '"3"; level 0 earns `hourly_rate`), fixed when the worker opens a work session. Same '
+    "rules as reward_by_level; the budget reservation uses the highest tier."
+)
+
+
+def _tiers_in_range(tiers: dict[str, int] | None, check: Any) -> dict[str, int] | None:
+    if tiers is None:
+        return None
+    return {key: check(cents) for key, cents in sorted(tiers.items())}
+
+
+def _reward_tiers(tiers: dict[str, int] | None) -> dict[str, int] | None:
+    return _tiers_in_range(tiers, _reward_in_range)
+
+
+def _hourly_rate_tiers(tiers: dict[str, int] | None) -> dict[str, int] | None:
+    return _tiers_in_range(tiers, _hourly_rate_in_range)
+
+
+RewardByLevel = Annotated[dict[LevelKey, Money], Field(min_length=1)]
+
+
 class ProjectCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -153,13 +186,30 @@ class ProjectCreate(BaseModel):
     )
     min_gold_accuracy: GoldAccuracy | None = None
     min_hourly_rate: Money | None = Field(default=None, description=MIN_HOURLY_RATE_DESCRIPTION)
+    kind: ProjectKind = Field(
+        default="standard",
+        description="`training`: practice work that grants `training.qualification_type_id` "
+        "(docs/api.md, 'Training projects'); fixed at creation.",
+    )
+    training: TrainingRule | None = Field(
+        default=None, description="Training projects (required there): what passing grants."
+    )
+    reward_by_level: RewardByLevel | None = Field(
+        default=None, description=REWARD_BY_LEVEL_DESCRIPTION
+    )
+    hourly_rate_by_level: RewardByLevel | None = Field(
+        default=None, description=HOURLY_RATE_BY_LEVEL_DESCRIPTION
+    )
 
     @field_validator("reward")
     @classmethod
     def _reward(cls, v: int | None) -> int | None:
-        return None if v is None else _reward_in_range(v)
+        # 0.00 only for a training project: the service checks it against `kind`.
+        return v if v is None or v == 0 else _reward_in_range(v)
 
     _hourly_rate = field_validator("hourly_rate")(_hourly_rate_in_range)
+    _reward_by_level = field_validator("reward_by_level")(_reward_tiers)
+    _hourly_rate_by_level = field_validator("hourly_rate_by_level")(_hourly_rate_tiers)
     _labels = field_validator("labels")(_unique_labels)
     _min_hourly_rate = field_validator("min_hourly_rate")(_min_hourly_rate_in_range)
 
@@ -189,13 +239,19 @@ class ProjectUpdate(BaseModel):
     )
     min_gold_accuracy: GoldAccuracy | None = None
     min_hourly_rate: Money | None = Field(default=None, description=MIN_HOURLY_RATE_DESCRIPTION)
+    reward_by_level: RewardByLevel | None = Field(
+        default=None,
+        description=REWARD_BY_LEVEL_DESCRIPTION + " Editable while a draft; null removes them.",
+    )
 
     _min_hourly_rate = field_validator("min_hourly_rate")(_min_hourly_rate_in_range)
+    _reward_by_level = field_validator("reward_by_level")(_reward_tiers)
 
     @field_validator("reward")
     @classmethod
     def _reward(cls, v: int | None) -> int | None:
-        return None if v is None else _reward_in_range(v)
+        # 0.00 only for a training project: the service checks it against `kind`.
+        return v if v is None or v == 0 else _reward_in_range(v)
 
     _labels = field_validator("labels")(_unique_labels)
 
@@ -244,6 +300,16 @@ class ProjectRead(BaseModel):
     min_hourly_rate: MoneyOut | None = Field(description="The pay floor; null: none.")
     pay_model: PayModel
     hourly_rate: MoneyOut | None = Field(description="Hourly projects: pay per measured hour.")
+    kind: ProjectKind = Field(default="standard", description="`standard` or `training`.")
+    training: TrainingRule | None = Field(
+        default=None, description="A training project's rule; null for a standard project."
+    )
+    reward_by_level: dict[LevelKey, MoneyOut] | None = Field(
+        default=None, description="Pay tiers of a per-answer project; null: one reward for all."
+    )
+    hourly_rate_by_level: dict[LevelKey, MoneyOut] | None = Field(
+        default=None, description="Pay tiers of an hourly project; null: one rate for all."
+    )
     max_hours_per_worker_per_week: float | None
     budget_hours: float | None
     idle_timeout_seconds: int | None

@@ -25,6 +25,7 @@ from services.tasks.answers import (
 )
 from services.tasks.clock import utcnow
 from services.tasks.pay_floor import service as pay_floor
+from services.tasks.pay_tiers import rules as pay_tiers
 from services.tasks.projects import repository
 from services.tasks.projects.repository import ProjectLock, ProjectRow, ProjectStats
 from services.tasks.projects.schemas import (
@@ -37,6 +38,7 @@ from services.tasks.projects.schemas import (
     hours_to_seconds,
 )
 from services.tasks.sessions.service import end_project_sessions
+from services.tasks.training import service as training
 from shared.database import Db, WriteDb
 from shared.eligibility import SYSTEM_TYPE_IDS
 from shared.errors import InvalidState, NotFound, ValidationFailed
@@ -67,6 +69,7 @@ NULLABLE_FIELDS = frozenset(
         "estimated_seconds_per_assignment",
         "min_gold_accuracy",
         "min_hourly_rate",
+        "reward_by_level",
     }
 )
 _COLUMN_OF = {"reward": "reward_cents", "min_hourly_rate": "min_hourly_rate_cents"}
@@ -85,8 +88,10 @@ def fee_for(reward_cents: int, *, assignments_per_task: int) -> int:
 
 
 def to_read(row: ProjectRow, stats: ProjectStats) -> ProjectRead:
-    slot_cents = row.reward_cents + row.fee_cents
-    reserved = 0 if row.status == "draft" else stats.open_slots * slot_cents + stats.live_cents
+    # Every slot, open or held by a live assignment, holds the highest tier's reward + fee
+    # (without tiers: the reward + fee its assignment was created with).
+    live = stats.accepted + stats.submitted
+    reserved = 0 if row.status == "draft" else (stats.open_slots + live) * row.slot_cents
     return ProjectRead(
         id=row.id,
         requester_id=row.requester_id,
@@ -119,6 +124,10 @@ def to_read(row: ProjectRow, stats: ProjectStats) -> ProjectRead:
         ),
         pay_model=row.pay_model,
         hourly_rate=row.hourly_rate_cents,
+        reward_by_level=row.reward_by_level,
+        hourly_rate_by_level=row.hourly_rate_by_level,
+        kind=row.kind,
+        training=training.rule_of(row),
         max_hours_per_worker_per_week=_hours(row.max_seconds_per_worker_per_week),
         budget_hours=_hours(row.budget_seconds),
         idle_timeout_seconds=row.idle_timeout_seconds,
@@ -257,6 +266,22 @@ async def create_project(db: WriteDb, *, requester_id: str, data: ProjectCreate)
         min_hourly_rate_cents=data.min_hourly_rate,
     )
     errors += pay_model_errors(data)
+    errors += await training.project_errors(
+        db,
+        requester_id=requester_id,
+        kind=data.kind,
+        training=data.training,
+        pay_model=data.pay_model,
+        reward_cents=data.reward,
+        min_hourly_rate_cents=data.min_hourly_rate,
+    )
+    errors += pay_tier_errors(
+        pay_model=data.pay_model,
+        reward_cents=data.reward,
+        reward_by_level=data.reward_by_level,
+        hourly_rate_cents=data.hourly_rate,
+        hourly_rate_by_level=data.hourly_rate_by_level,
+    )
     if errors:
         raise ValidationFailed(_summary(errors), errors=errors)
     row = await repository.insert_project(
@@ -284,9 +309,65 @@ async def create_project(db: WriteDb, *, requester_id: str, data: ProjectCreate)
             "min_gold_accuracy": data.min_gold_accuracy,
             "min_hourly_rate_cents": data.min_hourly_rate,
             **_hourly_columns(data),
+            **training.project_columns(data.kind, data.training),
+            **reward_tier_columns(
+                reward_cents=data.reward or 0,
+                reward_by_level=data.reward_by_level,
+                assignments_per_task=data.assignments_per_task,
+            ),
         },
     )
     return to_read(row, ProjectStats())
+
+
+def pay_tier_errors(
+    *,
+    pay_model: str,
+    reward_cents: int | None,
+    reward_by_level: dict[str, int] | None,
+    hourly_rate_cents: int | None,
+    hourly_rate_by_level: dict[str, int] | None,
+) -> list[dict[str, Any]]:
+    """Tiers belong to their pay model and obey services/tasks/pay_tiers/rules.py."""
+    errors: list[dict[str, Any]] = []
+    if reward_by_level is not None and pay_model != "per_assignment":
+        errors.append(
+            {
+                "loc": ["body", "reward_by_level"],
+                "msg": "reward_by_level is for per-answer projects; an hourly project sets "
+                "hourly_rate_by_level",
+            }
+        )
+    elif reward_cents is not None:
+        errors += pay_tiers.tier_errors(
+            "reward_by_level", base_cents=reward_cents, tiers=reward_by_level
+        )
+    if hourly_rate_by_level is not None and pay_model != "hourly":
+        errors.append(
+            {
+                "loc": ["body", "hourly_rate_by_level"],
+                "msg": "hourly_rate_by_level is for hourly projects (pay_model: hourly)",
+            }
+        )
+    elif hourly_rate_cents is not None:
+        errors += pay_tiers.tier_errors(
+            "hourly_rate_by_level", base_cents=hourly_rate_cents, tiers=hourly_rate_by_level
+        )
+    return errors
+
+
+def reward_tier_columns(
+    *, reward_cents: int, reward_by_level: dict[str, int] | None, assignments_per_task: int
+) -> dict[str, Any]:
+    """The tier columns as stored: the map as set and its per-level rewards and fees."""
+    rewards = pay_tiers.resolved(reward_cents, reward_by_level)
+    return {
+        "reward_by_level": reward_by_level,
+        "level_reward_cents": rewards,
+        "level_fee_cents": pay_tiers.resolved_fees(
+            rewards, assignments_per_task=assignments_per_task
+        ),
+    }
 
 
 def _hourly_columns(data: ProjectCreate) -> dict[str, Any]:
@@ -295,6 +376,10 @@ def _hourly_columns(data: ProjectCreate) -> dict[str, Any]:
     return {
         "pay_model": "hourly",
         "hourly_rate_cents": data.hourly_rate,
+        "hourly_rate_by_level": data.hourly_rate_by_level,
+        "level_hourly_rate_cents": pay_tiers.resolved(
+            data.hourly_rate or 0, data.hourly_rate_by_level
+        ),
         "max_seconds_per_worker_per_week": (
             None
             if data.max_hours_per_worker_per_week is None
@@ -402,6 +487,21 @@ async def update_project(
             pay_model=merged.get("pay_model", "per_assignment"),
             min_hourly_rate_cents=merged["min_hourly_rate_cents"],
         )
+    if {"reward", "reward_by_level"} & sent:
+        errors += pay_tier_errors(
+            pay_model=row.pay_model,
+            reward_cents=merged["reward_cents"],
+            reward_by_level=merged["reward_by_level"],
+            hourly_rate_cents=None,
+            hourly_rate_by_level=None,
+        )
+    if data.reward == 0 and row.kind != "training":
+        errors.append(
+            {
+                "loc": ["body", "reward"],
+                "msg": "reward must be at least 0.01 (only a training project may pay 0)",
+            }
+        )
     if "reward" in sent and row.pay_model == "hourly":
         # The hourly terms are fixed at creation; an hourly project never pays per answer.
         errors.append(
@@ -425,6 +525,14 @@ async def update_project(
     if {"reward", "assignments_per_task"} & sent:
         values["fee_cents"] = fee_for(
             merged["reward_cents"], assignments_per_task=merged["assignments_per_task"]
+        )
+    if {"reward", "assignments_per_task", "reward_by_level"} & sent:
+        values.update(
+            reward_tier_columns(
+                reward_cents=merged["reward_cents"],
+                reward_by_level=merged["reward_by_level"],
+                assignments_per_task=merged["assignments_per_task"],
+            )
         )
     if not values:
         return await read_project(db, row)
@@ -462,6 +570,9 @@ async def publish_project(
     row = await load_project(db, requester_id=requester_id, project_id=project_id, lock="change")
     if row.status != "draft":
         raise InvalidState(f"Only a draft can be published; this project is {row.status}.")
+    await training.check_publish(
+        db, project_id=row.id, kind=row.kind, min_training_answers=row.min_training_answers
+    )
     # One row changes: the tasks were uploaded with all their slots open (a draft's are
     # unclaimable because the project is not published) and inherit the project's expiry, so
     # publishing a million tasks rewrites none of them (bench/RESULTS.md, proposal 7). A draft's
@@ -476,7 +587,7 @@ async def publish_project(
             "tasks_expire_at": repository.TASKS_EXPIRE_AT_ON_PUBLISH,
         },
     )
-    amount = stats.open_slots * (row.reward_cents + row.fee_cents)
+    amount = stats.open_slots * row.slot_cents  # the highest tier's reward + fee per slot
     if row.min_hourly_rate_cents is not None:
         # The floor's worst case (services/tasks/pay_floor) is held with the slots.
         amount += await pay_floor.open_floor(
@@ -504,7 +615,9 @@ def hourly_reservation_cents(row: ProjectRow) -> int:
     assignments_per_task). Approvals pay each timesheet rounded down, so their sum never
     exceeds the budget's pay."""
     assert row.budget_seconds is not None and row.hourly_rate_cents is not None
-    pay = -(-row.budget_seconds * row.hourly_rate_cents // 3600)
+    # With pay tiers, every second may be paid at the highest tier's rate (level 3's entry).
+    rate = max(row.level_hourly_rate_cents or [row.hourly_rate_cents])
+    pay = -(-row.budget_seconds * rate // 3600)
     return pay + fee_for(pay, assignments_per_task=row.assignments_per_task)
 
 

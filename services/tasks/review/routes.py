@@ -8,10 +8,14 @@ hot pool in autocommit (shared.hot_path). The transitions live in services/tasks
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from datetime import UTC
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import Response
 
 from services.tasks.assignments.schemas import AssignmentRead
+from services.tasks.clock import NowDep
 from services.tasks.lifecycle import approve as approve_
 from services.tasks.lifecycle import bulk_review
 from services.tasks.lifecycle import reject as reject_
@@ -39,6 +43,17 @@ from shared.idempotency import IdempotencyDep
 router = APIRouter(tags=["review"])
 
 
+async def rejection_cap(request: Request, now: NowDep) -> reject_.RejectionCap:
+    """Today's place in the daily rejection cap: the UTC day by the service's clock."""
+    return reject_.RejectionCap(
+        day=now.astimezone(UTC).date(),
+        counted_per_day=request.app.state.settings.rejections_counted_per_requester_per_day,
+    )
+
+
+RejectionCapDep = Annotated[reject_.RejectionCap, Depends(rejection_cap)]
+
+
 @router.post(
     "/v1/assignments/review",
     operation_id="review_assignments",
@@ -50,6 +65,7 @@ async def review_many(
     body: BulkReviewBody,
     caller: RequesterDep,
     idem: IdempotencyDep,
+    cap: RejectionCapDep,
     request: Request,
     background: BackgroundTasks,
 ) -> Response:
@@ -61,6 +77,7 @@ async def review_many(
             payments=request.app.state.peers["payments"],
             requester_id=caller.account_id,
             body=body,
+            cap=cap,
         ),
     )
 
@@ -109,12 +126,16 @@ async def approve(
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
     summary="submitted → rejected; the slot reopens for another worker",
     description="`feedback` (at least 10 characters) tells the worker why. Rejecting an "
-    "already rejected assignment answers 200 and changes nothing.",
+    "already rejected assignment answers 200 and changes nothing. Of the rejections one "
+    "requester gives one worker in one UTC day only the first "
+    "`TASKS_REJECTIONS_COUNTED_PER_REQUESTER_PER_DAY` (default 5) count toward the worker's "
+    "approval rate and level; the worker may appeal a rejection within 14 days.",
 )
 async def reject(
     assignment_id: str,
     body: RejectBody,
     call: RequesterCallDep,
+    cap: RejectionCapDep,
     request: Request,
     background: BackgroundTasks,
 ) -> Response:
@@ -126,5 +147,6 @@ async def reject(
             requester_id=call.account_id,
             assignment_id=assignment_id,
             feedback=body.feedback,
+            cap=cap,
         ),
     )

@@ -18,7 +18,7 @@ from shared.database import Db, Writable, as_row, as_rows
 SESSION_COLUMNS = """s.id, s.project_id, s.worker_id, s.requester_id, s.timesheet_id, s.week_start,
        s.status, s.started_at, s.last_activity_at, s.expires_at, s.ended_at, s.ended_reason,
        s.seconds_worked, s.activity_events, s.dispute_status, s.dispute_reason, s.disputed_at,
-       s.dispute_response, s.responded_at, s.dispute_resolved_at"""
+       s.dispute_response, s.responded_at, s.dispute_resolved_at, s.hourly_rate_cents"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,7 @@ class SessionRow:
     dispute_response: str | None
     responded_at: datetime | None
     dispute_resolved_at: datetime | None
+    hourly_rate_cents: int  # fixed at open from the worker's level (pay tiers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,12 @@ class Accrued(SessionRow):
 # What opening a session decides on: accept's own read of the project (eligibility: the
 # requester's block, the worker's facts for the requirements, the gold tally) plus the hourly
 # terms and the budget counter, so a session is admitted by exactly the rules accept applies.
+# `hourly_rate_cents` is the worker's: the tier of the level accept's read found (pay tiers).
 PROJECT_FOR_SESSION_SQL = f"""
-SELECT r.*, p.hourly_rate_cents, p.max_seconds_per_worker_per_week,
+SELECT r.*,
+       coalesce(p.level_hourly_rate_cents[r.tier_level + 1], p.hourly_rate_cents)
+           AS hourly_rate_cents,
+       p.max_seconds_per_worker_per_week,
        p.idle_timeout_seconds, p.auto_approve_seconds,
        b.budget_seconds, b.used_seconds
 FROM ({_PROJECT_FOR_ACCEPT}) AS r
@@ -153,10 +158,10 @@ async def timesheet_for_session(
 INSERT_SESSION_SQL = f"""
 INSERT INTO work_sessions AS s (id, project_id, worker_id, requester_id, timesheet_id,
                                 week_start, status, started_at, last_activity_at, expires_at,
-                                created_at)
+                                created_at, hourly_rate_cents)
 VALUES ($1, $2, $3, $4, $5, $6::date, 'open', $7::timestamptz, $7::timestamptz,
         LEAST($7::timestamptz + make_interval(secs => $8::int), {_week_end("$6::date")}),
-        $7::timestamptz)
+        $7::timestamptz, $9)
 ON CONFLICT (project_id, worker_id) WHERE status = 'open' DO NOTHING
 RETURNING {SESSION_COLUMNS}
 """
@@ -173,8 +178,10 @@ async def insert_session(
     week_start: date,
     now: datetime,
     idle_timeout_seconds: int,
+    hourly_rate_cents: int,
 ) -> SessionRow | None:
-    """None when the worker already has an open session of the project."""
+    """None when the worker already has an open session of the project. `hourly_rate_cents`:
+    what its time is paid at, fixed now."""
     return as_row(
         SessionRow,
         await db.fetchrow(
@@ -187,6 +194,7 @@ async def insert_session(
             week_start,
             now,
             idle_timeout_seconds,
+            hourly_rate_cents,
         ),
     )
 

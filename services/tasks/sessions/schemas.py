@@ -64,6 +64,10 @@ class WorkSessionRead(BaseModel):
     seconds_worked: int = Field(description="Measured by the server; the time this session paid.")
     activity_events: int
     dispute: SessionDispute | None
+    hourly_rate: MoneyOut = Field(
+        description="What this session's time is paid per hour: the project's rate for the "
+        "worker's level when the session opened (pay tiers), fixed for the session."
+    )
 
 
 class TimesheetRead(BaseModel):

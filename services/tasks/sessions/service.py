@@ -95,6 +95,7 @@ def session_read(row: SessionRow) -> WorkSessionRead:
         seconds_worked=row.seconds_worked,
         activity_events=row.activity_events,
         dispute=dispute,
+        hourly_rate=row.hourly_rate_cents,
     )
 
 
@@ -121,7 +122,7 @@ async def open_session(
         raise NotHourly("This project pays per answer: accept its tasks, no session needed.")
     check_eligibility(project)
     check_gold_accuracy(project)
-    assert project.idle_timeout_seconds is not None
+    assert project.idle_timeout_seconds is not None and project.hourly_rate_cents is not None
     if (
         project.budget_seconds is not None
         and project.used_seconds is not None
@@ -157,6 +158,7 @@ async def open_session(
         week_start=week,
         now=now,
         idle_timeout_seconds=project.idle_timeout_seconds,
+        hourly_rate_cents=project.hourly_rate_cents,
     )
     if row is None:
         current = await repository.open_session_of(db, project_id=project_id, worker_id=worker_id)

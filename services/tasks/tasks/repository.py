@@ -22,6 +22,7 @@ COPY_COLUMNS = (
     "external_id",
     "input",
     "gold_answer",
+    "explanation",
     "max_assignments",
     "open_slots",
     "status",
@@ -37,6 +38,7 @@ class TaskRow:
     external_id: str | None
     input: dict[str, Any]
     gold_answer: Any
+    explanation: str | None
     max_assignments: int
     open_slots: int
     status: str
@@ -53,6 +55,7 @@ _TASK_COLS = (
     Task.external_id,
     Task.input,
     Task.gold_answer,
+    Task.explanation,
     Task.max_assignments,
     Task.open_slots,
     Task.status,

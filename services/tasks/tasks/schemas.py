@@ -27,6 +27,11 @@ class TaskIn(BaseModel):
     max_assignments: int | None = Field(
         default=None, ge=1, le=100, description="Defaults to the project's assignments_per_task."
     )
+    explanation: str | None = Field(
+        default=None,
+        max_length=10_000,
+        description="Why the gold answer is right; every task of a training project needs one.",
+    )
 
 
 class TasksCreated(BaseModel):
@@ -41,6 +46,11 @@ class TaskRead(BaseModel):
     input: dict[str, Any]
     is_gold: bool
     gold_answer: Any | None = Field(description="Shown to the project's owner only.")
+    explanation: str | None = Field(
+        default=None,
+        description="Why the gold answer is right (training projects): shown to a worker after "
+        "their own submit of the task.",
+    )
     status: TaskStatus
     max_assignments: int
     open_slots: int

@@ -29,6 +29,7 @@ from services.tasks.tasks import repository
 from services.tasks.tasks.repository import TaskRow
 from services.tasks.tasks.schemas import AssignmentRead, TaskRead, TasksCreated
 from services.tasks.tasks.upload import ParsedUpload, UploadedTask, parse_upload
+from services.tasks.training import service as training
 from shared.database import Db, WriteDb
 from shared.errors import InvalidState, NotFound, ValidationFailed
 from shared.http import InternalClient
@@ -126,6 +127,7 @@ def _rows_for_copy(
                 task.external_id,
                 orjson.dumps(task.input).decode(),
                 None if task.gold_answer is None else orjson.dumps(task.gold_answer).decode(),
+                task.explanation,
                 max_assignments,
                 max_assignments,
                 "open",
@@ -173,12 +175,18 @@ async def add_tasks(
         )
         schema = effective_answer_schema(project)
         problems = parsed.problems + _gold_problems(schema, parsed.tasks)
+        # Explanations, and a live training project's need of gold answers and explanations.
+        training_problems, untrained = training.upload_problems(
+            kind=project.kind, live=live, tasks=parsed.tasks
+        )
+        problems += training_problems
         if problems:
             problems.sort(key=lambda p: p["loc"][1] if len(p["loc"]) > 1 else -1)
             broken_rows = len({tuple(p["loc"]) for p in problems})
             raise ValidationFailed(
                 f"{broken_rows} row(s) of the upload are invalid; nothing was created.",
                 errors=problems,
+                code="training_task_without_gold" if untrained else None,
             )
         ids = sequential_ids(len(parsed.tasks))
         records, slots = _rows_for_copy(project, parsed.tasks, ids=ids, expires_at=expires_at)
@@ -192,9 +200,10 @@ async def add_tasks(
             if idempotency_key
             else new_id()
         )
-        amount = slots * (project.reward_cents + project.fee_cents)
+        amount = slots * project.slot_cents  # the highest tier's reward + fee per slot
         amount += await pay_floor.reserve_for_new_slots(db, project_id=project.id, slots=slots)
-        await reserve(payments, project, amount, key=f"add-tasks:{project.id}:{batch}")
+        if amount:  # a training project may pay 0.00: nothing to hold
+            await reserve(payments, project, amount, key=f"add-tasks:{project.id}:{batch}")
     return TasksCreated(created=len(ids), task_ids=ids)
 
 
@@ -206,6 +215,7 @@ def _task(row: TaskRow, assignments: list[AssignmentRead]) -> TaskRead:
         input=row.input,
         is_gold=row.gold_answer is not None,
         gold_answer=row.gold_answer,
+        explanation=row.explanation,
         status=row.status,
         max_assignments=row.max_assignments,
         open_slots=row.open_slots,

@@ -20,8 +20,8 @@ import orjson
 from shared.app_factory import MAX_JSON_DEPTH, scan_json_text
 from shared.errors import MalformedJSON, UnsupportedMediaType, ValidationFailed
 
-TASK_FIELDS = frozenset({"input", "gold_answer", "external_id", "max_assignments"})
-CSV_RESERVED = frozenset({"gold_answer", "external_id", "max_assignments"})
+TASK_FIELDS = frozenset({"input", "gold_answer", "external_id", "max_assignments", "explanation"})
+CSV_RESERVED = frozenset({"gold_answer", "external_id", "max_assignments", "explanation"})
 MAX_EXTERNAL_ID = 255
 MAX_PROBLEMS = 20_000
 
@@ -37,6 +37,9 @@ class UploadedTask:
     external_id: str | None
     max_assignments: int | None
     loc: list[str | int]
+    # Why the gold answer is right (training projects); its type is checked with the project
+    # (services/tasks/training: text of at most 10,000 characters).
+    explanation: Any = None
 
 
 @dataclass(slots=True)
@@ -107,6 +110,7 @@ def _check_task_fields(
     gold_answer: Any,
     external_id: Any,
     max_assignments: Any,
+    explanation: Any = None,
 ) -> UploadedTask | None:
     before = len(row.problems)
     if not isinstance(input_value, dict):
@@ -129,6 +133,7 @@ def _check_task_fields(
         external_id=external_id,
         max_assignments=max_assignments,
         loc=row.loc,
+        explanation=explanation,
     )
 
 
@@ -147,7 +152,14 @@ def _well_formed(obj: Any, loc: list[str | int]) -> UploadedTask | None:
             max_assignments is None or (type(max_assignments) is int and 0 < max_assignments <= 100)
         )
     ):
-        return UploadedTask(input_value, obj.get("gold_answer"), external_id, max_assignments, loc)
+        return UploadedTask(
+            input_value,
+            obj.get("gold_answer"),
+            external_id,
+            max_assignments,
+            loc,
+            obj.get("explanation"),
+        )
     return None
 
 
@@ -167,6 +179,7 @@ def _task_from_object(obj: Any, row: _Row) -> UploadedTask | None:
         gold_answer=obj.get("gold_answer"),
         external_id=obj.get("external_id"),
         max_assignments=obj.get("max_assignments"),
+        explanation=obj.get("explanation"),
     )
     return None if unknown else task
 
@@ -280,7 +293,7 @@ def _parse_csv(body: bytes, max_tasks: int) -> ParsedUpload:
     if has_input_column and input_keys:
         raise _csv_header_error(
             "with an input column (JSON), the other columns may only be gold_answer, "
-            "external_id and max_assignments; found " + ", ".join(input_keys)
+            "external_id, max_assignments and explanation; found " + ", ".join(input_keys)
         )
     if not has_input_column and not input_keys:
         raise _csv_header_error("no input: add an input column (JSON) or one column per field")
@@ -345,12 +358,16 @@ def _csv_row_builder(
         if "max_assignments" in index and cells[index["max_assignments"]].strip():
             raw = cells[index["max_assignments"]].strip()
             max_assignments = int(raw) if raw.isdigit() else raw
+        explanation = None
+        if "explanation" in index and cells[index["explanation"]].strip():
+            explanation = cells[index["explanation"]]
         task = _check_task_fields(
             row,
             input_value=input_value,
             gold_answer=gold_answer,
             external_id=external_id,
             max_assignments=max_assignments,
+            explanation=explanation,
         )
         return task if ok else None
 

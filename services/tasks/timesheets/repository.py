@@ -26,6 +26,12 @@ SELECT t.id, t.project_id, t.worker_id, t.requester_id, t.week_start, t.seconds_
        (SELECT coalesce(sum(s.seconds_worked), 0) FROM work_sessions s
         WHERE s.timesheet_id = t.id AND s.dispute_status IN ('open', 'upheld'))::bigint
            AS disputed_seconds,
+       (SELECT coalesce(sum(s.seconds_worked::bigint * s.hourly_rate_cents), 0)::bigint / 3600
+        FROM work_sessions s
+        WHERE s.timesheet_id = t.id
+          AND s.dispute_status IS DISTINCT FROM 'open'
+          AND s.dispute_status IS DISTINCT FROM 'upheld')::bigint
+           AS undisputed_pay_cents,
        (SELECT count(*) FROM assignments a
         WHERE a.worker_id = t.worker_id AND a.project_id = t.project_id
           AND a.submitted_at >= {_WEEK_START_TS} AND a.submitted_at < {_WEEK_END_TS})
@@ -60,6 +66,7 @@ class TimesheetRow:
     week_end: datetime
     hourly_rate_cents: int
     disputed_seconds: int
+    undisputed_pay_cents: int  # each undisputed session's seconds x its own rate, rounded down
     answers_submitted: int
     answers_approved: int
 
@@ -149,6 +156,14 @@ WITH upheld AS (
 SELECT coalesce(sum(seconds_worked), 0)::bigint FROM upheld
 """
 
+# What approval pays (pay tiers): the sum over the sessions not upheld of their seconds x the
+# rate each session was opened at, rounded down to the cent once. The sessions are locked.
+PAY_OF_TIMESHEET_SQL = """
+SELECT coalesce(sum(seconds_worked::bigint * hourly_rate_cents), 0)::bigint / 3600
+FROM work_sessions
+WHERE timesheet_id = $1 AND dispute_status IS DISTINCT FROM 'upheld'
+"""
+
 LOCK_BUDGET_SQL = """
 SELECT reserved_cents, paid_cents, released_cents FROM hourly_budgets
 WHERE project_id = $1 FOR UPDATE
@@ -182,11 +197,13 @@ SET status = 'approved', approved_at = $2, approved_by = $3, paid_seconds = $4,
 WHERE id = $1 AND status = 'open'
 """
 
-# What the project may still owe on timesheets not yet approved: each one's time at the rate
-# (rounded down, as approval pays) — the fee is added in Python (shared/fees.py).
+# What the project may still owe on timesheets not yet approved: each one's time at its
+# sessions' rates (rounded down, as approval pays) — the fee is added in Python
+# (shared/fees.py).
 OWED_ON_OPEN_TIMESHEETS_SQL = """
-SELECT (t.seconds_worked::bigint * p.hourly_rate_cents) / 3600 AS pay_cents
-FROM timesheets t JOIN projects p ON p.id = t.project_id
+SELECT (SELECT coalesce(sum(s.seconds_worked::bigint * s.hourly_rate_cents), 0)::bigint
+        FROM work_sessions s WHERE s.timesheet_id = t.id) / 3600 AS pay_cents
+FROM timesheets t
 WHERE t.project_id = $1 AND t.status = 'open' AND t.seconds_worked > 0
 """
 

@@ -3,7 +3,8 @@
 - Reads: the requester's list per project, the worker's own list, one timesheet with its
   sessions (either party; anyone else gets a 404).
 - Approval (requester, or the auto-approve sweep `auto_approve_seconds` after the week's end)
-  pays `paid_seconds x hourly_rate` (rounded down to the cent) plus the fee through the outbox
+  pays each undisputed session's seconds x the rate it opened with (pay tiers: the worker's
+  level then), summed and rounded down to the cent, plus the fee through the outbox
   under `pay:timesheet:{id}`, committed with the approval, exactly as an assignment approval
   pays: a second approval finds it approved and pays nothing (200, the same timesheet), racing
   approvals are serialised on the row, and a payments outage only delays delivery. A timesheet
@@ -54,17 +55,8 @@ class DisputeNotAllowed(Conflict):
     code = "dispute_not_allowed"
 
 
-def pay_for(seconds: int, rate_cents: int) -> int:
-    """Seconds at an hourly rate, rounded down to the cent (what approval pays)."""
-    return seconds * rate_cents // 3600
-
-
 def timesheet_read(row: TimesheetRow) -> TimesheetRead:
-    due = (
-        row.paid_cents
-        if row.status == "approved"
-        else pay_for(row.seconds_worked - row.disputed_seconds, row.hourly_rate_cents)
-    )
+    due = row.paid_cents if row.status == "approved" else row.undisputed_pay_cents
     return TimesheetRead(
         id=row.id,
         project_id=row.project_id,
@@ -172,7 +164,8 @@ async def approve(
         )
     upheld = int(await db.fetchval(repository.UPHOLD_OPEN_DISPUTES_SQL, timesheet_id, now))
     paid_seconds = max(0, sheet.seconds_worked - upheld)
-    pay = pay_for(paid_seconds, sheet.hourly_rate_cents)
+    # Each session at the rate it opened with (pay tiers), the upheld ones excluded.
+    pay = int(await db.fetchval(repository.PAY_OF_TIMESHEET_SQL, timesheet_id))
     money = await repository.lock_budget(db, sheet.project_id)
     assert money is not None, "an hourly project with sessions has a budget row"
     if pay > money.left_cents:

@@ -33,6 +33,7 @@ from services.workers.attempts.schemas import (
 from services.workers.attempts.scoring import answer_errors, score
 from services.workers.grants import repository as grants_repository
 from services.workers.grants.service import grant
+from services.workers.levels import service as levels
 from services.workers.qualification_types.repository import QualificationTypeRow
 from services.workers.qualification_types.schemas import AnswerKey, Question
 from services.workers.qualification_types.service import (
@@ -258,6 +259,14 @@ async def submit_attempt(
         },
     )
     await grant(db, worker_id=worker_id, type_id=row.qualification_type_id, value=value, now=now)
+    await levels.on_test_passed(
+        db,
+        worker_id=worker_id,
+        qualification_type_id=row.qualification_type_id,
+        value=value,
+        via="test",
+        now=now,
+    )
     return SubmitResult(
         attempt_id=row.id,
         status="granted",
@@ -326,6 +335,15 @@ async def accept_request(
         value=value,
         now=now,
     )
+    if row.questions:  # a test reviewed by its owner (not a plain request)
+        await levels.on_test_passed(
+            db,
+            worker_id=row.worker_id,
+            qualification_type_id=row.qualification_type_id,
+            value=value,
+            via="test",
+            now=now,
+        )
     return _request_read(updated, now)
 
 

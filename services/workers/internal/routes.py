@@ -6,11 +6,19 @@ from dataclasses import asdict
 
 from services.workers.accounts import service as accounts_service
 from services.workers.accounts.schemas import AccountRead
-from services.workers.internal.schemas import EligibilityAnswer, EligibilityQuery
+from services.workers.clock import NowDep
+from services.workers.grants import service as grants_service
+from services.workers.grants.schemas import GrantRead
+from services.workers.internal.schemas import (
+    EligibilityAnswer,
+    EligibilityQuery,
+    TrainingGrantIn,
+)
+from services.workers.levels import service as levels
 from shared.auth import internal_router
-from shared.database import ReadDbDep
+from shared.database import ReadDbDep, WriteDbDep
 from shared.eligibility import ProjectRules, evaluate_eligibility
-from shared.errors import NotFound, ValidationFailed, error_responses
+from shared.errors import Forbidden, NotFound, ValidationFailed, error_responses
 
 router = internal_router("/internal")
 
@@ -41,3 +49,32 @@ async def evaluate(worker_id: str, body: EligibilityQuery, db: ReadDbDep) -> Eli
     return EligibilityAnswer.model_validate(
         {"results": {pid: asdict(e) for pid, e in results.items()}}
     )
+
+
+@router.post(
+    "/qualification-grants",
+    response_model=GrantRead,
+    responses=error_responses(NotFound, Forbidden, ValidationFailed),
+    summary="Grant a requester's qualification to a worker (a training pass, from the tasks "
+    "outbox); idempotent: the grant is set to `value` however often it arrives",
+)
+async def grant_from_training(body: TrainingGrantIn, db: WriteDbDep, now: NowDep) -> GrantRead:
+    # The owner's own rules (its type, an existing worker), as a direct grant by the owner.
+    grant, _created = await grants_service.set_grant(
+        db,
+        owner_id=body.requester_id,
+        type_id=body.qualification_type_id,
+        worker_id=body.worker_id,
+        value=body.value,
+        now=now,
+    )
+    # A training pass counts as a qualification test passed on the worker ladder.
+    await levels.on_test_passed(
+        db,
+        worker_id=body.worker_id,
+        qualification_type_id=body.qualification_type_id,
+        value=body.value,
+        via="training",
+        now=now,
+    )
+    return grant

@@ -42,3 +42,18 @@ class EligibilityOut(BaseModel):
 
 class EligibilityAnswer(BaseModel):
     results: dict[str, EligibilityOut]
+
+
+class TrainingGrantIn(BaseModel):
+    """A qualification granted by a training project's pass (services/tasks/training), sent
+    through the tasks outbox: `key` names the pass, and the grant is set to `value` however
+    often the message arrives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=255)
+    qualification_type_id: str = Field(min_length=1, max_length=64)
+    worker_id: str = Field(min_length=1, max_length=64)
+    requester_id: str = Field(min_length=1, max_length=64)
+    project_id: str = Field(min_length=1, max_length=64)
+    value: int = Field(ge=0, le=100)

@@ -6,6 +6,10 @@ so they are exact whether or not this loop has run; the loop only keeps the delt
 worker few, so the read stays a couple of index probes. One compactor at a time (advisory lock):
 deleting deltas and adding them to the counters happen in one transaction, which readers see
 either entirely or not at all.
+
+Every worker whose deltas a batch folds is queued for a level recompute in the same transaction
+(`worker_level_queue`, services/workers/levels/loop.py): a changed count is what can move a
+worker's level, so the levels loop recomputes exactly the touched workers.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ WITH batch AS (
         rejected_count = ws.rejected_count + excluded.rejected_count,
         updated_at = now()
     RETURNING 1
+), queued AS (
+    INSERT INTO worker_level_queue (worker_id)
+    SELECT worker_id FROM summed ORDER BY worker_id
+    ON CONFLICT (worker_id) DO NOTHING
 )
 SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM folded) AS workers
 """

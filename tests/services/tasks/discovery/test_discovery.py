@@ -84,6 +84,9 @@ async def test_lists_claimable_work_with_counts_and_estimates(
         "effective_hourly_pay": None,
         "timesheets_disputed_rate": None,
         "pay_floor_set": False,
+        "rejections_given": 0,
+        "appeals_received": 0,
+        "appeals_overturned": 0,
     }
     assert item["pay_model"] == "per_assignment" and item["min_hourly_rate"] is None
     assert set(item) >= {"id", "title", "description", "keywords", "task_type", "requester_stats"}
@@ -324,6 +327,9 @@ async def test_measured_hourly_rate_and_requester_stats(
         "effective_hourly_pay": "7.50",
         "timesheets_disputed_rate": None,
         "pay_floor_set": False,
+        "rejections_given": 1,
+        "appeals_received": 0,
+        "appeals_overturned": 0,
     }
     # 3 approved answers of 120 s (the rejected one is not working time that counts)
     assert listed[reviewed["id"]]["hourly_rate_estimate"] == "7.50"

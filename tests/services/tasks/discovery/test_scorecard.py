@@ -88,6 +88,9 @@ async def test_scorecard_counts_top_ups_and_floor_and_reads_the_precomputed_row(
         "effective_hourly_pay": "6.06",
         "timesheets_disputed_rate": None,
         "pay_floor_set": True,
+        "rejections_given": 0,
+        "appeals_received": 0,
+        "appeals_overturned": 0,
     }
     assert preview["min_hourly_rate"] == "6.00" and preview["pay_model"] == "per_assignment"
 

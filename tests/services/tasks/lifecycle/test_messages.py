@@ -10,7 +10,13 @@ from types import SimpleNamespace
 import pytest
 
 from services.tasks.lifecycle.approve import APPROVE_ONE_SQL
-from services.tasks.lifecycle.messages import PAYOUT, payout_message, payout_sql
+from services.tasks.lifecycle.messages import (
+    PAYOUT,
+    payout_message,
+    payout_sql,
+    tier_release_message,
+    tier_release_sql,
+)
 
 DECIDED = SimpleNamespace(
     id="A1",
@@ -51,3 +57,28 @@ async def test_the_sql_payload_equals_the_python_definition(db, pair: str, sourc
 
 def test_the_fast_path_emits_the_generated_payload() -> None:
     assert payout_sql("d", source="reserved") in APPROVE_ONE_SQL
+
+
+async def test_the_tier_release_sql_equals_the_python_definition(db) -> None:
+    """APPROVE_ONE_SQL's `tier_released` row and record_approvals' message, for one decided
+    assignment whose slot held more than its tier (pay tiers)."""
+    slot_cents = 42
+    row = await db.fetchrow(
+        f"SELECT {tier_release_sql('d', slot_cents='$6::bigint')} FROM (SELECT $1::text AS id, "
+        "$2::text AS requester_id, $3::text AS project_id, $4::int AS reward_cents, "
+        "$5::int AS fee_cents) AS d",
+        DECIDED.id,
+        DECIDED.requester_id,
+        DECIDED.project_id,
+        DECIDED.reward_cents,
+        DECIDED.fee_cents,
+        slot_cents,
+    )
+    expected = tier_release_message(DECIDED, slot_cents=slot_cents)
+    assert expected is not None and expected.payload["amount_cents"] == 12
+    payload = row[2] if isinstance(row[2], dict) else json.loads(row[2])
+    assert (row[0], row[1]) == (expected.kind, expected.key)
+    assert payload == {**expected.payload, "key": expected.key}
+    assert tier_release_sql("d", slot_cents="p.slot_cents") in APPROVE_ONE_SQL
+    # A slot that held exactly the assignment's reward + fee (no tiers) releases nothing.
+    assert tier_release_message(DECIDED, slot_cents=30) is None

@@ -1,0 +1,1 @@
+"""Appeals of rejections (fair review): the worker's appeal, the requester's answer."""

@@ -1,0 +1,1 @@
+"""Training projects: practice work with instant feedback that grants a qualification."""
