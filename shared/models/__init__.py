@@ -8,6 +8,8 @@ every table on `Base.metadata`, which alembic's env uses. The classes are used a
 from shared.models import aggregation as _aggregation  # noqa: F401
 from shared.models import gold as _gold  # noqa: F401  (registers the table)
 from shared.models import hourly as _hourly  # noqa: F401
+from shared.models import messages as _messages  # noqa: F401
+from shared.models import mturk as _mturk  # noqa: F401
 from shared.models import outbox as _outbox  # noqa: F401
 from shared.models import pay_floor as _pay_floor  # noqa: F401
 from shared.models import payments as _payments  # noqa: F401

@@ -22,6 +22,7 @@ from services.tasks.lifecycle.decisions import (
 )
 from services.tasks.lifecycle.messages import payout_message
 from shared.database import WriteDb
+from shared.errors import InvalidState
 from shared.http import InternalClient
 
 _OVERRIDE = f"""
@@ -30,6 +31,8 @@ SET status = 'approved', feedback = coalesce($4, a.feedback), reviewed_at = now(
 WHERE a.id = $1 AND a.requester_id = $2 AND a.status = 'rejected'
 RETURNING {REVIEW_COLUMNS}
 """
+
+_TASK_DISPOSED = "SELECT disposed_at IS NOT NULL FROM tasks WHERE id = $1 FOR SHARE"
 
 
 async def override(
@@ -44,6 +47,11 @@ async def override(
     the end instead (`record_stats=False`), keeping the global lock order."""
     if not current.overridable:
         raise wrong_state(current, "approve")
+    # A disposed task is final (MTurk: no approving a disposed HIT's rejected assignments).
+    # Its row is share-locked after the assignment's (the global order), so a disposal
+    # running now either committed first (refused here) or waits for this decision.
+    if await db.fetchval(_TASK_DISPOSED, current.task_id):
+        raise InvalidState("This assignment's task was disposed of; its decisions are final.")
     row = await REVIEW_ROWS.fetchrow(
         db, _OVERRIDE, current.id, current.requester_id, OVERRIDE_WINDOW_DAYS, feedback
     )
