@@ -365,6 +365,10 @@ def cmd_run(args: list[str]) -> int:
                     f" --tasks-internal-url http://{first['tasks']}"
                     f" --payments-internal-url http://{first['payments']}"
                 )
+            print(
+                f"  mturk     http://{shown}:{ports['tasks']}/mturk"
+                "   (boto3 client('mturk', endpoint_url=...): docs/mturk.md)"
+            )
             print(f"  database  {db.url}\n(Ctrl-C to stop)", flush=True)
             while not (problem := _dead(procs)):
                 time.sleep(0.5)

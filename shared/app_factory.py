@@ -13,6 +13,7 @@ from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import API_KEY_REVOKED_CHANNEL, ApiKeyCache
@@ -38,6 +39,11 @@ from shared.errors import (
 from shared.http import InternalClient, make_http_client
 from shared.logging import RequestContextMiddleware, configure_logging, register_secret
 from shared.metrics import RequestMetricsMiddleware, metrics_endpoint, metrics_lifespan
+from shared.mturk_credentials import (
+    MTURK_CREDENTIAL_REVOKED_CHANNEL,
+    MTurkCredentialCache,
+    secrets_key,
+)
 from shared.notifications import PostgresListener
 from shared.ratelimit import SharedRateLimiter, TrustedProxies, open_rate_limits
 from shared.settings import ServiceSettings
@@ -90,9 +96,22 @@ class BodySizeLimitMiddleware:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
-        )
+        message = f"The request body is larger than {self.max_bytes} bytes."
+        if any(name == b"x-amz-target" for name, _ in scope["headers"]):
+            # An AWS JSON call (the MTurk door, docs/mturk.md): answered in its protocol.
+            response = Response(
+                content=json.dumps(
+                    {
+                        "__type": "RequestError",
+                        "Message": message,
+                        "TurkErrorCode": "AWS.ParameterOutOfRange",
+                    }
+                ),
+                status_code=400,
+                media_type="application/x-amz-json-1.1",
+            )
+        else:
+            response = problem_response(PayloadTooLarge(message))
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
@@ -495,6 +514,15 @@ async def base_lifespan(
     listener.subscribe(
         API_KEY_REVOKED_CHANNEL, on_message=api_key_cache.forget, on_reset=api_key_cache.clear
     )
+    # MTurk credentials (the tasks service's door verifies SigV4 with them; workers issues them).
+    mturk_credential_cache = MTurkCredentialCache(
+        ttl_seconds=settings.api_key_cache_seconds, is_listening=lambda: listener.connected
+    )
+    listener.subscribe(
+        MTURK_CREDENTIAL_REVOKED_CHANNEL,
+        on_message=mturk_credential_cache.forget,
+        on_reset=mturk_credential_cache.clear,
+    )
     await listener.start()
     # Counters shared by every replica (shared.ratelimit), on connections of their own.
     rate_limits = await open_rate_limits(app.state, settings.database_url, service)
@@ -511,6 +539,7 @@ async def base_lifespan(
     app.state.database = database
     app.state.listener = listener
     app.state.api_key_cache = api_key_cache
+    app.state.mturk_credential_cache = mturk_credential_cache
     app.state.http = http
     app.state.peers = {
         "tasks": InternalClient(http, settings.tasks_url, token, "tasks"),
@@ -552,6 +581,8 @@ def build_app(
 ) -> FastAPI:
     configure_logging(service, settings.log_level)
     register_secret(settings.internal_token.get_secret_value())
+    if settings.mturk_secrets_key is not None:
+        register_secret(settings.mturk_secrets_key.get_secret_value())
 
     @asynccontextmanager
     async def lifespan_all(app: FastAPI) -> AsyncIterator[None]:
@@ -573,6 +604,13 @@ def build_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    # Checked at start (a malformed MTURK_SECRETS_KEY fails loudly here, not per request).
+    app.state.mturk_secrets_key = secrets_key(
+        None
+        if settings.mturk_secrets_key is None
+        else settings.mturk_secrets_key.get_secret_value(),
+        settings.internal_token.get_secret_value(),
+    )
     app.state.account_rate_limiter = SharedRateLimiter(
         settings.account_rate_limit, scope=f"{service}:account"
     )

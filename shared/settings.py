@@ -39,6 +39,10 @@ class ServiceSettings(BaseSettings):
     # How long a process may answer for an API key from memory (shared.auth.ApiKeyCache;
     # revocations are pushed sooner, by notification). 0 looks every key up on every request.
     api_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # The AES-256-GCM key sealing MTurk credential secrets at rest (shared.mturk_credentials):
+    # base64 of 32 bytes, the same in the workers and tasks services. Unset: derived (HKDF)
+    # from internal_token, which both already share; set it to rotate the two independently.
+    mturk_secrets_key: SecretStr | None = None
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: str = "INFO"
     # How often each process refreshes the gauges it samples (its pools' sizes; in the tasks

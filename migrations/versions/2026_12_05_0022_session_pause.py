@@ -1,7 +1,7 @@
 """work sessions end when their project is paused: the end reason `project_paused`
 
 Revision ID: 0022_session_pause
-Revises: 0013_aggregation
+Revises: 0021_mturk_questions
 Create Date: 2026-12-05
 
 Pausing an hourly project ends its open work sessions (nothing accrues while no work can be
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0022_session_pause"
-down_revision: str | None = "0013_aggregation"
+down_revision: str | None = "0021_mturk_questions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

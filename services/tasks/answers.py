@@ -27,14 +27,22 @@ from shared.safe_schema import (
     non_finite_paths,
 )
 
-TaskType = Literal["classification", "sentiment", "transcription", "bounding_box", "free_form"]
+TaskType = Literal[
+    "classification", "sentiment", "transcription", "bounding_box", "free_form", "mturk_question"
+]
 TASK_TYPES: tuple[str, ...] = (
     "classification",
     "sentiment",
     "transcription",
     "bounding_box",
     "free_form",
+    "mturk_question",
 )
+QUESTION_TASK_TYPE = "mturk_question"
+"""Tasks carrying an MTurk question document (services/tasks/mturk/questions.py) in their input:
+`{"question": <XML>, "question_type": "HTMLQuestion" | "ExternalQuestion" | "QuestionForm"}`.
+The project-level schema below only fixes the answer's outer shape; the answer is checked
+against the task's own question by `task_answer_problems`."""
 SENTIMENT_LABELS: tuple[str, ...] = ("positive", "negative", "neutral")
 MAX_ERRORS_PER_ANSWER = 20
 
@@ -94,7 +102,50 @@ def answer_schema_for(
         if answer_schema is None:
             raise ValueError("a free_form project needs an answer_schema")
         return answer_schema
+    if task_type == QUESTION_TASK_TYPE:
+        return _QUESTION_ANSWER_SCHEMA
     raise ValueError(f"unknown task type {task_type!r}")
+
+
+def task_input_problems(task_type: str, task_input: Any) -> list[str]:
+    """Why a task's input does not suit its project's type (empty: it does). Only
+    `mturk_question` constrains inputs: a question document MTurk would accept, of the kind
+    `question_type` names."""
+    if task_type != QUESTION_TASK_TYPE:
+        return []
+    from services.tasks.mturk.errors import MTurkRequestError
+    from services.tasks.mturk.questions import QUESTION_KINDS, parse_question
+
+    if not isinstance(task_input, dict) or not isinstance(task_input.get("question"), str):
+        return ['an mturk_question task\'s input is {"question": "<XML>", "question_type": ...}']
+    kind = task_input.get("question_type")
+    if kind not in QUESTION_KINDS:
+        return [f"question_type must be one of {', '.join(QUESTION_KINDS)}"]
+    try:
+        parsed = parse_question(task_input["question"])
+    except MTurkRequestError as exc:
+        return [f"question: {exc.message}"]
+    if parsed.kind != kind:
+        return [f"question_type is {kind} but the question is a {parsed.kind}"]
+    return []
+
+
+def task_answer_problems(task_type: str, task_input: Any, answer: Any) -> list[dict[str, Any]]:
+    """Problems of a (project-schema-valid) answer against the task's own content: for
+    `mturk_question`, the task's question (required questions, selection ids and counts,
+    free-text constraints). Empty for every other type."""
+    if task_type != QUESTION_TASK_TYPE:
+        return []
+    from services.tasks.mturk.answers import answer_problems
+    from services.tasks.mturk.errors import MTurkRequestError
+    from services.tasks.mturk.questions import parse_question
+
+    question = task_input.get("question") if isinstance(task_input, dict) else None
+    try:
+        parsed = parse_question(question)  # type: ignore[arg-type]
+    except MTurkRequestError:
+        return [{"loc": [], "msg": "this task's question cannot be read; it takes no answers"}]
+    return answer_problems(parsed, answer)[:MAX_ERRORS_PER_ANSWER]
 
 
 def effective_answer_schema(project: Any) -> dict[str, Any]:
@@ -115,6 +166,27 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
         "required": list(properties),
         "additionalProperties": False,
     }
+
+
+_QUESTION_ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "oneOf": [
+        _object(
+            {
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [
+                            {"type": "string"},
+                            {"type": "array", "items": {"type": "string"}},
+                        ]
+                    },
+                }
+            }
+        ),
+        _object({"answers": {"type": "object", "additionalProperties": {"type": "object"}}}),
+    ],
+}
 
 
 def schema_problems(schema: Any) -> list[str]:

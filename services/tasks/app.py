@@ -15,6 +15,7 @@ from services.tasks.gold.routes import router as gold_router
 from services.tasks.interop.routes import router as interop_router
 from services.tasks.lifecycle.accepted import AcceptedAssignments
 from services.tasks.metrics import tasks_metrics_lifespan
+from services.tasks.mturk.routes import router as mturk_router
 from services.tasks.outbox.routes import router as outbox_router
 from services.tasks.outbox.service import outbox_lifespan
 from services.tasks.pay_floor.routes import router as pay_floor_router
@@ -24,6 +25,7 @@ from services.tasks.results.routes import router as results_router
 from services.tasks.review.routes import router as review_router
 from services.tasks.sessions.routes import router as sessions_router
 from services.tasks.settings import Settings
+from services.tasks.task_changes.routes import router as task_changes_router
 from services.tasks.tasks.routes import router as tasks_router
 from services.tasks.timers.routes import router as timers_router
 from services.tasks.timers.service import timers_lifespan
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             projects_router,
             pay_floor_router,
             tasks_router,
+            task_changes_router,
             results_router,
             interop_router,
             discovery_router,
@@ -75,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gold_router,
             outbox_router,
             timers_router,
+            # The MTurk door (AWS JSON on POST /mturk): its own protocol, not in OpenAPI.
+            mturk_router,
         ],
         lifespan=background_work,
     )

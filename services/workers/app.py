@@ -14,7 +14,13 @@ from services.workers.grants.routes import router as grants_router
 from services.workers.internal.routes import router as internal_router
 from services.workers.levels.loop import levels_lifespan
 from services.workers.levels.routes import router as levels_router
+from services.workers.messages.internal_routes import router as messages_internal_router
+from services.workers.messages.routes import router as messages_router
+from services.workers.mturk_credentials.routes import router as mturk_credentials_router
 from services.workers.profiles.routes import router as profiles_router
+from services.workers.qualification_types.internal_routes import (
+    router as qualification_types_internal_router,
+)
 from services.workers.qualification_types.routes import router as qualification_types_router
 from services.workers.settings import Settings
 from services.workers.stats.compaction import stats_compaction_lifespan
@@ -37,15 +43,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         routers=[
             accounts_router,
+            mturk_credentials_router,
             # grants before profiles: /v1/workers/me/qualifications is more specific than
             # /v1/workers/{worker_id} (different depths, but keep the intent visible)
             grants_router,
             levels_router,  # /v1/workers/me/level: before /v1/workers/{worker_id}, like grants
+            messages_router,
             profiles_router,
             qualification_types_router,
             attempts_router,
             blocks_router,
             internal_router,
+            qualification_types_internal_router,
+            messages_internal_router,
         ],
         lifespan=background_jobs,
     )

@@ -9,6 +9,8 @@ from shared.models import aggregation as _aggregation  # noqa: F401
 from shared.models import appeals as _appeals  # noqa: F401
 from shared.models import gold as _gold  # noqa: F401  (registers the table)
 from shared.models import hourly as _hourly  # noqa: F401
+from shared.models import messages as _messages  # noqa: F401
+from shared.models import mturk as _mturk  # noqa: F401
 from shared.models import outbox as _outbox  # noqa: F401
 from shared.models import pay_floor as _pay_floor  # noqa: F401
 from shared.models import payments as _payments  # noqa: F401

@@ -53,12 +53,20 @@ class Task(Base):
     # Tasks uploaded into a live project get their own (their upload + lifetime_seconds), and
     # the lifetime sweep writes the project's value into the rows it expires.
     expires_at: Mapped[datetime | None] = timestamp_column()
+    # How many times the task came back after expiring (its expiry moved into the future
+    # again: PATCH /v1/tasks/{id}, MTurk's UpdateExpirationForHIT). A task expires at most once
+    # per value, so the release keys of its expiries carry it and stay unique per event.
+    reopened_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Set when the owner disposed of the task (MTurk's DeleteHIT): it leaves the task lists,
+    # keeps its row, answers and ledger history, and is final (services/tasks/task_changes).
+    disposed_at: Mapped[datetime | None] = timestamp_column()
 
     __table_args__ = (
         CheckConstraint("status IN ('open', 'completed', 'expired')", name="status"),
         CheckConstraint("max_assignments BETWEEN 1 AND 100", name="max_assignments"),
         CheckConstraint("open_slots BETWEEN 0 AND max_assignments", name="open_slots"),
         CheckConstraint("approved_slots BETWEEN 0 AND max_assignments", name="approved_slots"),
+        CheckConstraint("reopened_count >= 0", name="reopened_count"),
         Index("ix_tasks_project_id_id", "project_id", "id"),
         Index(
             "ix_tasks_claim",

@@ -107,9 +107,18 @@ class QualificationType(Base):
     is_system: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
+    # The MTurk XML a type made through the door was converted from (migration 0021): what
+    # GetQualificationType answers as Test and AnswerKey; cleared when the native form changes.
+    mturk_test: Mapped[str | None] = mapped_column(Text)
+    mturk_answer_key: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("status IN ('active', 'inactive')", name="status"),
+        CheckConstraint("mturk_test IS NULL OR test IS NOT NULL", name="mturk_test_needs_test"),
+        CheckConstraint(
+            "mturk_answer_key IS NULL OR answer_key IS NOT NULL",
+            name="mturk_answer_key_needs_answer_key",
+        ),
         CheckConstraint("NOT (auto_grant AND test IS NOT NULL)", name="auto_grant_has_no_test"),
         CheckConstraint("answer_key IS NULL OR test IS NOT NULL", name="answer_key_needs_test"),
         CheckConstraint("retry_delay_seconds IS NULL OR retry_delay_seconds >= 0", name="retry"),

@@ -83,6 +83,7 @@ class World:
             "requester_id": self.requester.id,
             "project_id": self.project_id,
             "type_id": self.type_id,
+            **{k: v for k, v in self.extra_ids.items() if k in ("message_id", "access_key_id")},
         }
 
 
@@ -247,6 +248,20 @@ async def world(
     )
     await _ok(resp, 201)
 
+    # A writes to W (A approved W's work above); W's copy is a private object of W's.
+    resp = await workers_client.post(
+        "/v1/workers/messages",
+        json={"worker_ids": [worker.id], "subject": "Thanks", "body": "Good work."},
+        headers=requester.headers,
+    )
+    assert (await _ok(resp, 201))["sent"] == [worker.id]
+    resp = await workers_client.get("/v1/workers/me/messages", headers=worker.headers)
+    message_id = (await _ok(resp, 200))["items"][0]["id"]
+
+    # A's MTurk-style credentials (the door's keys): a private object of A's.
+    resp = await workers_client.post("/v1/accounts/me/mturk-credentials", headers=requester.headers)
+    access_key_id = (await _ok(resp, 201))["access_key_id"]
+
     world = World(
         requester=requester,
         worker=worker,
@@ -270,7 +285,11 @@ async def world(
         aggregation_run_id=aggregation_run_id,
     )
     world.extra_ids.update(
-        hourly_project_id=hourly.id, session_id=session_id, timesheet_id=timesheet_id
+        hourly_project_id=hourly.id,
+        session_id=session_id,
+        timesheet_id=timesheet_id,
+        message_id=message_id,
+        access_key_id=access_key_id,
     )
     return world
 

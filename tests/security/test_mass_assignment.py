@@ -9,6 +9,7 @@ new route is covered the day it lands.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -130,6 +131,46 @@ VALID_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "project_id": w.project_id,
         "amount_cents": 1,
     },
+    # Task changes and worker messages (services/tasks/task_changes, services/workers/messages).
+    ("POST", "/v1/tasks/{task_id}/additional-assignments"): lambda w: {"count": 1},
+    ("PATCH", "/v1/tasks/{task_id}"): lambda w: {
+        "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    },
+    ("POST", "/v1/workers/messages"): lambda w: {
+        "worker_ids": [w.worker.id],
+        "subject": "s",
+        "body": "b",
+    },
+    ("POST", "/internal/requesters/{requester_id}/worker-messages"): lambda w: {
+        "worker_ids": [w.worker.id],
+        "subject": "s",
+        "body": "b",
+    },
+    # The MTurk door's calls on a requester's behalf (SendBonus, CreateWorkerBlock).
+    ("POST", "/internal/bonuses"): lambda w: {
+        "key": "mass:b",
+        "requester_id": w.requester.id,
+        "assignment_id": w.approved_assignment_id,
+        "amount_cents": 1,
+        "reason": "r",
+    },
+    # The door's qualification operations (CreateQualificationType, Associate..., Disassociate...).
+    ("POST", "/internal/requesters/{requester_id}/qualification-types"): lambda w: {
+        "type": {"name": "mass assignment door type"}
+    },
+    (
+        "PUT",
+        "/internal/requesters/{requester_id}/qualification-types/{type_id}/workers/{worker_id}",
+    ): lambda w: {"value": 5},
+    (
+        "POST",
+        "/internal/requesters/{requester_id}/qualification-types/{type_id}/workers/{worker_id}"
+        "/revoke",
+    ): lambda w: {"reason": "r"},
+    ("POST", "/internal/requesters/{requester_id}/blocks"): lambda w: {
+        "worker_id": w.foreign_worker.id,
+        "reason": "r",
+    },
     ("POST", "/internal/top-ups"): lambda w: {
         "key": "mass:t",
         "requester_id": w.requester.id,
@@ -160,6 +201,8 @@ PATH_VALUES: dict[str, Callable[[World], str]] = {
     "request_id": lambda w: w.request_id,
     "session_id": lambda w: w.extra_ids["session_id"],
     "timesheet_id": lambda w: w.extra_ids["timesheet_id"],
+    "task_id": lambda w: w.task_ids[0],
+    "requester_id": lambda w: w.requester.id,
 }
 
 

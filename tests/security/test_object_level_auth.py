@@ -33,6 +33,8 @@ PARAM_OBJECTS: dict[str, Callable[[World], str]] = {
     "session_id": lambda w: w.extra_ids["session_id"],
     "timesheet_id": lambda w: w.extra_ids["timesheet_id"],
     "run_id": lambda w: w.aggregation_run_id,
+    "message_id": lambda w: w.extra_ids["message_id"],
+    "access_key_id": lambda w: w.extra_ids["access_key_id"],
     # key_id is per caller: see _key_ids (each foreigner tries both A's and W's keys).
 }
 
@@ -90,6 +92,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/qualification-requests/{request_id}/accept"): {"value": 1},
     ("POST", "/v1/qualification-requests/{request_id}/reject"): {"reason": "no"},
     ("POST", "/v1/work/sessions/{session_id}/dispute-response"): {"response": "I worked."},
+    ("POST", "/v1/tasks/{task_id}/additional-assignments"): {"count": 1},
+    ("PATCH", "/v1/tasks/{task_id}"): {"expires_at": "2020-01-01T00:00:00Z"},
     (
         "POST",
         "/v1/projects/{project_id}/timesheets/{timesheet_id}/sessions/{session_id}/dispute",
@@ -298,6 +302,7 @@ async def test_no_list_shows_another_accounts_objects(
         ("tasks", "/v1/workers/me/assignments", "worker", "submitted_assignment_id"),
         ("workers", "/v1/accounts/me/api-keys", "requester", "requester_key_id"),
         ("workers", "/v1/blocks", "requester", "worker_id"),
+        ("workers", "/v1/workers/me/messages", "worker", "message_id"),
         ("payments", "/v1/withdrawals", "worker", "withdrawal_id"),
         ("payments", "/v1/transactions", "requester", "deposit_id"),
     ],

@@ -27,3 +27,16 @@ class BonusRead(BaseModel):
     fee: MoneyOut
     reason: str
     created_at: datetime
+
+
+class InternalBonusCreate(BaseModel):
+    """`POST /internal/bonuses`: a requester's bonus asked for by another service on the
+    requester's behalf (the MTurk door's SendBonus), paid at most once per `key`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=255)
+    requester_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    assignment_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    amount_cents: int = Field(strict=True, ge=1, le=10_000_000)
+    reason: Reason

@@ -32,7 +32,11 @@ async def pay_bonus(
     amount_cents: int,
     reason: str,
     settings: Settings,
+    key: str | None = None,
 ) -> BonusRead:
+    """`key` (the internal call's, e.g. the MTurk door's SendBonus): the bonus is paid at most
+    once per key; a repeated key with the same request answers the first bonus and moves
+    nothing, with another request 409 `idempotency_key_reused` (ledger.record)."""
     assignment = await repository.get_assignment(db, assignment_id)
     if assignment is None or assignment.requester_id != requester_id:
         raise NotFound("Assignment not found.")
@@ -42,10 +46,22 @@ async def pay_bonus(
         )
     fee = bonus_fee_cents(amount_cents, rates=settings)
     total = amount_cents + fee
-    row, _ = await ledger.record(
+    row, acting = await ledger.record(
         db,
         ledger.NewTransaction(
             kind="bonus",
+            key=key,
+            request_hash=None
+            if key is None
+            else ledger.request_hash(
+                "bonus",
+                {
+                    "requester_id": requester_id,
+                    "assignment_id": assignment_id,
+                    "amount_cents": amount_cents,
+                    "reason": reason,
+                },
+            ),
             requester_id=requester_id,
             worker_id=assignment.worker_id,
             project_id=assignment.project_id,
@@ -57,6 +73,8 @@ async def pay_bonus(
             details={"reason": reason},
         ),
     )
+    if not acting:
+        return _bonus_read(row)
     # Hold row before ledger accounts: the lock order every hold-touching call follows.
     await reservations.count_spent(
         db, requester_id=requester_id, project_id=assignment.project_id, amount_cents=total
@@ -71,14 +89,20 @@ async def pay_bonus(
             (ledger.platform_revenue(ledger.pick_shard(settings.platform_account_shards)), fee),
         ],
     )
+    return _bonus_read(row)
+
+
+def _bonus_read(row: ledger.TransactionRow) -> BonusRead:
+    assert row.assignment_id is not None and row.worker_id is not None
+    assert row.project_id is not None
     return BonusRead(
         id=row.id,
-        assignment_id=assignment_id,
-        worker_id=assignment.worker_id,
-        project_id=assignment.project_id,
-        amount=amount_cents,
-        fee=fee,
-        reason=reason,
+        assignment_id=row.assignment_id,
+        worker_id=row.worker_id,
+        project_id=row.project_id,
+        amount=row.amount_cents,
+        fee=row.fee_cents,
+        reason=ledger.parse_details(row.details).get("reason", ""),
         created_at=row.created_at,
     )
 

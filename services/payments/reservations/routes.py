@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from fastapi import Response, status
 
+from services.payments.balances import service as balances
+from services.payments.balances.schemas import RequesterBalance
 from services.payments.bonuses import service as bonuses
+from services.payments.bonuses.schemas import BonusRead, InternalBonusCreate
 from services.payments.deps import SettingsDep
 from services.payments.payouts import service as payouts
 from services.payments.reservations import service
@@ -20,8 +23,8 @@ from services.payments.reservations.schemas import (
     ReservationCreate,
     TopUpCreate,
 )
-from shared.auth import internal_router
-from shared.database import WriteDbDep
+from shared.auth import Caller, internal_router
+from shared.database import ReadDbDep, WriteDbDep
 from shared.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed, error_responses
 
 router = internal_router("/internal")
@@ -94,3 +97,39 @@ async def create_top_up(
     body: TopUpCreate, db: WriteDbDep, settings: SettingsDep, response: Response
 ) -> LedgerTransactionRead:
     return _answer(response, await bonuses.pay_top_up(db, data=body, settings=settings))
+
+
+@router.post(
+    "/bonuses",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BonusRead,
+    responses=error_responses(InsufficientFunds, NotFound, Conflict, ValidationFailed),
+    summary="A requester's bonus on its behalf (the MTurk door's SendBonus): once per key",
+)
+async def create_bonus(
+    body: InternalBonusCreate, db: WriteDbDep, settings: SettingsDep
+) -> BonusRead:
+    """A repeated key with the same body answers the first bonus (201 too: the caller only
+    needs to know the bonus exists once); with another body 409 `idempotency_key_reused`."""
+    return await bonuses.pay_bonus(
+        db,
+        requester_id=body.requester_id,
+        assignment_id=body.assignment_id,
+        amount_cents=body.amount_cents,
+        reason=body.reason,
+        settings=settings,
+        key=body.key,
+    )
+
+
+@router.get(
+    "/requesters/{requester_id}/balance",
+    response_model=RequesterBalance,
+    summary="A requester's balance, as `GET /v1/balance` shows it to the requester",
+)
+async def get_requester_balance(requester_id: str, db: ReadDbDep) -> RequesterBalance:
+    balance = await balances.get_balance(
+        db, caller=Caller(account_id=requester_id, kind="requester", key_id="")
+    )
+    assert isinstance(balance, RequesterBalance)
+    return balance

@@ -204,6 +204,13 @@ def layout_for(
         controls = (Control(name="box", tag="RectangleLabels", field=None, values=values),)
     elif task_type == "free_form":
         controls = _free_form_controls(answer_schema)
+    elif task_type == "mturk_question":
+        # Each task carries its own MTurk question: there is no one labeling config to give.
+        raise LabelStudioUnsupported(
+            "mturk_question projects have no Label Studio form: every task carries its own "
+            "MTurk question.",
+            errors=[{"loc": ["task_type"], "msg": "no Label Studio control"}],
+        )
     else:
         raise ValueError(f"unknown task type {task_type!r}")
     object_tag, data_key = object_for(task_type, sample_input)

@@ -28,6 +28,7 @@ from services.tasks.lifecycle.decisions import (
 )
 from services.tasks.lifecycle.messages import payout_message
 from shared.database import WriteDb
+from shared.errors import InvalidState
 from shared.http import InternalClient
 
 _OVERRIDE = f"""
@@ -45,6 +46,8 @@ WITH decided AS (
 SELECT * FROM decided
 """
 
+_TASK_DISPOSED = "SELECT disposed_at IS NOT NULL FROM tasks WHERE id = $1 FOR SHARE"
+
 
 async def override(
     db: WriteDb,
@@ -60,6 +63,11 @@ async def override(
     worker's open appeal keeps the rejection open to an overturn past the override window."""
     if not (current.overridable or appealed):
         raise wrong_state(current, "approve")
+    # A disposed task is final (MTurk: no approving a disposed HIT's rejected assignments).
+    # Its row is share-locked after the assignment's (the global order), so a disposal
+    # running now either committed first (refused here) or waits for this decision.
+    if await db.fetchval(_TASK_DISPOSED, current.task_id):
+        raise InvalidState("This assignment's task was disposed of; its decisions are final.")
     row = await REVIEW_ROWS.fetchrow(
         db, _OVERRIDE, current.id, current.requester_id, OVERRIDE_WINDOW_DAYS, feedback
     )

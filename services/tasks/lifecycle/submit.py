@@ -8,6 +8,9 @@ the task's gold answer, makes the accepted assignment `submitted` (within its de
   and gold answer checked on to be still the current ones; otherwise the general path runs).
 Both writes are one template (`_SUBMIT`). Submit emits no message (the worker's gold tally
 moves in the same statement).
+- `mturk_question` tasks: the answer is also checked against the task's own question
+  (`task_answer_problems`), so they take the general path, whose read fetches the task's input
+  for that type only.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.tasks.answers import effective_answer_schema, validate_answer
+from services.tasks.answers import (
+    QUESTION_TASK_TYPE,
+    effective_answer_schema,
+    task_answer_problems,
+    validate_answer,
+)
 from services.tasks.assignments.schemas import AssignmentRead
 from services.tasks.clock import Clock, utcnow
 from services.tasks.gold import service as gold
@@ -39,7 +47,8 @@ from shared.jsonutil import dumps
 _FOR_SUBMIT = f"""
 SELECT {ASSIGNMENT_COLUMNS}, a.deadline <= now() AS overdue,
        p.task_type, p.labels, p.multi_label, p.answer_schema,
-       t.gold_answer, p.pay_model, p.kind, t.explanation, p.requester_id AS project_requester_id
+       t.gold_answer, p.pay_model, p.kind, t.explanation, p.requester_id AS project_requester_id,
+       CASE WHEN p.task_type = 'mturk_question' THEN t.input END AS task_input
 FROM assignments a
 JOIN projects p ON p.id = a.project_id
 JOIN tasks t ON t.id = a.task_id
@@ -62,6 +71,9 @@ class ForSubmit(AssignmentRow):
     kind: str
     explanation: str | None
     project_requester_id: str
+    task_input: Any
+    """The task's input where the answer is checked against it (mturk_question: the question);
+    NULL for every other type, so their submits read no input."""
 
 
 _FOR_SUBMIT_ROWS = HotRows(ForSubmit)
@@ -202,7 +214,9 @@ async def submit(
         raise AssignmentNotFound("Assignment not found.")
     refuse_unless_open(row.status, overdue=row.overdue)
     schema = effective_answer_schema(row)
-    problems = validate_answer(schema, answer)
+    problems = validate_answer(schema, answer) or task_answer_problems(
+        row.task_type, row.task_input, answer
+    )
     if problems:
         errors = [{"loc": ["body", "answer", *p["loc"]], "msg": p["msg"]} for p in problems]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
@@ -272,6 +286,8 @@ async def _submit_as_accepted(
     422 must be judged on the current one), or the write found the state, the format or the
     gold answer changed (the general path then answers exactly as if this had not been
     tried)."""
+    if context.task_type == QUESTION_TASK_TYPE:
+        return None  # checked against the task's question, which accept did not keep
     schema = effective_answer_schema(context)
     if validate_answer(schema, answer):
         return None

@@ -1,10 +1,15 @@
-"""A task's lifetime ending (the timers' `task_lifetimes` sweep): an open task past its expiry
-stops being offered and its open slots' money goes back to the requester; live assignments of
+"""A task's lifetime ending (the timers' `task_lifetimes` sweep, or its owner setting its expiry
+to now or the past: `expire_task_now`): an open task past its expiry stops being offered and
+its open slots' money goes back to the requester; live assignments of
 it end later as in a closed project (approval pays from the hold; return, expiry or rejection
 releases the slot: `slots.give_back_slots` reopens nothing on an expired task).
 
 A task's expiry is its own `expires_at` or, when that is NULL (uploaded before publish), its
 project's `tasks_expire_at` (set by publish; NULL while a draft, whose tasks never expire).
+
+An expired task may come back (its owner moves its expiry into the future: services/tasks/
+task_changes), which raises its `reopened_count`; a task expires at most once per value, so
+every release key of an expiry carries it (from the second life on) and names one event.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ class ExpiredTask:
     open_slots: int
     requester_id: str
     slot_cents: int
+    reopened_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +50,9 @@ WITH old AS (
 ), expired AS (
     UPDATE tasks t SET status = 'expired', open_slots = 0, expires_at = old.ends
     FROM old WHERE t.id = old.id
-    RETURNING old.project_id, old.open_slots
+    RETURNING old.project_id, old.open_slots, t.reopened_count
 )
-SELECT e.project_id, e.open_slots, p.requester_id, p.slot_cents
+SELECT e.project_id, e.open_slots, p.requester_id, p.slot_cents, e.reopened_count
 FROM expired e JOIN projects p ON p.id = e.project_id
 """
 
@@ -63,7 +69,8 @@ async def release_expired_task(db: WriteDb, *, task_id: str) -> int:
             db,
             [
                 release_message(
-                    key=f"release:task:{task_id}",
+                    key=f"release:task:{task_id}"
+                    + (f":{row.reopened_count}" if row.reopened_count else ""),
                     requester_id=row.requester_id,
                     project_id=row.project_id,
                     amount_cents=amount,
@@ -73,12 +80,20 @@ async def release_expired_task(db: WriteDb, *, task_id: str) -> int:
     return amount
 
 
+# Names one expiry of one task (alias `e`, with its `reopened_count`): its id, and from its
+# second life on (an expiry moved into the future after it expired, services/tasks/
+# task_changes) `:{reopened_count}`, so a group's release key stays unique when a reopened task
+# is again the first of its group. Ids have one length, so `min()` still picks the first id.
+_EXPIRY_EVENT = (
+    "e.id || CASE WHEN e.reopened_count > 0 THEN ':' || e.reopened_count::text ELSE '' END"
+)
+
 # The oldest open tasks with their own expiry at least `$2` seconds past it, skipping rows
 # someone holds (an accept claiming a slot, a close zeroing them: they are taken by the next
 # batch), through ix_tasks_expires_open. FOR UPDATE returns the locked row's latest
 # `open_slots`, and the status is re-checked on it, so each task expires and releases its money
 # exactly once.
-_EXPIRE_DUE_DATED_TASKS = """
+_EXPIRE_DUE_DATED_TASKS = f"""
 WITH due AS (
     SELECT id, project_id, open_slots FROM tasks
     WHERE status = 'open' AND expires_at <= now() - make_interval(secs => $2)
@@ -88,10 +103,11 @@ WITH due AS (
 ), expired AS (
     UPDATE tasks t SET status = 'expired', open_slots = 0
     FROM due WHERE t.id = due.id AND t.status = 'open'
-    RETURNING due.id, due.project_id, due.open_slots
+    RETURNING due.id, due.project_id, due.open_slots, t.reopened_count
 )
 SELECT e.project_id, p.requester_id, p.slot_cents,
-       count(*)::int AS tasks, sum(e.open_slots)::bigint AS slots, min(e.id) AS first_task_id
+       count(*)::int AS tasks, sum(e.open_slots)::bigint AS slots,
+       min({_EXPIRY_EVENT}) AS first_task_id
 FROM expired e JOIN projects p ON p.id = e.project_id
 GROUP BY e.project_id, p.requester_id, p.slot_cents
 """
@@ -109,7 +125,7 @@ GROUP BY e.project_id, p.requester_id, p.slot_cents
 # tasks is left open (in this statement's snapshot, apart from those expired here) is marked
 # swept and leaves the index: no task can start inheriting its expiry again, since uploads into
 # a live project carry their own. Nothing here waits for a lock, so it cannot deadlock.
-_EXPIRE_DUE_INHERITING_TASKS = """
+_EXPIRE_DUE_INHERITING_TASKS = f"""
 WITH due_projects AS (
     SELECT id, tasks_expire_at FROM projects
     WHERE tasks_expire_at <= now() - make_interval(secs => $2) AND tasks_expiry_swept_at IS NULL
@@ -130,7 +146,7 @@ WITH due_projects AS (
     UPDATE tasks t SET status = 'expired', open_slots = 0, expires_at = dp.tasks_expire_at
     FROM due JOIN due_projects dp ON dp.id = due.project_id
     WHERE t.id = due.id AND t.status = 'open'
-    RETURNING due.id, due.project_id, due.open_slots
+    RETURNING due.id, due.project_id, due.open_slots, t.reopened_count
 ), swept AS (
     UPDATE projects p SET tasks_expiry_swept_at = now()
     FROM due_projects dp
@@ -141,10 +157,52 @@ WITH due_projects AS (
     )
 )
 SELECT e.project_id, p.requester_id, p.slot_cents,
-       count(*)::int AS tasks, sum(e.open_slots)::bigint AS slots, min(e.id) AS first_task_id
+       count(*)::int AS tasks, sum(e.open_slots)::bigint AS slots,
+       min({_EXPIRY_EVENT}) AS first_task_id
 FROM expired e JOIN projects p ON p.id = e.project_id
 GROUP BY e.project_id, p.requester_id, p.slot_cents
 """
+
+
+_EXPIRE_NOW = """
+UPDATE tasks SET status = 'expired', open_slots = 0, expires_at = now()
+WHERE id = $1 AND status = 'open'
+RETURNING open_slots
+"""
+
+
+async def expire_task_now(
+    db: WriteDb,
+    *,
+    task_id: str,
+    project_id: str,
+    requester_id: str,
+    slot_cents: int,
+    open_slots: int,
+    reopened_count: int,
+    reserved: bool,
+) -> int:
+    """Its owner ends an open task's lifetime now (services/tasks/task_changes: an expiry set
+    to now or the past). Call with the project row and then the task row locked, `open_slots`
+    and `reopened_count` read under that lock. The task stops being offered and, when its
+    project's slots were reserved (`reserved`: published or paused), their money is released
+    under `release:expire:{task}:{reopened_count}`: a task expires at most once per
+    `reopened_count`, so the key names this one event. Returns the cents released."""
+    await db.execute(_EXPIRE_NOW, task_id)
+    amount = open_slots * slot_cents if reserved else 0
+    if amount:
+        await enqueue_many(
+            db,
+            [
+                release_message(
+                    key=f"release:expire:{task_id}:{reopened_count}",
+                    requester_id=requester_id,
+                    project_id=project_id,
+                    amount_cents=amount,
+                )
+            ],
+        )
+    return amount
 
 
 async def expire_due_tasks(

@@ -59,11 +59,6 @@ class ProjectRow:
     training_qualification_type_id: str | None
     min_training_answers: int | None
     pass_accuracy: int | None
-    pay_model: str
-    hourly_rate_cents: int | None
-    max_seconds_per_worker_per_week: int | None
-    budget_seconds: int | None
-    idle_timeout_seconds: int | None
     # Pay tiers (services/tasks/pay_tiers): as set, resolved per level 0..3, and a slot's hold.
     reward_by_level: dict[str, int] | None
     level_reward_cents: list[int] | None

@@ -23,7 +23,14 @@ from shared.money import Money, MoneyOut
 ProjectStatus = TypeAliasType("ProjectStatus", Literal["draft", "published", "paused", "closed"])
 TaskTypeName = TypeAliasType(
     "TaskType",
-    Literal["classification", "sentiment", "transcription", "bounding_box", "free_form"],
+    Literal[
+        "classification",
+        "sentiment",
+        "transcription",
+        "bounding_box",
+        "free_form",
+        "mturk_question",
+    ],
 )
 
 MAX_REWARD_CENTS = 10_000_000  # 100,000.00: the largest deposit the test provider takes

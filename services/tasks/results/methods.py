@@ -29,6 +29,7 @@ METHODS_BY_TASK_TYPE: dict[str, tuple[str, ...]] = {
     "transcription": ("rover",),
     "bounding_box": ("segmentation_em",),
     "free_form": (),
+    "mturk_question": (),
 }
 # The crowd-kit class behind each method (documented in docs/api.md and shown in run status).
 CROWD_KIT_CLASSES: dict[str, str] = {

@@ -44,6 +44,7 @@ class TaskRow:
     status: str
     created_at: datetime
     expires_at: datetime | None
+    disposed_at: datetime | None
 
 
 # A task without its own expiry (uploaded before publish) expires with its project: reads show
@@ -61,6 +62,7 @@ _TASK_COLS = (
     Task.status,
     Task.created_at,
     func.coalesce(Task.expires_at, Project.tasks_expire_at).label("expires_at"),
+    Task.disposed_at,
 )
 
 
@@ -101,9 +103,12 @@ async def list_tasks(
     status: str | None,
     before_id: str | None,
     limit: int,
+    include_disposed: bool = False,
 ) -> list[TaskRow]:
     stmt = select(*_TASK_COLS).join(Project, Project.id == Task.project_id)
     stmt = stmt.where(Task.project_id == project_id)
+    if not include_disposed:
+        stmt = stmt.where(Task.disposed_at.is_(None))
     if status is not None:
         stmt = stmt.where(Task.status == status)
     stmt = newest_first(stmt, Task.id, before_id=before_id, limit=limit)

@@ -128,6 +128,9 @@ async def list_tasks(
     db: ReadDbDep,
     page: PageDep,
     task_status: Annotated[TaskStatus | None, Query(alias="status")] = None,
+    include_disposed: Annotated[
+        bool, Query(description="Also list the tasks the owner disposed of.")
+    ] = False,
 ) -> Page[TaskRead]:
     return await service.list_tasks(
         db,
@@ -135,6 +138,7 @@ async def list_tasks(
         project_id=project_id,
         status=task_status,
         page=page,
+        include_disposed=include_disposed,
     )
 
 

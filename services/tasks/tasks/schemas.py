@@ -56,4 +56,9 @@ class TaskRead(BaseModel):
     open_slots: int
     created_at: datetime
     expires_at: datetime | None
+    disposed_at: datetime | None = Field(
+        default=None,
+        description="When the owner disposed of the task (POST /v1/tasks/{id}/dispose): it is "
+        "left out of the task lists unless include_disposed=true.",
+    )
     assignments: list[AssignmentRead]

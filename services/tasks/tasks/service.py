@@ -20,7 +20,13 @@ from typing import Any
 
 import orjson
 
-from services.tasks.answers import effective_answer_schema, validate_answer
+from services.tasks.answers import (
+    QUESTION_TASK_TYPE,
+    effective_answer_schema,
+    task_answer_problems,
+    task_input_problems,
+    validate_answer,
+)
 from services.tasks.lifecycle.assignment import assignment_read
 from services.tasks.pay_floor import service as pay_floor
 from services.tasks.projects.repository import ProjectRow
@@ -82,6 +88,24 @@ def _gold_problems(schema: dict[str, Any], tasks: list[UploadedTask]) -> list[di
         if task.gold_answer is None:
             continue
         for problem in validate_answer(schema, task.gold_answer):
+            path = "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in problem["loc"])
+            problems.append({"loc": task.loc, "msg": f"gold_answer{path}: {problem['msg']}"})
+    return problems
+
+
+def _input_problems(task_type: str, tasks: list[UploadedTask]) -> list[dict[str, Any]]:
+    """Inputs the project's type constrains (mturk_question: a question document), and gold
+    answers checked against them (mturk_question: the task's own question)."""
+    problems: list[dict[str, Any]] = []
+    if task_type != QUESTION_TASK_TYPE:
+        return problems
+    for task in tasks:
+        input_msgs = task_input_problems(task_type, task.input)
+        for msg in input_msgs:
+            problems.append({"loc": task.loc, "msg": f"input: {msg}"})
+        if input_msgs or task.gold_answer is None:
+            continue
+        for problem in task_answer_problems(task_type, task.input, task.gold_answer):
             path = "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in problem["loc"])
             problems.append({"loc": task.loc, "msg": f"gold_answer{path}: {problem['msg']}"})
     return problems
@@ -174,7 +198,11 @@ async def add_tasks(
             else parse_upload(content_type, body, max_tasks=max_tasks)
         )
         schema = effective_answer_schema(project)
-        problems = parsed.problems + _gold_problems(schema, parsed.tasks)
+        problems = (
+            parsed.problems
+            + _input_problems(project.task_type, parsed.tasks)
+            + _gold_problems(schema, parsed.tasks)
+        )
         # Explanations, and a live training project's need of gold answers and explanations.
         training_problems, untrained = training.upload_problems(
             kind=project.kind, live=live, tasks=parsed.tasks
@@ -221,6 +249,7 @@ def _task(row: TaskRow, assignments: list[AssignmentRead]) -> TaskRead:
         open_slots=row.open_slots,
         created_at=row.created_at,
         expires_at=row.expires_at,
+        disposed_at=row.disposed_at,
         assignments=assignments,
     )
 
@@ -239,10 +268,16 @@ async def list_tasks(
     project_id: str,
     status: str | None,
     page: PageParams,
+    include_disposed: bool = False,
 ) -> Page[TaskRead]:
     project = await load_project(db, requester_id=requester_id, project_id=project_id)
     rows = await repository.list_tasks(
-        db, project_id=project.id, status=status, before_id=page.before, limit=page.fetch
+        db,
+        project_id=project.id,
+        status=status,
+        before_id=page.before,
+        limit=page.fetch,
+        include_disposed=include_disposed,
     )
     kept, next_cursor = page.page_by_id(rows)
     return Page(items=await _with_assignments(db, kept), next_cursor=next_cursor)

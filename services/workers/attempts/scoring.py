@@ -6,10 +6,16 @@ Pure functions: the attempt's snapshot of questions and key goes in, points and 
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from services.workers.qualification_types.schemas import AnswerKey, Question
+from services.workers.qualification_types.schemas import (
+    INT32_MAX,
+    INT32_MIN,
+    AnswerKey,
+    AnswerKeyEntry,
+    Question,
+)
 
 MAX_TEXT_ANSWER = 10_000
 
@@ -79,6 +85,47 @@ def is_correct(question: Question, correct: Any, answer: Any) -> bool:
     return _is_number(answer) and given is not None and given == expected
 
 
+def _selected(question: Question, answer: Any) -> frozenset[str] | None:
+    if question.kind == "single_choice" and isinstance(answer, str):
+        return frozenset((answer,))
+    if question.kind == "multiple_choice" and isinstance(answer, list):
+        return frozenset(a for a in answer if isinstance(a, str))
+    return None
+
+
+def entry_points(question: Question, entry: AnswerKeyEntry, answer: Any) -> int:
+    """Points one answer earns: the entry's score when correct; with scored options (MTurk's
+    AnswerOption), the score of the option whose selections are exactly the worker's, else
+    the entry's default score (an unanswered question earns it too, as on MTurk)."""
+    if entry.options is None:
+        return entry.score if is_correct(question, entry.correct, answer) else 0
+    selected = _selected(question, answer)
+    for option in entry.options:
+        if selected is not None and selected == frozenset(option.selections):
+            return option.score
+    return entry.default_score
+
+
+def _half_up(numerator: int | Decimal, denominator: int | Decimal) -> int:
+    return int((Decimal(numerator) / Decimal(denominator)).to_integral_value(ROUND_HALF_UP))
+
+
+def qualification_value(key: AnswerKey, points: int, max_points: int) -> int:
+    """The granted value for `points` under the key's mapping, clamped to the int32 range a
+    qualification value has."""
+    if key.mapping == "sum":
+        value = points
+    elif key.mapping == "scale":
+        value = _half_up(Decimal(points) * Decimal(str(key.multiplier)), 1)
+    elif key.mapping == "range":
+        found = [r.value for r in key.ranges or [] if r.low <= points <= r.high]
+        value = found[0] if found else int(key.out_of_range_value or 0)
+    else:
+        maximum = key.maximum_score or max_points
+        value = 0 if maximum <= 0 else _half_up(100 * points, maximum)
+    return max(INT32_MIN, min(INT32_MAX, value))
+
+
 def score(
     questions: list[Question], key: AnswerKey, answers: dict[str, Any]
 ) -> tuple[int, int, int]:
@@ -89,12 +136,6 @@ def score(
         question = by_id.get(question_id)
         if question is None:
             continue
-        max_points += entry.score
-        if is_correct(question, entry.correct, answers.get(question_id)):
-            points += entry.score
-    if key.mapping == "sum":
-        return points, max_points, points
-    if max_points == 0:
-        return points, max_points, 0
-    # percentage rounded half up, in integers
-    return points, max_points, (200 * points + max_points) // (2 * max_points)
+        max_points += entry.max_points
+        points += entry_points(question, entry, answers.get(question_id))
+    return points, max_points, qualification_value(key, points, max_points)

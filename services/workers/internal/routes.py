@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from fastapi import status
+
 from services.workers.accounts import service as accounts_service
 from services.workers.accounts.schemas import AccountRead
+from services.workers.blocks import service as blocks_service
+from services.workers.blocks.schemas import BlockCreate, BlockRead
 from services.workers.clock import NowDep
 from services.workers.grants import service as grants_service
 from services.workers.grants.schemas import GrantRead
@@ -19,6 +23,7 @@ from shared.auth import internal_router
 from shared.database import ReadDbDep, WriteDbDep
 from shared.eligibility import ProjectRules, evaluate_eligibility
 from shared.errors import Forbidden, NotFound, ValidationFailed, error_responses
+from shared.pagination import Page, PageDep
 
 router = internal_router("/internal")
 
@@ -78,3 +83,35 @@ async def grant_from_training(body: TrainingGrantIn, db: WriteDbDep, now: NowDep
         now=now,
     )
     return grant
+
+
+# A requester's blocks on its behalf (the MTurk door's CreateWorkerBlock, DeleteWorkerBlock,
+# ListWorkerBlocks): the public routes' service functions, the requester named in the path.
+
+
+@router.post(
+    "/requesters/{requester_id}/blocks",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BlockRead,
+    responses=error_responses(NotFound, ValidationFailed),
+)
+async def block_worker(requester_id: str, body: BlockCreate, db: WriteDbDep) -> BlockRead:
+    return await blocks_service.block_worker(db, requester_id=requester_id, data=body)
+
+
+@router.delete(
+    "/requesters/{requester_id}/blocks/{worker_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(NotFound),
+)
+async def unblock_worker(requester_id: str, worker_id: str, db: WriteDbDep) -> None:
+    await blocks_service.unblock_worker(db, requester_id=requester_id, worker_id=worker_id)
+
+
+@router.get(
+    "/requesters/{requester_id}/blocks",
+    response_model=Page[BlockRead],
+    responses=error_responses(ValidationFailed),
+)
+async def list_blocks(requester_id: str, db: ReadDbDep, page: PageDep) -> Page[BlockRead]:
+    return await blocks_service.list_blocks(db, requester_id=requester_id, page=page)

@@ -32,6 +32,8 @@ class QualificationTypeRow:
     auto_grant_value: int
     created_at: datetime
     updated_at: datetime
+    mturk_test: str | None
+    mturk_answer_key: str | None
 
 
 _COLS = (
@@ -49,6 +51,8 @@ _COLS = (
     QualificationType.auto_grant_value,
     QualificationType.created_at,
     QualificationType.updated_at,
+    QualificationType.mturk_test,
+    QualificationType.mturk_answer_key,
 )
 
 
@@ -79,14 +83,20 @@ async def search_types(
     owner_id: str | None,
     before_id: str | None,
     limit: int,
+    requestable_only: bool = False,
 ) -> list[QualificationTypeRow]:
     """Active types (or all of one owner's), newest first; `query` matches a name substring
-    (trigram index) or a whole keyword (GIN index)."""
+    (trigram index) or a whole keyword (GIN index). `requestable_only`: types a worker can
+    obtain by asking (a test or auto-granted: MTurk's IsRequestable)."""
     stmt = select(*_COLS)
     if owner_id is None:
         stmt = stmt.where(QualificationType.status == "active")
     else:
         stmt = stmt.where(QualificationType.owner_id == owner_id)
+    if requestable_only:
+        stmt = stmt.where(
+            or_(QualificationType.test.is_not(None), QualificationType.auto_grant.is_(True))
+        )
     if query:
         stmt = stmt.where(
             or_(

@@ -8,6 +8,7 @@ trimmed, case-insensitive) or a number.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -37,7 +38,7 @@ TypeStatus = TypeAliasType("QualificationTypeStatus", Literal["active", "inactiv
 QuestionKind = TypeAliasType(
     "QuestionKind", Literal["single_choice", "multiple_choice", "text", "number"]
 )
-AnswerKeyMapping = TypeAliasType("AnswerKeyMapping", Literal["percentage", "sum"])
+AnswerKeyMapping = TypeAliasType("AnswerKeyMapping", Literal["percentage", "sum", "scale", "range"])
 
 
 def _lower_unique(items: list[str]) -> list[str]:
@@ -96,18 +97,119 @@ class Test(BaseModel):
 FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
 
 
-class AnswerKeyEntry(BaseModel):
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_zero(value: Any) -> bool:
+    return value == 0
+
+
+class AnswerOption(BaseModel):
+    """One scored answer of a choice question (MTurk's AnswerOption): the worker's selection
+    must be exactly this set of option ids to earn `score`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    correct: list[StrictStr] | StrictStr | StrictInt | FiniteFloat
+    selections: list[Identifier] = Field(min_length=1, max_length=50)
+    score: int = Field(ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AnswerOption:
+        if len(set(self.selections)) != len(self.selections):
+            raise ValueError("an answer option lists each option id once")
+        return self
+
+
+class AnswerKeyEntry(BaseModel):
+    """Either `correct` + `score` (one right answer), or `options` + `default_score` (several
+    scored selections, the first exact match counts; anything else earns `default_score`;
+    `score` is then unused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Fields a key does not use are left out of its JSON (stored and shown as before).
+    correct: list[StrictStr] | StrictStr | StrictInt | FiniteFloat | None = Field(
+        default=None, exclude_if=_is_none
+    )
     score: int = Field(default=1, ge=0, le=1000)
+    options: list[AnswerOption] | None = Field(
+        default=None, min_length=1, max_length=100, exclude_if=_is_none
+    )
+    default_score: int = Field(default=0, ge=0, le=1000, exclude_if=_is_zero)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AnswerKeyEntry:
+        if (self.correct is None) == (self.options is None):
+            raise ValueError("an answer key entry has either correct or options")
+        if self.options is None and self.default_score:
+            raise ValueError("default_score goes with options")
+        return self
+
+    @property
+    def max_points(self) -> int:
+        if self.options is None:
+            return self.score
+        return max([self.default_score, *(o.score for o in self.options)])
+
+
+class ScoreRange(BaseModel):
+    """MTurk's SummedScoreRange: summed scores from `low` to `high` (inclusive) grant `value`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    low: int = Field(ge=0, le=INT32_MAX)
+    high: int = Field(ge=0, le=INT32_MAX)
+    value: QualificationValue
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoreRange:
+        if self.low > self.high:
+            raise ValueError("a score range's low is at most its high")
+        return self
+
+
+Multiplier = Annotated[float, AllowInfNan(False), Field(ge=0, le=1_000_000)]
 
 
 class AnswerKey(BaseModel):
+    """How points become the qualification value (`mapping`): `percentage` of `maximum_score`
+    (default: the most the key can give), rounded half up; `sum`: the points themselves;
+    `scale`: points times `multiplier`, rounded half up; `range`: the `value` of the range the
+    points fall in, else `out_of_range_value` (MTurk's QualificationValueMapping)."""
+
     model_config = ConfigDict(extra="forbid")
 
     answers: dict[Identifier, AnswerKeyEntry] = Field(min_length=1, max_length=100)
     mapping: AnswerKeyMapping = "percentage"
+    maximum_score: int | None = Field(default=None, ge=1, le=INT32_MAX, exclude_if=_is_none)
+    multiplier: Multiplier | None = Field(default=None, exclude_if=_is_none)
+    ranges: list[ScoreRange] | None = Field(
+        default=None, min_length=1, max_length=100, exclude_if=_is_none
+    )
+    out_of_range_value: QualificationValue | None = Field(default=None, exclude_if=_is_none)
+
+    @model_validator(mode="after")
+    def _mapping_fields(self) -> AnswerKey:
+        wanted = {
+            "percentage": {"maximum_score"},
+            "sum": set(),
+            "scale": {"multiplier"},
+            "range": {"ranges", "out_of_range_value"},
+        }[self.mapping]
+        for name in ("maximum_score", "multiplier", "ranges", "out_of_range_value"):
+            if getattr(self, name) is not None and name not in wanted:
+                raise ValueError(f"{name} does not go with mapping {self.mapping!r}")
+        if self.mapping == "scale" and self.multiplier is None:
+            raise ValueError("mapping 'scale' needs a multiplier")
+        if self.mapping == "range":
+            if self.ranges is None or self.out_of_range_value is None:
+                raise ValueError("mapping 'range' needs ranges and out_of_range_value")
+            ordered = sorted(self.ranges, key=lambda r: r.low)
+            for before, after in itertools.pairwise(ordered):
+                if after.low <= before.high:
+                    raise ValueError("score ranges must not overlap")
+        return self
 
 
 def consistency_errors(
@@ -131,14 +233,22 @@ def consistency_errors(
             continue
         msg = _entry_error(question, entry)
         if msg:
-            errors.append({"loc": [*loc, "correct"], "msg": msg})
-    if not errors and sum(e.score for e in answer_key.answers.values()) == 0:
+            field = "options" if entry.options is not None else "correct"
+            errors.append({"loc": [*loc, field], "msg": msg})
+    if not errors and sum(e.max_points for e in answer_key.answers.values()) == 0:
         errors.append({"loc": ["body", "answer_key"], "msg": "the maximum score must be above 0"})
     return errors
 
 
 def _entry_error(question: Question, entry: AnswerKeyEntry) -> str | None:
     correct = entry.correct
+    if entry.options is not None:
+        if question.kind not in CHOICE_KINDS:
+            return f"scored options are for choice questions, not {question.kind}"
+        option_ids = {o.id for o in question.options or []}
+        if any(not set(o.selections) <= option_ids for o in entry.options):
+            return "every option id of an answer option must be one of the question's options"
+        return None
     if question.kind in CHOICE_KINDS:
         if not isinstance(correct, list):
             return f"a {question.kind} answer is a list of option ids"

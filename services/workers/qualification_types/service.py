@@ -81,16 +81,30 @@ async def get_visible_type(db: Db, *, type_id: str, caller_id: str | None) -> Qu
 async def create_type(
     db: Writable, *, owner_id: str, data: QualificationTypeCreate
 ) -> QualificationTypeOwnerRead:
+    return to_owner_read(await insert_type(db, owner_id=owner_id, data=data))
+
+
+async def insert_type(
+    db: Writable,
+    *,
+    owner_id: str,
+    data: QualificationTypeCreate,
+    mturk_test: str | None = None,
+    mturk_answer_key: str | None = None,
+) -> QualificationTypeRow:
+    """The new type's row; `mturk_*`: the MTurk XML it was converted from (the door)."""
     values: dict[str, Any] = {
         "id": new_id(),
         "owner_id": owner_id,
         "is_system": False,
-        **jsonable_encoder(data),
+        **jsonable_encoder(data, exclude_none=False),
+        "mturk_test": mturk_test,
+        "mturk_answer_key": mturk_answer_key,
     }
     row = await repository.insert_type(db, values)
     if row is None:
         raise NameTaken("You already have a qualification type with this name.")
-    return to_owner_read(row)
+    return row
 
 
 async def get_type(
@@ -138,7 +152,14 @@ async def update_type(
         raise ValidationFailed(detail, errors=errors)
     if not changes:
         return to_owner_read(row)
-    return to_owner_read(await repository.update_type(db, type_id, jsonable_encoder(changes)))
+    values = jsonable_encoder(changes)
+    # The MTurk XML (migration 0021) describes the test it was converted into: a changed test
+    # or answer key no longer matches it.
+    if "test" in changes:
+        values["mturk_test"] = None
+    if "answer_key" in changes or ("test" in changes and changes["test"] is None):
+        values["mturk_answer_key"] = None
+    return to_owner_read(await repository.update_type(db, type_id, values))
 
 
 def _as_model(model: type[Test] | type[AnswerKey], value: Any) -> Any:
