@@ -835,7 +835,9 @@ class Bench:
         async def columns(table: str, skip: set[str]) -> list[str]:
             rows = await self.db.fetch(  # type: ignore[union-attr]
                 "SELECT column_name FROM information_schema.columns"
-                " WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                " WHERE table_schema = 'public' AND table_name = $1"
+                " AND is_generated = 'NEVER'"  # generated columns (slot_cents) compute themselves
+                " ORDER BY ordinal_position",
                 table,
             )
             return [r["column_name"] for r in rows if r["column_name"] not in skip]
@@ -949,7 +951,8 @@ class Bench:
                         self.requester["id"],
                         row["external_id"],
                         orjson.dumps(row["input"]).decode(),
-                        None,
+                        None,  # gold_answer
+                        None,  # explanation
                         1,
                         1,
                         "open",

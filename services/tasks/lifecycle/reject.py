@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from services.tasks.assignments.schemas import AssignmentRead
 from services.tasks.gold import service as gold
@@ -45,6 +45,11 @@ class RejectionCap:
 
     day: date
     counted_per_day: int
+
+    @classmethod
+    def at(cls, now: datetime, counted_per_day: int) -> RejectionCap:
+        """The cap of the UTC day `now` falls in."""
+        return cls(day=now.astimezone(UTC).date(), counted_per_day=counted_per_day)
 
 
 # submitted -> rejected for any number of the requester's assignments, with the daily cap.

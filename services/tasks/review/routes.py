@@ -8,7 +8,6 @@ hot pool in autocommit (shared.hot_path). The transitions live in services/tasks
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
@@ -45,9 +44,8 @@ router = APIRouter(tags=["review"])
 
 async def rejection_cap(request: Request, now: NowDep) -> reject_.RejectionCap:
     """Today's place in the daily rejection cap: the UTC day by the service's clock."""
-    return reject_.RejectionCap(
-        day=now.astimezone(UTC).date(),
-        counted_per_day=request.app.state.settings.rejections_counted_per_requester_per_day,
+    return reject_.RejectionCap.at(
+        now, request.app.state.settings.rejections_counted_per_requester_per_day
     )
 
 

@@ -207,7 +207,13 @@ async def reject_assignment(call: MTurkCall) -> dict[str, Any]:
         if current.status != "submitted":
             raise invalid_state("Submitted")
         await reject_.reject(
-            db, requester_id=call.requester_id, assignment_id=assignment_id, feedback=feedback
+            db,
+            requester_id=call.requester_id,
+            assignment_id=assignment_id,
+            feedback=feedback,
+            cap=reject_.RejectionCap.at(
+                call.now, call.settings.rejections_counted_per_requester_per_day
+            ),
         )
     _wake_outbox(call)  # a rejection of an expired HIT's assignment releases its slot's money
     return {}
