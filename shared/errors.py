@@ -379,6 +379,14 @@ def _database_unreachable(exc: BaseException) -> bool:
             return True
         if isinstance(current, OSError) and current.errno is not None:
             return True
+        if isinstance(current, asyncpg.InternalClientError):
+            # "cannot switch to state N; another operation (M) is in progress": a statement
+            # sent on a pooled connection while its protocol is handling the server's
+            # "terminating connection" (a Postgres restart, seen in CI on the rate limiter's
+            # statement in authentication). The same words from two tasks sharing one
+            # connection would be a bug; none does (every request and loop takes its own), and
+            # the 503 is still logged with the message.
+            return True
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
     return False
 

@@ -277,6 +277,10 @@ async def test_dependency_errors_are_answered_by_the_route_layer_not_the_server_
         "gone": asyncpg.ConnectionDoesNotExistError("connection was closed"),
         "shutdown": asyncpg.AdminShutdownError("terminating connection"),
         "full": asyncpg.TooManyConnectionsError("too many clients"),
+        # a statement meeting the server's goodbye on a pooled connection (a restart)
+        "busy": asyncpg.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
         "peer": httpx.ConnectError("peer down"),
         "bug": asyncpg.UniqueViolationError("duplicate key"),
     }
@@ -287,7 +291,7 @@ async def test_dependency_errors_are_answered_by_the_route_layer_not_the_server_
 
     transport = httpx.ASGITransport(app=app)  # raises what the app re-raises to the server
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        for what in ("refused", "timeout", "gone", "shutdown", "full", "peer"):
+        for what in ("refused", "timeout", "gone", "shutdown", "full", "busy", "peer"):
             resp = await client.get(f"/fail/{what}")
             assert resp.status_code == 503, (what, resp.text)
             assert resp.json()["code"] == "dependency_unavailable"
