@@ -18,6 +18,7 @@ lookup that raced a revocation is not cached (generation counter), exactly as Ap
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import secrets
 import time
@@ -25,11 +26,14 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.database import Db
+
+log = logging.getLogger("mturk.credentials")
 
 MTURK_CREDENTIAL_REVOKED_CHANNEL = "mturk_credential_revoked"
 ACCESS_KEY_PREFIX = "AKMT"  # 20 chars in all, like AWS's "AKIA..." ids
@@ -171,11 +175,25 @@ async def resolve_access_key(
         return None
     if row["stale"]:
         await db.execute(_TOUCH_SQL, access_key_id)
+    try:
+        secret = open_secret(key, access_key_id, row["secret_ciphertext"])
+    except InvalidTag:
+        # Sealed under another key: MTURK_SECRETS_KEY, or the INTERNAL_TOKEN it is derived
+        # from when unset, changed since this credential was made. The caller is refused like
+        # an unknown key (its client sees an authentication error, not a fault), and the
+        # operator is told why.
+        log.error(
+            "mturk credential %s does not open with the configured key: MTURK_SECRETS_KEY "
+            "(or INTERNAL_TOKEN, which it is derived from when unset) changed since it was "
+            "created; restore the old key or have the requester create new credentials",
+            access_key_id,
+        )
+        return None
     principal = MTurkPrincipal(
         access_key_id=access_key_id,
         account_id=row["account_id"],
         kind=row["kind"],
-        secret=open_secret(key, access_key_id, row["secret_ciphertext"]),
+        secret=secret,
     )
     cache.store(principal, generation=generation)
     return principal

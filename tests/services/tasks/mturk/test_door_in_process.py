@@ -285,3 +285,33 @@ async def test_last_used_at_is_stamped_on_a_lookup(
     assert (await door_call(tasks_client, credentials, "ListHITs", {})).status_code == 200
     listed = (await workers_client.get(PATH, headers=requester.headers)).json()["items"]
     assert listed[0]["last_used_at"] is not None
+
+
+async def test_a_credential_sealed_under_another_key_is_refused_and_logged(
+    tasks_client: httpx.AsyncClient,
+    workers_client: httpx.AsyncClient,
+    db: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As after INTERNAL_TOKEN was rotated with MTURK_SECRETS_KEY unset: the stored secret no
+    # longer opens. The caller gets an authentication error (not a fault); the operator an ERROR.
+    import os
+
+    from shared.mturk_credentials import forget_mturk_credential_in_process, seal_secret
+
+    requester = await create_requester(workers_client)
+    credentials = await credentials_for(workers_client, requester)
+    key_id = credentials["access_key_id"]
+    await db.execute(
+        "UPDATE mturk_credentials SET secret_ciphertext = $2 WHERE access_key_id = $1",
+        key_id,
+        seal_secret(os.urandom(32), key_id, credentials["secret_access_key"]),
+    )
+    forget_mturk_credential_in_process(key_id)
+    caplog.set_level(logging.ERROR, logger="mturk.credentials")
+    resp = await door_call(tasks_client, credentials, "ListHITs", {})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["__type"] == "UnrecognizedClientException"
+    assert any(
+        key_id in r.getMessage() and "MTURK_SECRETS_KEY" in r.getMessage() for r in caplog.records
+    )
