@@ -24,6 +24,7 @@ from services.tasks.results.jobs import aggregation_lifespan
 from services.tasks.results.routes import router as results_router
 from services.tasks.review.routes import router as review_router
 from services.tasks.sessions.routes import router as sessions_router
+from services.tasks.sessions.service import session_events
 from services.tasks.settings import Settings
 from services.tasks.task_changes.routes import router as task_changes_router
 from services.tasks.tasks.routes import router as tasks_router
@@ -84,5 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=background_work,
     )
     app.state.accepted_assignments = AcceptedAssignments()
+    app.state.session_events = session_events(
+        lambda: app.state.database, max_batch=settings.heartbeat_max_batch
+    )
     app.state.clock = utcnow  # hourly work's "now"; tests may set another (services/tasks/clock)
     return app

@@ -40,6 +40,11 @@ class Settings(ServiceSettings):
     # longer than one payments call can take.
     outbox_lease_seconds: float = Field(default=30.0, ge=1, le=3_600)
 
+    # Hourly work: heartbeats that arrive while one heartbeat statement is in flight go together
+    # in the next, at most this many per statement (services/tasks/sessions/service.py,
+    # session_events; 1 runs one statement per heartbeat).
+    heartbeat_max_batch: int = Field(default=128, ge=1, le=1_000)
+
     # Fair review (services/tasks/appeals, lifecycle/reject.py): of the rejections one requester
     # gives one worker in one UTC day, only this many count toward the worker's standing
     # (approval rate, level); the rest are flagged assignments.standing_excluded.

@@ -201,9 +201,9 @@ async def insert_session(
 
 # ------------------------------------------------------------------------ an activity event
 
-# One activity event (heartbeat, accept, submit, end) on an open session, in ONE statement, so
-# it is atomic on its own and the project's budget row is locked only for the rest of this
-# statement and its commit:
+# One activity event (accept, submit) on the worker's open session of a project, in ONE
+# statement, so it is atomic on its own and the project's budget row is locked only for the
+# rest of this statement and its commit:
 # - `old`: the session, locked. It must be open, in a published project (pausing and closing
 #   end a project's sessions; this guards an event that read the project before that commit),
 #   and not idle at `$3` (an event after the idle
@@ -215,17 +215,18 @@ async def insert_session(
 # - `sheet`: the week's timesheet, locked: the weekly cap is checked on its current total.
 # - `wanted`: the gap, cut at the cap.
 # - `budget_before` / `granted`: the project's budget row, locked only if there is time to
-#   add, and the seconds it still has; the grant is the least of the two. This is the one
-#   place time is taken from the budget, and the CHECK used <= budget backs it: concurrent
+#   add, and the seconds it still has; the grant is the least of the two. This is one of the
+#   two places time is taken from the budget (the other: SESSION_EVENTS_SQL, the same rules
+#   for many sessions at once), and the CHECK used <= budget backs it: concurrent
 #   sessions racing for the last seconds are serialised on this row and each gets what is
 #   left, never more.
 # - `used`, `counted`: the budget and the timesheet move by the grant.
 # - the session moves: its last counted instant (`last_activity_at`, the previous one + the
 #   whole seconds counted, so fractions carry), its idle deadline (this event + the idle
 #   timeout, at the latest the week's end; never earlier than it was), events and seconds;
-#   it ends when the cap is reached (`weekly_hours_exhausted`), the budget is used up
-#   (`budget_exhausted`), or `$4` (the worker's end).
-_ACTIVITY = f"""
+#   it ends when the cap is reached (`weekly_hours_exhausted`) or the budget is used up
+#   (`budget_exhausted`).
+ACTIVITY_BY_PROJECT_SQL = f"""
 WITH old AS (
     SELECT s.id, s.timesheet_id, s.project_id, s.last_activity_at AS prev,
            GREATEST(0, floor(extract(epoch FROM ($3::timestamptz - s.last_activity_at))))::bigint
@@ -234,7 +235,7 @@ WITH old AS (
            {_week_end("s.week_start")} AS week_end
     FROM work_sessions s
     JOIN projects p ON p.id = s.project_id
-    WHERE {{which}} AND s.worker_id = $2 AND s.status = 'open' AND s.expires_at >= $3
+    WHERE s.project_id = $1 AND s.worker_id = $2 AND s.status = 'open' AND s.expires_at >= $3
       AND p.status = 'published'
     FOR UPDATE OF s
 ), sheet AS (
@@ -273,7 +274,6 @@ WITH old AS (
            CASE WHEN old.cap IS NOT NULL AND sheet.seconds_worked + g.seconds >= old.cap
                      THEN 'weekly_hours_exhausted'
                 WHEN g.remaining_after = 0 THEN 'budget_exhausted'
-                WHEN $4::boolean THEN 'worker'
            END AS end_reason,
            old.idle, old.week_end, g.seconds AS granted
     FROM old CROSS JOIN sheet CROSS JOIN granted g
@@ -291,27 +291,161 @@ FROM moved m
 WHERE s.id = m.id
 RETURNING {SESSION_COLUMNS}, m.granted
 """
-ACTIVITY_BY_SESSION_SQL = _ACTIVITY.format(which="s.id = $1")
-ACTIVITY_BY_PROJECT_SQL = _ACTIVITY.format(which="s.project_id = $1")
 
 
-async def record_activity(
-    db: Writable,
-    *,
-    worker_id: str,
-    now: datetime,
-    session_id: str | None = None,
-    project_id: str | None = None,
-    end: bool = False,
+async def record_work_activity(
+    db: Writable, *, worker_id: str, project_id: str, now: datetime
 ) -> Accrued | None:
-    """The event on the worker's open, live session (by id, or the one of `project_id`); None
-    when there is none (unknown, someone else's, ended, or idle past its deadline)."""
-    if session_id is not None:
-        sql, key = ACTIVITY_BY_SESSION_SQL, session_id
-    else:
-        assert project_id is not None
-        sql, key = ACTIVITY_BY_PROJECT_SQL, project_id
-    return as_row(Accrued, await db.fetchrow(sql, key, worker_id, now, end))
+    """An accept or submit as the event of the worker's open, live session of the project; None
+    when there is none (no session, ended, or idle past its deadline)."""
+    return as_row(Accrued, await db.fetchrow(ACTIVITY_BY_PROJECT_SQL, project_id, worker_id, now))
+
+
+# Events on sessions named by id (heartbeats, the worker's end): the statement above for MANY
+# sessions at once, one event per session, so that concurrent heartbeats share one statement
+# and one commit (services/tasks/sessions/heartbeats.py) instead of paying for one each. The
+# same rules, per session; what changes is that several sessions may draw on one budget row:
+# - `ev`: the events ($1 session ids, unique; $2 the caller of each; $3 each one's clock
+#   stamp; $4 whether it is the worker's end).
+# - `locked`: the named sessions, locked by primary key (`id = ANY($1)` and nothing else, so
+#   the only index a plan can use is the primary key: with `status = 'open'` here, a generic
+#   plan made on a small table walked the open sessions' partial index and merged). `old`
+#   then keeps the caller's open, live ones, read from the locked rows' latest versions.
+# - `terms`: their projects' hourly terms, by primary key. MATERIALIZED keeps `status =
+#   'published'` out of that read, for the same reason: the published projects' partial index
+#   would otherwise be walked once per session.
+# - `locked`, `sheet`, `budget_before` lock in one order every statement here keeps: all the
+#   sessions, then all their timesheets, then the budget rows, each class by id. Two such
+#   statements (replicas), or one and ACTIVITY_BY_PROJECT_SQL (one of each class), can wait on
+#   each other but never in a cycle.
+# - `wanted`: each session's gap cut at its timesheet's cap (a worker has one open session per
+#   project, so each timesheet appears once).
+# - `before_each` / `granted`: the sessions of one project draw on its budget in id order:
+#   each finds what the earlier ones left (`left_raw`, the remaining seconds less what the
+#   earlier ones wanted) and gets the least of that and its gap, so the grants of a statement
+#   never add up to more than the budget had, exactly as if the events had come one by one. A
+#   session that wanted nothing does not touch the budget (nor end for it).
+# - `used`: each budget row moves once by its sessions' grants; `exhausted_at` is the stamp of
+#   the first event that found it empty.
+SESSION_EVENTS_SQL = f"""
+WITH ev AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::boolean[])
+        AS e(session_id, worker_id, at, ending)
+), locked AS (
+    SELECT s.id, s.worker_id, s.status, s.expires_at, s.timesheet_id, s.project_id,
+           s.last_activity_at, s.week_start
+    FROM work_sessions s
+    WHERE s.id = ANY($1::text[])
+    ORDER BY s.id
+    FOR UPDATE
+), terms AS MATERIALIZED (
+    SELECT p.id, p.status, p.max_seconds_per_worker_per_week, p.idle_timeout_seconds
+    FROM projects p
+    WHERE p.id IN (SELECT project_id FROM locked)
+), old AS (
+    SELECT s.id, s.timesheet_id, s.project_id, s.last_activity_at AS prev, ev.at, ev.ending,
+           GREATEST(0, floor(extract(epoch FROM (ev.at - s.last_activity_at))))::bigint AS gap,
+           p.max_seconds_per_worker_per_week AS cap, p.idle_timeout_seconds AS idle,
+           {_week_end("s.week_start")} AS week_end
+    FROM locked s
+    JOIN ev ON ev.session_id = s.id
+    JOIN terms p ON p.id = s.project_id
+    WHERE s.worker_id = ev.worker_id AND s.status = 'open' AND s.expires_at >= ev.at
+      AND p.status = 'published'
+), sheet AS (
+    SELECT t.id, t.seconds_worked FROM timesheets t
+    WHERE t.id IN (SELECT timesheet_id FROM old)
+    ORDER BY t.id
+    FOR UPDATE
+), wanted AS (
+    SELECT old.id, old.project_id, old.timesheet_id, old.at, sheet.seconds_worked AS sheet_before,
+           GREATEST(0, LEAST(old.gap, coalesce(old.cap - sheet.seconds_worked, old.gap)))
+               AS seconds
+    FROM old JOIN sheet ON sheet.id = old.timesheet_id
+), budget_before AS (
+    SELECT b.project_id, b.budget_seconds - b.used_seconds AS remaining
+    FROM hourly_budgets b
+    WHERE b.project_id IN (SELECT project_id FROM wanted WHERE seconds > 0)
+    ORDER BY b.project_id
+    FOR UPDATE
+), before_each AS (
+    SELECT w.*, bb.project_id IS NOT NULL AS budgeted,
+           bb.remaining - coalesce(sum(w.seconds) OVER (
+               PARTITION BY w.project_id ORDER BY w.id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS left_raw
+    FROM wanted w
+    LEFT JOIN budget_before bb ON bb.project_id = w.project_id AND w.seconds > 0
+), granted AS (
+    SELECT id, project_id, timesheet_id, at, sheet_before,
+           CASE WHEN budgeted THEN LEAST(seconds, GREATEST(0, left_raw)) ELSE seconds END
+               AS seconds,
+           CASE WHEN budgeted THEN GREATEST(0, left_raw) - LEAST(seconds, GREATEST(0, left_raw))
+           END AS remaining_after
+    FROM before_each
+), used AS (
+    UPDATE hourly_budgets b
+    SET used_seconds = b.used_seconds + d.seconds,
+        exhausted_at = coalesce(b.exhausted_at, d.emptied_at)
+    FROM (SELECT project_id, sum(seconds) AS seconds,
+                 min(at) FILTER (WHERE remaining_after = 0) AS emptied_at
+          FROM granted WHERE remaining_after IS NOT NULL
+          GROUP BY project_id) d
+    WHERE b.project_id = d.project_id
+    RETURNING b.used_seconds
+), counted AS (
+    UPDATE timesheets t SET seconds_worked = t.seconds_worked + g.seconds, updated_at = g.at
+    FROM granted g
+    WHERE t.id = g.timesheet_id AND g.seconds > 0
+    RETURNING t.seconds_worked
+), moved AS (
+    SELECT old.id, old.at,
+           old.prev + make_interval(secs => old.gap) AS last_event,
+           CASE WHEN old.cap IS NOT NULL AND g.sheet_before + g.seconds >= old.cap
+                     THEN 'weekly_hours_exhausted'
+                WHEN g.remaining_after = 0 THEN 'budget_exhausted'
+                WHEN old.ending THEN 'worker'
+           END AS end_reason,
+           old.idle, old.week_end, g.seconds AS granted
+    FROM old JOIN granted g ON g.id = old.id
+)
+UPDATE work_sessions s
+SET last_activity_at = GREATEST(s.last_activity_at, m.last_event),
+    expires_at = GREATEST(s.expires_at,
+                          LEAST(m.at + make_interval(secs => m.idle), m.week_end)),
+    activity_events = s.activity_events + 1,
+    seconds_worked = s.seconds_worked + m.granted,
+    status = CASE WHEN m.end_reason IS NULL THEN 'open' ELSE 'ended' END,
+    ended_reason = m.end_reason,
+    ended_at = CASE WHEN m.end_reason IS NULL THEN NULL ELSE m.at END
+FROM moved m
+WHERE s.id = m.id
+RETURNING {SESSION_COLUMNS}, m.granted
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """An activity event on a session named by id: who sends it, when (the server's clock),
+    and whether the worker ends the session with it."""
+
+    session_id: str
+    worker_id: str
+    at: datetime
+    end: bool = False
+
+
+async def record_session_events(db: Writable, events: list[SessionEvent]) -> dict[str, Accrued]:
+    """Each event on its session, all in one statement (session ids unique); the sessions that
+    took theirs, by id. A session missing from the answer found no event: unknown, someone
+    else's, ended, or idle past its deadline."""
+    records = await db.fetch(
+        SESSION_EVENTS_SQL,
+        [e.session_id for e in events],
+        [e.worker_id for e in events],
+        [e.at for e in events],
+        [e.end for e in events],
+    )
+    return {row.id: row for row in as_rows(Accrued, records)}
 
 
 # ------------------------------------------------------------------------------- reads

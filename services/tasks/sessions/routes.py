@@ -28,11 +28,14 @@ from shared.errors import (
     ValidationFailed,
     error_responses,
 )
-from shared.hot_path import WorkerCallDep
+from shared.hot_path import HotRoute, WorkerCallDep
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Page, PageDep
 
 router = APIRouter(tags=["work sessions"])
+# Heartbeat and end: the requests every open session sends, answered without FastAPI's
+# per-request dependency solving (shared/hot_path.py, HotRoute). Included into `router` below.
+beats = APIRouter(tags=["work sessions"], route_class=HotRoute)
 
 
 @router.post(
@@ -58,7 +61,7 @@ async def open_session(
     )
 
 
-@router.post(
+@beats.post(
     "/v1/work/sessions/{session_id}/heartbeat",
     operation_id="heartbeat_work_session",
     response_model=WorkSessionRead,
@@ -71,15 +74,26 @@ async def open_session(
     "`budget_exhausted` when a limit ended it).",
 )
 async def heartbeat(session_id: str, call: WorkerCallDep, request: Request) -> Response:
-    # The hot path's way (shared/hot_path.py): one autocommit connection of the hot pool and
-    # one statement (sessions/repository.py, _ACTIVITY), atomic on its own.
+    # Without an Idempotency-Key (what a worker app sends every few seconds) the heartbeat
+    # shares one statement with the others in flight (service.coalesced_heartbeat); with one,
+    # the hot path's way (shared/hot_path.py): the key row and the event on one connection.
     now = app_clock(request)()
+    if call.idempotency_key is None:
+        return call.answer(
+            await service.coalesced_heartbeat(
+                request.app.state.session_events,
+                call.database,
+                worker_id=call.account_id,
+                session_id=session_id,
+                now=now,
+            )
+        )
     return await call.run(
         lambda db: service.heartbeat(db, worker_id=call.account_id, session_id=session_id, now=now)
     )
 
 
-@router.post(
+@beats.post(
     "/v1/work/sessions/{session_id}/end",
     operation_id="end_work_session",
     response_model=WorkSessionRead,
@@ -143,3 +157,6 @@ async def respond(
     return await timesheets.respond_to_dispute(
         db, worker_id=caller.account_id, session_id=session_id, response=body.response, now=now
     )
+
+
+router.include_router(beats)

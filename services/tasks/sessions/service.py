@@ -9,22 +9,31 @@ first. A session belongs to the ISO week (UTC) it was opened in and is over at t
 
 Caps: the week's timesheet is the worker's counter for `max_hours_per_worker_per_week`; the
 project's `hourly_budgets` row is the counter for `budget_hours`. Both are taken in the one
-statement of an event (repository._ACTIVITY): the grant is the gap cut at the cap and at what
+statement of an event (repository.ACTIVITY_BY_PROJECT_SQL for accept and submit,
+SESSION_EVENTS_SQL for heartbeats and the end): the grant is the gap cut at the cap and at what
 the budget has left, so the cap is met to the second and the budget is never exceeded, however
-many sessions race for its last seconds. The event that reaches a limit ends its session
-(`weekly_hours_exhausted`, `budget_exhausted`); later calls on it are refused with that code.
+many sessions race for its last seconds.
+
+Heartbeats are most of an hourly project's requests, so they are coalesced: the ones that
+arrive while a heartbeat statement is in flight share the next one (`session_events`,
+shared/coalescing.py), each session's event applied as if it had come alone.
+
+The event that reaches a limit ends its session (`weekly_hours_exhausted`, `budget_exhausted`);
+later calls on it are refused with that code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from services.tasks.lifecycle.accept import check_eligibility, check_gold_accuracy
 from services.tasks.sessions import repository
-from services.tasks.sessions.repository import Accrued, SessionRow
+from services.tasks.sessions.repository import Accrued, SessionEvent, SessionRow
 from services.tasks.sessions.schemas import SessionDispute, WorkSessionRead
-from shared.database import Db, Writable, WriteDb
+from shared.coalescing import Coalescer
+from shared.database import Database, Db, Writable, WriteDb
 from shared.errors import AppError, Conflict, Forbidden, NotFound
 from shared.ids import new_id
 from shared.pagination import Page, PageParams
@@ -188,16 +197,50 @@ def _refusal(row: SessionRow | None) -> AppError:
 async def heartbeat(
     db: Writable, *, worker_id: str, session_id: str, now: datetime, end: bool = False
 ) -> WorkSessionRead:
-    """An activity event on the worker's own session (`end`: and the worker ends it). Someone
-    else's session is a 404; an ended or idle one a 409 (403/409 with the limit's code when a
-    limit ended it)."""
-    row = await repository.record_activity(
-        db, worker_id=worker_id, session_id=session_id, now=now, end=end
-    )
+    """An activity event on the worker's own session (`end`: and the worker ends it), on the
+    request's own connection (an Idempotency-Key, or the worker's end). Someone else's session
+    is a 404; an ended or idle one a 409 (403/409 with the limit's code when a limit ended
+    it)."""
+    event = SessionEvent(session_id, worker_id, now, end)
+    row = (await repository.record_session_events(db, [event])).get(session_id)
     if row is None:
-        found = await repository.get_session(db, session_id)
-        raise _refusal(found if found is not None and found.worker_id == worker_id else None)
+        raise _refusal(await _own_session(db, worker_id=worker_id, session_id=session_id))
     return session_read(row)
+
+
+SessionEvents = Coalescer[str, SessionEvent, Accrued]
+
+
+def session_events(database: Callable[[], Database], *, max_batch: int) -> SessionEvents:
+    """Heartbeats of a process, coalesced: the ones that arrive while a statement is in flight
+    go together in the next (shared/coalescing.py; the statement: SESSION_EVENTS_SQL), on an
+    autocommit connection of the hot pool. `database`: the app's, once its lifespan opened
+    it."""
+
+    async def record(events: Sequence[SessionEvent]) -> dict[str, Accrued]:
+        async with database().autocommit(hot=True) as db:
+            return await repository.record_session_events(db, list(events))
+
+    return Coalescer(record, key=lambda event: event.session_id, max_batch=max_batch)
+
+
+async def coalesced_heartbeat(
+    events: SessionEvents, database: Database, *, worker_id: str, session_id: str, now: datetime
+) -> WorkSessionRead:
+    """A heartbeat without an Idempotency-Key: the same event and answers as `heartbeat`, in
+    the statement it shares with the other heartbeats in flight. Only a refusal reads (the
+    session, on a connection of its own, to say why)."""
+    row = await events.submit(SessionEvent(session_id, worker_id, now))
+    if row is None:
+        async with database.autocommit(hot=True) as db:
+            found = await _own_session(db, worker_id=worker_id, session_id=session_id)
+        raise _refusal(found)
+    return session_read(row)
+
+
+async def _own_session(db: Db, *, worker_id: str, session_id: str) -> SessionRow | None:
+    found = await repository.get_session(db, session_id)
+    return found if found is not None and found.worker_id == worker_id else None
 
 
 async def activity_for_work(
@@ -210,7 +253,9 @@ async def activity_for_work(
     statement, committed alone). A submit whose session the requester ended (the project was
     paused or closed) is taken without counting time (None): the answer was accepted inside a
     session and the worker did nothing to lose it."""
-    row = await repository.record_activity(db, worker_id=worker_id, project_id=project_id, now=now)
+    row = await repository.record_work_activity(
+        db, worker_id=worker_id, project_id=project_id, now=now
+    )
     if row is None:
         latest = await repository.latest_session_of(db, project_id=project_id, worker_id=worker_id)
         if (
