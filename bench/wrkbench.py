@@ -2,7 +2,8 @@
 generator, against the API and the reference app in the same run, with CPU per cycle.
 
     python -m bench.wrkbench [--quick | --smoke] [--concurrency 32 128] [--seconds 10]
-                             [--rounds 3] [--no-approve] [--json PATH] [--keep-db]
+                             [--rounds 3] [--only cycles approve heartbeats] [--no-approve]
+                             [--json PATH] [--keep-db]
 
 The Python generator of `bench.run` spends 1.6-1.7 ms of CPU per cycle, more than the service it
 measures, on the same two cores: it slows both sides and flatters every ratio. wrk (Debian
@@ -22,6 +23,15 @@ and submits answered in the window, so work still in flight when wrk stops is no
 the cycles that finished. Ratios compare the API with the reference in the same run; absolute
 figures move with the machine's load, which is reported per phase (`outside`: machine CPU no
 watched process accounts for).
+
+Heartbeats (issue 16, figure 6 of bench.run driven by wrk instead of httpx, whose ~1 ms of CPU
+per request capped beats/s over accepts/s near 2.3 whatever a heartbeat cost): 10,000 open work
+sessions over 10 hourly projects, each connection beating its share in turn, against accepts on
+a per-answer project, the two alternating `--rounds` times at one connection count; the heartbeat
+p99 with 10,000 open sessions against 100 (measured before the other 9,900 are opened); the
+tasks service's and its Postgres backends' CPU per request of each; and the hourly books checked
+after the run (no budget exceeded, sessions = timesheets = budget used), without which the
+figure is withheld.
 """
 
 from __future__ import annotations
@@ -45,10 +55,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import psutil
 
 from bench.report import machine_description, write_json
-from bench.seed import ANSWER, Api
+from bench.scenarios import HOURLY_BUDGET_HOURS, _short
+from bench.seed import ANSWER, Api, bounded_gather
 from bench.stack import ROOT, ResourceSampler, Stack, cpu_used
 from bench.variants import VARIANTS
 
@@ -66,6 +78,16 @@ SERVICES = ("tasks", "workers", "payments")
 CPU_RATIO_TARGET = 1.25
 THROUGHPUT_RATIO_TARGET = 0.8
 LOADGEN_SHARE_LIMIT = 0.25
+# Issue 16: heartbeats/s with 10,000 open sessions at least twice the accepts/s of the same run,
+# and the heartbeat p99 flat (at most 1.5x) from 100 to 10,000 open sessions.
+HEARTBEAT_RATIO_TARGET = 2.0
+HEARTBEAT_P99_RATIO_TARGET = 1.5
+SCENARIOS = ("cycles", "approve", "heartbeats")
+SMALL_VS_LARGE_NOTE = (
+    "with few sessions each one beats many times a second, so most beats add no whole second "
+    "and skip the budget row; with many, nearly every beat takes time from it: the large side "
+    "does more work per beat"
+)
 
 
 class WrkMissing(RuntimeError):
@@ -91,7 +113,8 @@ class WrkConfig:
     seconds: int = 10
     warmup_seconds: int = 2
     rounds: int = 3
-    approve: bool = True
+    # What runs (SCENARIOS): approve approves what the cycles submitted, so it needs them.
+    scenarios: tuple[str, ...] = SCENARIOS
     approve_seconds: int = 5
     approve_concurrency: int = 32
     # At most this many approvals offered per round and side (None: all that were submitted).
@@ -100,6 +123,19 @@ class WrkConfig:
     assumed_max_cycles_per_second: float = 2_500.0
     timeout_seconds: int = 30
     drain_timeout_seconds: float = 120.0
+    # Hourly work: open sessions spread over `heartbeat_projects` hourly projects (one per worker
+    # and project, so sessions / projects workers), beaten by `heartbeat_concurrency` wrk
+    # connections; accepts at the same concurrency on a project with a task for every accept
+    # (each accept holds its task's one slot: none is submitted or returned).
+    heartbeat_sessions_small: int = 100
+    heartbeat_sessions_large: int = 10_000
+    heartbeat_projects: int = 10
+    heartbeat_concurrency: int = 32
+    assumed_max_accepts_per_second: float = 3_000.0
+    session_open_concurrency: int = 16
+
+    def wants(self, scenario: str) -> bool:
+        return scenario in self.scenarios
 
 
 PROFILES: dict[str, WrkConfig] = {
@@ -119,6 +155,11 @@ PROFILES: dict[str, WrkConfig] = {
         approve_max=40,
         assumed_max_cycles_per_second=1_500.0,
         drain_timeout_seconds=60.0,
+        heartbeat_sessions_small=4,
+        heartbeat_sessions_large=16,
+        heartbeat_projects=2,
+        heartbeat_concurrency=2,
+        assumed_max_accepts_per_second=1_500.0,
     ),
 }
 
@@ -144,9 +185,10 @@ class WrkRun:
 
     @property
     def units(self) -> float:
-        """Cycles: half the accepts and submits answered (approve: the approvals answered)."""
-        if self.scenario == "approve":
-            return float(self.ok.get("approve", 0))
+        """Cycles: half the accepts and submits answered (approve, heartbeat, accept: the
+        requests of that kind answered)."""
+        if self.scenario in ("approve", "heartbeat", "accept"):
+            return float(self.ok.get(self.scenario, 0))
         return (self.ok.get("accept", 0) + self.ok.get("submit", 0)) / 2
 
     def to_json(self) -> dict[str, Any]:
@@ -265,8 +307,9 @@ def service_cpu(cpu: dict[str, float], side: str) -> float:
 
 def postgres_cpu(cpu: dict[str, float], side: str, scenario: str) -> float:
     """The Postgres CPU charged to a side: the backends of the processes doing its work (the
-    tasks service's for the API's cycle; tasks and payments, which deliver and record the
-    payouts, for either side's approvals; the reference app's own) plus Postgres's background
+    tasks service's for the API's cycle, heartbeats and accepts; tasks and payments, which
+    deliver and record the payouts, for either side's approvals; the reference app's own) plus
+    Postgres's background
     processes (WAL writer, checkpointer, autovacuum: their work follows the writes). Backends of
     processes with nothing to do with the phase (the other services' timers and samplers, a
     periodic ledger check) are charged to neither side. Without the split (an older report):
@@ -398,18 +441,24 @@ class WrkBench:
         self.meter = Meter(stack)
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
         self.requester: dict[str, Any] = {}
+        self.workers: list[dict[str, Any]] = []
         self.workers_file = self.workdir / "workers.tsv"
         self.projects: dict[str, dict[str, Any]] = {}
         self.runs: list[WrkRun] = []
 
     async def seed(self) -> None:
-        """Workers (one API key each, written to the workers file wrk reads), money, and one
-        project per side, filled through the bulk upload endpoint and published."""
+        """Workers (one API key each, written to the workers file wrk reads), money, and for the
+        cycles one project per side, filled through the bulk upload endpoint and published.
+        (The heartbeat scenario seeds its own projects and sessions: see heartbeats.)"""
         c = self.config
         started = time.perf_counter()
         self.requester = await self.api.sign_up("requester", "wrk")
         workers = await self.api.sign_up_many("worker", max(*c.concurrencies, 1))
+        self.workers = workers
         self.workers_file.write_text("".join(f"{w['api_key']}\t{w['id']}\n" for w in workers))
+        if not c.wants("cycles"):
+            self.say(f"seeded {len(workers)} workers in {time.perf_counter() - started:.1f}s")
+            return
         phases = c.rounds * len(c.concurrencies) * (c.warmup_seconds + c.seconds)
         tasks = max(200, math.ceil(phases * c.assumed_max_cycles_per_second))
         await self.api.deposit(self.requester, int(2 * tasks * SLOT_COST_CENTS * 1.1))
@@ -584,6 +633,215 @@ class WrkBench:
             await conn.close()
         return [r["id"] for r in rows]
 
+    # ------------------------------------------------------------------ heartbeats (issue 16)
+
+    async def heartbeats(self) -> dict[str, Any]:
+        """Heartbeats/s with many open work sessions against accepts/s, same run, same wrk
+        connection count, the two alternating `rounds` times; the heartbeat p99 with few open
+        sessions (measured before the rest are opened: the sessions table then really holds
+        that few) against many; then the hourly books. Seeded through the public API as
+        bench/scenarios.py's figure 6 is."""
+        c = self.config
+        started = scenario_started = time.perf_counter()
+        per_project = math.ceil(c.heartbeat_sessions_large / c.heartbeat_projects)
+        crowd_size = max(per_project, c.heartbeat_concurrency)
+        crowd = self.workers[:crowd_size] + await self.api.sign_up_many(
+            "worker", max(0, crowd_size - len(self.workers))
+        )
+        accept_tasks = self._heartbeat_accept_tasks()
+        # Each hourly project reserves its whole budget (HOURLY_BUDGET_HOURS at 0.01/h plus the
+        # 20% fee) on publish; each accept task a slot (reward + fee).
+        hourly_cents = c.heartbeat_projects * (HOURLY_BUDGET_HOURS * 12 // 10 + 1)
+        await self.api.deposit(
+            self.requester, int((hourly_cents + accept_tasks * SLOT_COST_CENTS) * 1.1)
+        )
+        projects = [
+            await self.api.published_project(
+                self.requester,
+                f"wrk hourly {i}",
+                1,
+                f"wrkhb{i}",
+                task_type="transcription",
+                labels=None,
+                reward=None,
+                pay_model="hourly",
+                hourly_rate="0.01",
+                budget_hours=HOURLY_BUDGET_HOURS,
+                idle_timeout_seconds=3_600,
+            )
+            for i in range(c.heartbeat_projects)
+        ]
+        # Worker-major: consecutive sessions belong to different projects, so any share of
+        # them (the small set, a connection's lines) is spread over the projects.
+        pairs = [(w, p) for w in crowd[:per_project] for p in projects]
+        small_count = min(c.heartbeat_sessions_small, c.heartbeat_sessions_large)
+        small = await bounded_gather(
+            small_count,
+            lambda i: self._open_session(*pairs[i]),
+            concurrency=c.session_open_concurrency,
+        )
+        seed_seconds = {"small_sessions": round(time.perf_counter() - started, 1)}
+        self.say(f"opened {len(small)} sessions in {seed_seconds['small_sessions']}s")
+        small_runs = await asyncio.to_thread(self._heartbeat_runs, "small", small)
+
+        started = time.perf_counter()
+        rest = await bounded_gather(
+            c.heartbeat_sessions_large - small_count,
+            lambda i: self._open_session(*pairs[small_count + i]),
+            concurrency=c.session_open_concurrency,
+        )
+        large = small + rest
+        accept_project = await self.api.published_project(
+            self.requester, "wrk hourly bench: accept", accept_tasks, "wrkhbacc"
+        )
+        await self._analyze()
+        seed_seconds["large_sessions_and_accept_project"] = round(time.perf_counter() - started, 1)
+        self.say(
+            f"opened {len(large):,} sessions in all and an accept project of {accept_tasks:,} "
+            f"tasks in {seed_seconds['large_sessions_and_accept_project']}s"
+        )
+        sessions_file = self.workdir / "sessions-large.tsv"
+        sessions_file.write_text("".join(f"{key}\t{sid}\n" for key, sid in large))
+        accept_workers = self.workdir / "accept-workers.tsv"
+        accept_workers.write_text("".join(f"{w['api_key']}\t{w['id']}\n" for w in crowd))
+
+        beat_runs: list[WrkRun] = []
+        accept_runs: list[WrkRun] = []
+        for round_no in range(c.rounds):
+            beat = await asyncio.to_thread(self._heartbeat_phase, sessions_file, len(large))
+            accept = await asyncio.to_thread(
+                self._accept_phase, accept_workers, len(crowd), accept_project["id"]
+            )
+            for run, into in ((beat, beat_runs), (accept, accept_runs)):
+                run.extra |= {"round": round_no, "set": "large" if run is beat else "accept"}
+                into.append(run)
+                self.runs.append(run)
+            self.say(
+                f"heartbeats round {round_no + 1}: {beat.units / beat.wall_seconds:.0f} beats/s "
+                f"(p99 {beat.latency_ms['p99']} ms), {accept.units / accept.wall_seconds:.0f} "
+                f"accepts/s; tasks+pg {_tasks_pg_ms(beat):.2f} vs {_tasks_pg_ms(accept):.2f} "
+                f"ms/request; wrk share {loadgen_share(beat):.1%} / {loadgen_share(accept):.1%}"
+            )
+        books = await self._hourly_books([p["id"] for p in projects])
+        result = heartbeat_result(
+            SideTotals("api", beat_runs),
+            SideTotals("api", accept_runs),
+            SideTotals("api", small_runs),
+            books,
+        )
+        return result | {
+            "connections": c.heartbeat_concurrency,
+            "open_sessions": {"large": len(large), "small": len(small)},
+            "projects": c.heartbeat_projects,
+            "accept_workers": len(crowd),
+            "accept_tasks": accept_tasks,
+            "seed_seconds": seed_seconds,
+            "duration_seconds": round(time.perf_counter() - scenario_started, 1),
+        }
+
+    def _heartbeat_accept_tasks(self) -> int:
+        """A task for every accept the phases (warm-ups included) could answer: accepts are
+        never submitted or returned, so each holds its task's only slot for good, and a worker
+        gets a task at most once; no other limit applies to a worker's accepts."""
+        c = self.config
+        phases = c.rounds * (c.warmup_seconds + c.seconds)
+        return max(200, math.ceil(phases * c.assumed_max_accepts_per_second))
+
+    async def _open_session(
+        self, worker: dict[str, Any], project: dict[str, Any]
+    ) -> tuple[str, str]:
+        path = f"/v1/work/projects/{project['id']}/sessions"
+        for attempt in range(5):
+            try:
+                resp = await self.api.call("tasks", "POST", path, worker, expect=(201, 409))
+            except httpx.TransportError:  # a keep-alive connection closed under the call
+                await asyncio.sleep(0.1 * (attempt + 1))
+                continue
+            body = resp.json()
+            if resp.status_code == 201:
+                return worker["api_key"], body["id"]
+            if body.get("code") == "session_already_open":  # an earlier try got through
+                return worker["api_key"], body["session_id"]
+            raise RuntimeError(f"opening a session in {project['id']}: {resp.text[:300]}")
+        raise RuntimeError(f"could not open a session in {project['id']}")
+
+    def _heartbeat_runs(self, label: str, sessions: list[tuple[str, str]]) -> list[WrkRun]:
+        """`rounds` heartbeat phases (after one warm-up) over these sessions."""
+        path = self.workdir / f"sessions-{label}.tsv"
+        path.write_text("".join(f"{key}\t{sid}\n" for key, sid in sessions))
+        runs = []
+        for round_no in range(self.config.rounds):
+            run = self._heartbeat_phase(path, len(sessions), warm_up=round_no == 0)
+            run.extra |= {"round": round_no, "set": label}
+            runs.append(run)
+            self.runs.append(run)
+            self.say(
+                f"heartbeats, {len(sessions)} sessions, round {round_no + 1}: "
+                f"{run.units / run.wall_seconds:.0f}/s, p99 {run.latency_ms['p99']} ms"
+            )
+        return runs
+
+    def _heartbeat_phase(self, path: Path, sessions: int, *, warm_up: bool = True) -> WrkRun:
+        conns = min(self.config.heartbeat_concurrency, sessions)
+        args = [str(path), str(conns)]
+        return self._warm_and_measure("heartbeat", "heartbeat.lua", args, conns, warm_up=warm_up)
+
+    def _accept_phase(self, path: Path, workers: int, project_id: str) -> WrkRun:
+        conns = min(self.config.heartbeat_concurrency, workers)
+        args = [str(path), str(conns), project_id]
+        return self._warm_and_measure("accept", "accept.lua", args, conns)
+
+    def _warm_and_measure(
+        self, scenario: str, script: str, args: list[str], conns: int, *, warm_up: bool = True
+    ) -> WrkRun:
+        url, c = self.stack.urls["tasks"], self.config
+        if warm_up and c.warmup_seconds > 0:
+            self._wrk("api", scenario, url, script, args, conns, c.warmup_seconds)
+        return self._wrk("api", scenario, url, script, args, conns, c.seconds)
+
+    async def _analyze(self) -> None:
+        """Fresh planner statistics after the big load, as autovacuum's analyze would soon."""
+        conn = await asyncpg.connect(self.stack.database_url)
+        try:
+            await conn.execute("ANALYZE work_sessions, timesheets, hourly_budgets, tasks")
+        finally:
+            await conn.close()
+
+    async def _hourly_books(self, project_ids: list[str]) -> dict[str, Any]:
+        """The hourly books after the run, per project: the seconds its budget row counts as
+        used are the sum of its sessions' and of its timesheets' seconds, within the budget
+        (bench/scenarios.py's check, per project, with the figures)."""
+        conn = await asyncpg.connect(self.stack.database_url)
+        try:
+            rows = await conn.fetch(
+                """
+                SELECT b.project_id, b.used_seconds, b.budget_seconds,
+                       (SELECT coalesce(sum(seconds_worked), 0) FROM work_sessions s
+                        WHERE s.project_id = b.project_id) AS sessions,
+                       (SELECT coalesce(sum(seconds_worked), 0) FROM timesheets t
+                        WHERE t.project_id = b.project_id) AS sheets,
+                       (SELECT count(*) FROM work_sessions s
+                        WHERE s.project_id = b.project_id AND s.status <> 'open') AS not_open
+                FROM hourly_budgets b WHERE b.project_id = ANY($1::text[])
+                ORDER BY b.project_id
+                """,
+                project_ids,
+            )
+        finally:
+            await conn.close()
+        projects = [dict(r) for r in rows]
+        return {
+            "ok": len(projects) == len(project_ids)
+            and all(
+                r["used_seconds"] == r["sessions"] == r["sheets"]
+                and r["used_seconds"] <= r["budget_seconds"]
+                for r in projects
+            ),
+            "seconds_counted": sum(r["used_seconds"] for r in projects),
+            "sessions_not_open": sum(r["not_open"] for r in projects),
+            "projects": projects,
+        }
+
     def profile(self, side: str, output: Path, *, seconds: int, connections: int) -> None:
         """py-spy's samples of the tasks service (side "api") or of the reference app
         (collapsed stacks, `--format raw`) while wrk drives that side's cycle: where the CPU per
@@ -647,6 +905,55 @@ def _stack_ms(run: WrkRun, *, all_services: bool = False) -> float:
     return charged * 1000 / run.units if run.units else math.nan
 
 
+def _tasks_pg_ms(run: WrkRun) -> float:
+    """The tasks service's and its Postgres backends' (plus Postgres's background) CPU per
+    request: what a heartbeat or an accept costs the stack, the generator left out."""
+    cpu = run.cpu_seconds
+    charged = cpu.get("tasks", 0.0) + postgres_cpu(cpu, run.side, run.scenario)
+    return charged * 1000 / run.units if run.units else math.nan
+
+
+def heartbeat_result(
+    beats: SideTotals, accepts: SideTotals, small: SideTotals, books: dict[str, Any]
+) -> dict[str, Any]:
+    """The heartbeat figures from the runs of one scenario: beats/s (large set) over accepts/s,
+    overall and per round; CPU per request of each (tasks + Postgres charged; every process in
+    `cpu_ms_per_unit`, wrk's included); the p99 with the large set over the small set (wrk's
+    percentiles cannot be merged across runs: the median of the runs' p99s on each side)."""
+
+    def tasks_pg(totals: SideTotals) -> float | None:
+        return totals.ms_per_unit(totals.cpu("tasks") + totals.postgres_charged())
+
+    def p99(totals: SideTotals) -> float | None:
+        values = [r.latency_ms["p99"] for r in totals.runs]
+        return statistics.median(values) if values else None
+
+    small_p99 = p99(small)
+    per_round = [
+        {
+            "throughput_ratio": _round(_ratio(b.units / b.wall_seconds, a.units / a.wall_seconds)),
+            "cpu_ratio": _round(_ratio(_tasks_pg_ms(b), _tasks_pg_ms(a))),
+            "p99_ratio": _round(_ratio(b.latency_ms["p99"], small_p99)),
+        }
+        for b, a in zip(beats.runs, accepts.runs, strict=True)
+    ]
+    return {
+        "scenario": "heartbeats",
+        "heartbeats": beats.summary()
+        | {"tasks_plus_postgres_ms_per_unit": _round(tasks_pg(beats))},
+        "accepts": accepts.summary()
+        | {"tasks_plus_postgres_ms_per_unit": _round(tasks_pg(accepts))},
+        "small": small.summary() | {"tasks_plus_postgres_ms_per_unit": _round(tasks_pg(small))},
+        "throughput_ratio": _round(_ratio(beats.per_second, accepts.per_second)),
+        "cpu_ratio": _round(_ratio(tasks_pg(beats), tasks_pg(accepts))),
+        "p99_ms": {"large": p99(beats), "small": small_p99},
+        "p99_ratio": _round(_ratio(p99(beats), small_p99)),
+        "per_round": per_round,
+        "books": books,
+        "small_vs_large": SMALL_VS_LARGE_NOTE,
+    }
+
+
 def _cents(money: str) -> int:
     units, _, fraction = money.partition(".")
     return int(units) * 100 + int((fraction + "00")[:2])
@@ -655,7 +962,11 @@ def _cents(money: str) -> int:
 # --------------------------------------------------------------------------- the report
 
 
-def verdicts(cycles: list[dict[str, Any]], approve: dict[str, Any] | None) -> list[dict[str, Any]]:
+def verdicts(
+    cycles: list[dict[str, Any]],
+    approve: dict[str, Any] | None,
+    heartbeats: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     rows = []
     for result in cycles:
         conns = result["connections"]
@@ -664,6 +975,79 @@ def verdicts(cycles: list[dict[str, Any]], approve: dict[str, Any] | None) -> li
     if approve is not None:
         rows.append(_row("approve (until paid): CPU ms/approval", approve, "cpu"))
         rows.append(_row("approve (until paid): approvals/s", approve, "throughput"))
+    if heartbeats is not None:
+        rows += heartbeat_rows(heartbeats)
+    return rows
+
+
+def heartbeat_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The heartbeat figure's rows, each with its own columns; only the books' row when the
+    run did not keep the hourly books (its beats/s would count beats that paid wrongly)."""
+    books = result["books"]
+    sessions = result["open_sessions"]
+    large, small = _short(sessions["large"]), _short(sessions["small"])
+    conns = result["connections"]
+    rows = [
+        {
+            "title": "hourly books (budget, sessions, sheets)",
+            "columns": ("seconds", ""),
+            "api": books["seconds_counted"],
+            "reference": None,
+            "ratio": None,
+            "per_round": [],
+            "target": "kept",
+            "passed": books["ok"],
+        }
+    ]
+    if not books["ok"]:
+        return rows
+    per_round = result["per_round"]
+    beats, accepts = result["heartbeats"], result["accepts"]
+    ratio, p99_ratio = result["throughput_ratio"], result["p99_ratio"]
+    rows += [
+        {
+            "title": f"heartbeats @{conns}, {large} sessions: beats/s",
+            "columns": ("beats/s", "accept/s"),
+            "api": beats["per_second"],
+            "reference": accepts["per_second"],
+            "ratio": ratio,
+            "per_round": [r["throughput_ratio"] for r in per_round],
+            "target": f">= {HEARTBEAT_RATIO_TARGET:g}",
+            "passed": None if ratio is None else ratio >= HEARTBEAT_RATIO_TARGET,
+        },
+        {
+            "title": "heartbeat: tasks+Postgres CPU ms/request",
+            "columns": ("beat", "accept"),
+            "api": beats["tasks_plus_postgres_ms_per_unit"],
+            "reference": accepts["tasks_plus_postgres_ms_per_unit"],
+            "ratio": result["cpu_ratio"],
+            "per_round": [r["cpu_ratio"] for r in per_round],
+            "target": None,
+            "passed": None,
+        },
+        {
+            "title": "heartbeat: wrk CPU ms/request",
+            "columns": ("beat", "accept"),
+            "api": beats["cpu_ms_per_unit"].get("wrk"),
+            "reference": accepts["cpu_ms_per_unit"].get("wrk"),
+            "ratio": _round(
+                _ratio(beats["cpu_ms_per_unit"].get("wrk"), accepts["cpu_ms_per_unit"].get("wrk"))
+            ),
+            "per_round": [],
+            "target": None,
+            "passed": None,
+        },
+        {
+            "title": f"heartbeat p99 ms, {large} vs {small} sessions",
+            "columns": (large, small),
+            "api": result["p99_ms"]["large"],
+            "reference": result["p99_ms"]["small"],
+            "ratio": p99_ratio,
+            "per_round": [r["p99_ratio"] for r in per_round],
+            "target": f"<= {HEARTBEAT_P99_RATIO_TARGET:g}",
+            "passed": None if p99_ratio is None else p99_ratio <= HEARTBEAT_P99_RATIO_TARGET,
+        },
+    ]
     return rows
 
 
@@ -696,11 +1080,19 @@ def _row(title: str, result: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def format_table(rows: list[dict[str, Any]], runs: list[WrkRun]) -> str:
-    lines = [
-        f"{'figure':<44} {'API':>8} {'ref':>8} {'ratio':>6} {'rounds':>18} {'target':>7} result",
-        "-" * 104,
-    ]
+    lines: list[str] = []
+    columns = None
     for row in rows:
+        if row.get("columns", ("API", "ref")) != columns:  # a header for each set of columns
+            columns = row.get("columns", ("API", "ref"))
+            value, reference = columns
+            if lines:
+                lines.append("")
+            lines.append(
+                f"{'figure':<44} {value:>8} {reference:>8} {'ratio':>6} {'rounds':>18} "
+                f"{'target':>7} result"
+            )
+            lines.append("-" * 104)
         rounds = ",".join("-" if v is None else f"{v:.2f}" for v in row["per_round"])
         result = "" if row["passed"] is None else "PASS" if row["passed"] else "FAIL"
         lines.append(
@@ -743,12 +1135,13 @@ async def run_wrk_bench(
     try:
         await bench.seed()
         # wrk runs block (they are subprocesses waited for); the seeding client is idle then.
-        cycles = await asyncio.to_thread(bench.cycles)
-        approve = await asyncio.to_thread(bench.approvals) if config.approve else None
+        cycles = await asyncio.to_thread(bench.cycles) if config.wants("cycles") else []
+        approve = await asyncio.to_thread(bench.approvals) if config.wants("approve") else None
+        heartbeats = await bench.heartbeats() if config.wants("heartbeats") else None
         ledger_ok = await bench.ledger_ok()
     finally:
         await bench.close()
-    rows = verdicts(cycles, approve)
+    rows = verdicts(cycles, approve, heartbeats)
     conn = await asyncpg.connect(stack.database_url)
     try:
         postgres_version = await conn.fetchval("SHOW server_version")
@@ -765,6 +1158,7 @@ async def run_wrk_bench(
         "config": asdict(config),
         "cycles": cycles,
         "approve": approve,
+        "heartbeats": heartbeats,
         "ledger_ok": ledger_ok,
         "verdicts": rows,
         "runs": [r.to_json() for r in bench.runs],
@@ -775,7 +1169,7 @@ async def run_wrk_bench(
 async def profile_only(
     config: WrkConfig, stack: Stack, output: Path, *, say: Callable[[str], None]
 ) -> None:
-    bench = WrkBench(config, stack, say)
+    bench = WrkBench(replace(config, scenarios=("cycles",)), stack, say)
     try:
         await bench.seed()
         for side in ("api", "reference"):
@@ -796,14 +1190,30 @@ async def profile_only(
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.wrkbench",
-        description="accept→submit and approve driven by wrk: API vs reference, CPU per cycle.",
+        description="accept→submit and approve driven by wrk: API vs reference, CPU per cycle; "
+        "heartbeats with 10,000 open sessions vs accepts.",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="shorter phases, two rounds")
     size.add_argument("--smoke", action="store_true", help="the tiny CI configuration")
-    parser.add_argument("--concurrency", type=int, nargs="+", help="wrk connections (workers)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        help="wrk connections: the cycles run at each; the heartbeats at the first (default 32)",
+    )
     parser.add_argument("--seconds", type=int, help="length of each measured phase")
-    parser.add_argument("--rounds", type=int, help="API/reference alternations per concurrency")
+    parser.add_argument(
+        "--rounds", type=int, help="API/reference (heartbeat/accept) alternations per concurrency"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SCENARIOS,
+        metavar="NAME",
+        help=f"run only these scenarios {SCENARIOS} (approve needs cycles: it approves what "
+        "they submitted); default: all",
+    )
     parser.add_argument("--no-approve", action="store_true", help="skip the approve scenario")
     parser.add_argument(
         "--profile",
@@ -823,7 +1233,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="where to write the JSON report")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if "approve" in (args.only or ()) and "cycles" not in args.only:
+        parser.error("approve approves what the cycles submitted: add cycles to --only")
+    if any(n < 1 for n in args.concurrency or ()) or (args.rounds is not None and args.rounds < 1):
+        parser.error("--concurrency and --rounds must be at least 1")
+    if args.seconds is not None and args.seconds < 1:
+        parser.error("--seconds must be at least 1")
+    return args
+
+
+def config_from_args(args: argparse.Namespace) -> WrkConfig:
+    """The profile's configuration with the command line's choices: the scenarios in their
+    fixed order (cycles first: approve approves what they submitted), the cycles at every
+    --concurrency and the heartbeats at the first."""
+    profile = "quick" if args.quick else "smoke" if args.smoke else "full"
+    scenarios = tuple(name for name in SCENARIOS if name in (args.only or SCENARIOS))
+    if args.no_approve:
+        scenarios = tuple(name for name in scenarios if name != "approve")
+    overrides = {
+        "concurrencies": tuple(args.concurrency) if args.concurrency else None,
+        "heartbeat_concurrency": args.concurrency[0] if args.concurrency else None,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "scenarios": scenarios,
+    }
+    return replace(PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -836,15 +1271,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminate)
-    profile = "quick" if args.quick else "smoke" if args.smoke else "full"
-    config = PROFILES[profile]
-    overrides = {
-        "concurrencies": tuple(args.concurrency) if args.concurrency else None,
-        "seconds": args.seconds,
-        "rounds": args.rounds,
-        "approve": False if args.no_approve else None,
-    }
-    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    config = config_from_args(args)
+    profile = config.profile
 
     def say(line: str) -> None:
         print(f"wrkbench: {line}", file=sys.stderr, flush=True)

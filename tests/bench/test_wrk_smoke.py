@@ -2,7 +2,9 @@
 stack. It checks that every figure comes from real work (cycles and approvals answered on both
 sides, none refused, CPU counted for the services, Postgres and wrk itself, every payout
 delivered and the ledger balanced), never the targets: timings on a shared machine are not
-assertions. Skipped, saying how to install it, where wrk is missing (CI installs it)."""
+assertions. The heartbeat scenario runs in the same report: sessions opened and beaten, accepts
+answered, none refused, and the hourly books kept. Skipped, saying how to install it, where wrk
+is missing (CI installs it)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,16 @@ import pytest
 
 from bench.run import add_reference
 from bench.stack import ProcessGroup, Stack
-from bench.wrkbench import PROFILES, WRK_INSTALL_HINT, loadgen_share, run_wrk_bench
+from bench.wrkbench import (
+    PROFILES,
+    SCENARIOS,
+    WRK_INSTALL_HINT,
+    config_from_args,
+    heartbeat_rows,
+    loadgen_share,
+    parse_args,
+    run_wrk_bench,
+)
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -99,3 +110,99 @@ def test_verdicts_name_the_targets_and_are_printed(report: dict) -> None:
         assert row["title"] in report["table"]
         if row["target"] is not None:
             assert row["passed"] in (True, False)
+
+
+def test_heartbeats_and_accepts_were_answered_without_a_refusal(report: dict) -> None:
+    result = report["heartbeats"]
+    assert result["open_sessions"] == {
+        "large": SMOKE.heartbeat_sessions_large,
+        "small": SMOKE.heartbeat_sessions_small,
+    }
+    assert result["connections"] == SMOKE.heartbeat_concurrency
+    for name in ("heartbeats", "accepts", "small"):
+        assert result[name]["units"] > 0, name
+        assert result[name]["failed"] == {}, (name, result[name]["failed"])
+    runs = [r for r in report["runs"] if r["scenario"] in ("heartbeat", "accept")]
+    # Every one of them is the API's: the tasks service and its own Postgres backends.
+    assert {(r["scenario"], r["side"]) for r in runs} == {("heartbeat", "api"), ("accept", "api")}
+    for run in runs:
+        assert run["units"] == run["ok"][run["scenario"]] > 0
+        assert run["socket_errors"] == dict.fromkeys(run["socket_errors"], 0), run
+    beats = [r for r in runs if r["scenario"] == "heartbeat"]
+    assert (
+        sorted(r["extra"]["set"] for r in beats)
+        == ["large"] * SMOKE.rounds + ["small"] * SMOKE.rounds
+    )
+
+
+def test_heartbeat_cpu_and_latency_are_measured(report: dict) -> None:
+    result = report["heartbeats"]
+    for name in ("heartbeats", "accepts"):
+        per_unit = result[name]["cpu_ms_per_unit"]
+        for component in ("tasks", "postgres", "pg:tasks", "wrk"):
+            assert _positive(per_unit.get(component)), (name, component, per_unit)
+        assert per_unit["pg:tasks"] <= per_unit["postgres"]
+        tasks_pg = result[name]["tasks_plus_postgres_ms_per_unit"]
+        assert per_unit["tasks"] < tasks_pg <= per_unit["tasks"] + per_unit["postgres"] + 1e-3
+    for side in ("large", "small"):
+        assert _positive(result["p99_ms"][side]), result["p99_ms"]
+    for key in ("throughput_ratio", "cpu_ratio", "p99_ratio"):
+        assert _positive(result[key]), (key, result[key])
+    titles = [row["title"] for row in report["verdicts"]]
+    assert f"heartbeats @{SMOKE.heartbeat_concurrency}, 16 sessions: beats/s" in titles
+    assert "heartbeat p99 ms, 16 vs 4 sessions" in titles
+
+
+def test_the_hourly_books_were_kept(report: dict) -> None:
+    books = report["heartbeats"]["books"]
+    assert books["ok"] is True, books
+    assert len(books["projects"]) == SMOKE.heartbeat_projects
+    # The beats added time (fractions carry over from beat to beat), and none ended a session.
+    assert books["seconds_counted"] >= 1
+    assert books["sessions_not_open"] == 0
+    for project in books["projects"]:
+        assert project["used_seconds"] == project["sessions"] == project["sheets"]
+        assert project["used_seconds"] <= project["budget_seconds"]
+
+
+def test_the_heartbeat_figure_is_withheld_when_the_books_do_not_add_up(report: dict) -> None:
+    kept = report["heartbeats"]
+    assert len(heartbeat_rows(kept)) > 1
+    broken = kept | {"books": kept["books"] | {"ok": False}}
+    rows = heartbeat_rows(broken)
+    assert [(row["title"], row["passed"]) for row in rows] == [
+        ("hourly books (budget, sessions, sheets)", False)
+    ]
+
+
+def test_the_command_line_selects_scenarios_and_the_heartbeat_concurrency() -> None:
+    assert config_from_args(parse_args([])).scenarios == SCENARIOS
+    only = config_from_args(parse_args(["--only", "heartbeats", "--quick", "--concurrency", "8"]))
+    assert (only.scenarios, only.heartbeat_concurrency, only.concurrencies) == (
+        ("heartbeats",),
+        8,
+        (8,),
+    )
+    assert only.seconds == PROFILES["quick"].seconds
+    # The fixed order whatever the command line's; --no-approve drops approve.
+    chosen = config_from_args(parse_args(["--only", "heartbeats", "cycles", "--no-approve"]))
+    assert chosen.scenarios == ("cycles", "heartbeats")
+    assert config_from_args(parse_args(["--no-approve"])).scenarios == ("cycles", "heartbeats")
+    assert config_from_args(parse_args([])).heartbeat_concurrency == 32
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--only", "approve"],
+        ["--only", "approve", "heartbeats"],
+        ["--only", "lunch"],
+        ["--concurrency", "0"],
+        ["--rounds", "0"],
+        ["--seconds", "0"],
+    ],
+)
+def test_the_command_line_refuses_what_cannot_run(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
