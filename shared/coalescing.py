@@ -27,6 +27,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
+from shared.metrics import COALESCED_BATCHES, COALESCED_EVENTS
+
 K = TypeVar("K")
 E = TypeVar("E")
 R = TypeVar("R")
@@ -41,6 +43,7 @@ class Coalescer(Generic[K, E, R]):
         *,
         key: Callable[[E], K],
         max_batch: int,
+        name: str,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -49,9 +52,12 @@ class Coalescer(Generic[K, E, R]):
         self.max_batch = max_batch
         self._waiting: list[tuple[E, asyncio.Future[R | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        # For the metrics and the tests: how many batches ran and how many events they held.
+        # How many batches ran and how many events they held: this coalescer's (for the tests),
+        # and the process's per `name` (marketplace_coalesced_*_total, exported from 0).
         self.batches = 0
         self.events = 0
+        self._batches_metric = COALESCED_BATCHES.labels(name)
+        self._events_metric = COALESCED_EVENTS.labels(name)
 
     async def submit(self, event: E) -> R | None:
         """The result `run_batch` gave for this event's key, or None when it gave none."""
@@ -85,6 +91,8 @@ class Coalescer(Generic[K, E, R]):
                     continue
                 self.batches += 1
                 self.events += len(batch)
+                self._batches_metric.inc()
+                self._events_metric.inc(len(batch))
                 try:
                     results = await self._run_batch([event for event, _ in batch])
                 except asyncio.CancelledError:

@@ -118,6 +118,17 @@ TIMER_LAG = Gauge(
     ["sweep"],
     multiprocess_mode="mostrecent",
 )
+COALESCED_BATCHES = Counter(
+    "marketplace_coalesced_batches_total",
+    "Statements run for coalesced events (shared/coalescing.py), per kind of event (heartbeat): "
+    "events_total / batches_total is how many events shared each statement.",
+    ["what"],
+)
+COALESCED_EVENTS = Counter(
+    "marketplace_coalesced_events_total",
+    "Events applied by coalesced statements (shared/coalescing.py), per kind of event.",
+    ["what"],
+)
 TIMER_ITEMS = Counter(
     "marketplace_timer_items_total",
     "Items the timer sweeps acted on (expired, auto-approved, pruned), per sweep.",

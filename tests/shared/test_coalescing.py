@@ -40,7 +40,7 @@ class Recorder:
 
 
 def coalescer(recorder: Recorder, max_batch: int = 100) -> Coalescer[str, tuple[str, int], int]:
-    return Coalescer(recorder, key=lambda event: event[0], max_batch=max_batch)
+    return Coalescer(recorder, key=lambda event: event[0], max_batch=max_batch, name="test")
 
 
 async def test_a_lone_event_runs_at_once_in_a_batch_of_its_own() -> None:
@@ -133,4 +133,4 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_others() -> None:
 
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError):
-        Coalescer(Recorder(), key=lambda e: e, max_batch=0)
+        Coalescer(Recorder(), key=lambda e: e, max_batch=0, name="test")

@@ -221,7 +221,9 @@ def session_events(database: Callable[[], Database], *, max_batch: int) -> Sessi
         async with database().autocommit(hot=True) as db:
             return await repository.record_session_events(db, list(events))
 
-    return Coalescer(record, key=lambda event: event.session_id, max_batch=max_batch)
+    return Coalescer(
+        record, key=lambda event: event.session_id, max_batch=max_batch, name="heartbeat"
+    )
 
 
 async def coalesced_heartbeat(
