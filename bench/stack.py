@@ -330,5 +330,24 @@ def cpu_used(
     used: dict[str, float] = {}
     for name, per_process in after.items():
         earlier = before.get(name, {})
-        used[name] = sum(cpu - earlier.get(key, 0.0) for key, cpu in per_process.items())
+        used[name] = sum(cpu - cpu_before(earlier, key) for key, cpu in per_process.items())
     return used
+
+
+START_TIME_SLACK_SECONDS = 5.0
+"""How far two readings of one process's start time may differ. psutil derives it from the boot
+time in /proc/stat, which a virtual machine's clock adjustments move by a second now and then:
+matched exactly, every process looked new after such a step and was charged its whole lifetime
+(a heartbeat phase once showed 63 s of tasks CPU in 11 s)."""
+
+
+def cpu_before(earlier: dict[tuple[int, float], float], key: tuple[int, float]) -> float:
+    """The CPU seconds the earlier snapshot read for the process `key` names (pid, start time),
+    or 0 for a process started since (a reused pid has a start time far from the old one)."""
+    if key in earlier:
+        return earlier[key]
+    pid, started = key
+    for (earlier_pid, earlier_started), cpu in earlier.items():
+        if earlier_pid == pid and abs(earlier_started - started) <= START_TIME_SLACK_SECONDS:
+            return cpu
+    return 0.0

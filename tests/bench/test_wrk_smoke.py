@@ -119,7 +119,7 @@ def test_heartbeats_and_accepts_were_answered_without_a_refusal(report: dict) ->
         "small": SMOKE.heartbeat_sessions_small,
     }
     assert result["connections"] == SMOKE.heartbeat_concurrency
-    for name in ("heartbeats", "accepts", "small"):
+    for name in ("heartbeats", "accepts", "small", "large_paced"):
         assert result[name]["units"] > 0, name
         assert result[name]["failed"] == {}, (name, result[name]["failed"])
     runs = [r for r in report["runs"] if r["scenario"] in ("heartbeat", "accept")]
@@ -131,8 +131,16 @@ def test_heartbeats_and_accepts_were_answered_without_a_refusal(report: dict) ->
     beats = [r for r in runs if r["scenario"] == "heartbeat"]
     assert (
         sorted(r["extra"]["set"] for r in beats)
-        == ["large"] * SMOKE.rounds + ["small"] * SMOKE.rounds
+        == ["large"] * SMOKE.rounds + ["large_paced"] * SMOKE.rounds + ["small"] * SMOKE.rounds
     )
+    # The latency phases are paced: each connection waits between its requests, so both sets
+    # are offered the same load.
+    paced = [r for r in beats if r["extra"]["set"] in ("large_paced", "small")]
+    delay = round(SMOKE.heartbeat_concurrency / SMOKE.heartbeat_p99_rate * 1000)
+    assert {r["extra"]["paced_delay_ms"] for r in paced} == {delay}
+    for run in paced:
+        per_connection = run["units"] / SMOKE.heartbeat_concurrency
+        assert per_connection <= run["wall_seconds"] * 1000 / delay + 1, run
 
 
 def test_heartbeat_cpu_and_latency_are_measured(report: dict) -> None:
@@ -144,13 +152,14 @@ def test_heartbeat_cpu_and_latency_are_measured(report: dict) -> None:
         assert per_unit["pg:tasks"] <= per_unit["postgres"]
         tasks_pg = result[name]["tasks_plus_postgres_ms_per_unit"]
         assert per_unit["tasks"] < tasks_pg <= per_unit["tasks"] + per_unit["postgres"] + 1e-3
-    for side in ("large", "small"):
+    for side in ("large", "small", "large_unpaced"):
         assert _positive(result["p99_ms"][side]), result["p99_ms"]
     for key in ("throughput_ratio", "cpu_ratio", "p99_ratio"):
         assert _positive(result[key]), (key, result[key])
     titles = [row["title"] for row in report["verdicts"]]
     assert f"heartbeats @{SMOKE.heartbeat_concurrency}, 16 sessions: beats/s" in titles
-    assert "heartbeat p99 ms, 16 vs 4 sessions" in titles
+    rate = f"{SMOKE.heartbeat_p99_rate:,.0f}"
+    assert f"heartbeat p99 ms at {rate}/s, 16 vs 4 sessions" in titles
 
 
 def test_the_hourly_books_were_kept(report: dict) -> None:

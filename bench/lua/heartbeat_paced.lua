@@ -1,0 +1,17 @@
+-- heartbeat.lua at a set pace, for the latency figure: each connection waits <delay ms> before
+-- each request (wrk's delay() hook), so the phases compared (few vs many open sessions) are
+-- offered the same load, below what either sustains, and their latencies are the service's
+-- own, not the queue a saturating closed loop builds (whose length follows the throughput).
+-- wrk args: <sessions file: api_key TAB session_id per line> <connections> <delay ms>
+dofile(string.gsub(debug.getinfo(1, "S").source, "^@(.*/)[^/]*$", "%1") .. "heartbeat.lua")
+
+local unpaced_init = init
+
+function init(args)
+   unpaced_init(args)
+   delay_ms = tonumber(args[3])
+end
+
+function delay()
+   return delay_ms
+end
