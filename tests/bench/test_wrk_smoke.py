@@ -133,14 +133,15 @@ def test_heartbeats_and_accepts_were_answered_without_a_refusal(report: dict) ->
         sorted(r["extra"]["set"] for r in beats)
         == ["large"] * SMOKE.rounds + ["large_paced"] * SMOKE.rounds + ["small"] * SMOKE.rounds
     )
-    # The latency phases are paced: each connection waits between its requests, so both sets
-    # are offered the same load.
+    # The latency phases are paced: each connection waits between its requests (drawn around
+    # the mean delay), so both sets are offered the same load; unpaced, two connections send
+    # hundreds a second each.
     paced = [r for r in beats if r["extra"]["set"] in ("large_paced", "small")]
     delay = round(SMOKE.heartbeat_concurrency / SMOKE.heartbeat_p99_rate * 1000)
     assert {r["extra"]["paced_delay_ms"] for r in paced} == {delay}
     for run in paced:
         per_connection = run["units"] / SMOKE.heartbeat_concurrency
-        assert per_connection <= run["wall_seconds"] * 1000 / delay + 1, run
+        assert per_connection <= 2 * run["wall_seconds"] * 1000 / delay + 2, run
 
 
 def test_heartbeat_cpu_and_latency_are_measured(report: dict) -> None:
