@@ -662,7 +662,11 @@ class Bench:
                 reference=accept_rate,
                 reference_label="accept/s",
                 ratio=ratio(beats, accept_rate),
-                target=">= 2",
+                # Reported, not judged here: the Python generator's own ~1 ms per request on the
+                # same cores caps this ratio near 2.3 even for a free heartbeat (6c's
+                # `generator_ceiling`). The target is judged by `python -m bench.wrkbench --only
+                # heartbeats`, where wrk drives the same scenario.
+                target=None,
                 details={
                     "open_sessions": len(large_sessions),
                     "projects": c.heartbeat_projects,

@@ -742,7 +742,8 @@ class WrkBench:
                 f"accepts/s; tasks+pg {_tasks_pg_ms(beat):.2f} vs {_tasks_pg_ms(accept):.2f} "
                 f"ms/request; wrk share {loadgen_share(beat):.1%} / {loadgen_share(accept):.1%}; "
                 f"paced at {paced.units / paced.wall_seconds:.0f}/s: p99 "
-                f"{paced.latency_ms['p99']} ms"
+                f"{paced.latency_ms['p99']} ms; {beat.extra['beats_per_statement']} beats per "
+                "statement"
             )
         books = await self._hourly_books([p["id"] for p in projects])
         result = heartbeat_result(
@@ -813,9 +814,15 @@ class WrkBench:
         conns = min(self.config.heartbeat_concurrency, sessions)
         args = [str(path), str(conns)]
         if not paced:
-            return self._warm_and_measure(
-                "heartbeat", "heartbeat.lua", args, conns, warm_up=warm_up
+            before = self._coalesced_heartbeats()
+            run = self._warm_and_measure("heartbeat", "heartbeat.lua", args, conns, warm_up=warm_up)
+            after = self._coalesced_heartbeats()
+            # Warm-up included (the counters are the process's): the mean is what matters.
+            run.extra["statements"] = after[1] - before[1]
+            run.extra["beats_per_statement"] = _round(
+                _ratio(after[0] - before[0], after[1] - before[1]), 1
             )
+            return run
         delay_ms = max(1, round(conns / self.config.heartbeat_p99_rate * 1000))
         args.append(str(delay_ms))
         run = self._warm_and_measure(
@@ -823,6 +830,17 @@ class WrkBench:
         )
         run.extra["paced_delay_ms"] = delay_ms
         return run
+
+    def _coalesced_heartbeats(self) -> tuple[float, float]:
+        """The tasks service's (heartbeats, statements) counters so far (its /metrics: how many
+        heartbeats shared each statement, shared/coalescing.py)."""
+        text = httpx.get(f"{self.stack.urls['tasks']}/metrics", timeout=30).text
+        values = {"events": 0.0, "batches": 0.0}
+        for line in text.splitlines():
+            for name in values:
+                if line.startswith(f'marketplace_coalesced_{name}_total{{what="heartbeat"}}'):
+                    values[name] = float(line.rsplit(" ", 1)[1])
+        return values["events"], values["batches"]
 
     def _accept_phase(self, path: Path, workers: int, project_id: str) -> WrkRun:
         conns = min(self.config.heartbeat_concurrency, workers)
@@ -990,6 +1008,7 @@ def heartbeat_result(
         "throughput_ratio": _round(_ratio(beats.per_second, accepts.per_second)),
         "cpu_ratio": _round(_ratio(tasks_pg(beats), tasks_pg(accepts))),
         "large_paced": paced.summary(),
+        "beats_per_statement": [r.extra.get("beats_per_statement") for r in beats.runs],
         "p99_ms": {"large": p99(paced), "small": small_p99, "large_unpaced": p99(beats)},
         "p99_ratio": _round(_ratio(p99(paced), small_p99)),
         "per_round": per_round,

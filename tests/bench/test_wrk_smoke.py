@@ -153,6 +153,10 @@ def test_heartbeat_cpu_and_latency_are_measured(report: dict) -> None:
         assert per_unit["pg:tasks"] <= per_unit["postgres"]
         tasks_pg = result[name]["tasks_plus_postgres_ms_per_unit"]
         assert per_unit["tasks"] < tasks_pg <= per_unit["tasks"] + per_unit["postgres"] + 1e-3
+    # The service's own counters: every beat of an unpaced phase went through a statement.
+    for run in (r for r in report["runs"] if r["extra"].get("set") == "large"):
+        assert run["extra"]["statements"] > 0, run
+        assert run["extra"]["beats_per_statement"] >= 1, run
     for side in ("large", "small", "large_unpaced"):
         assert _positive(result["p99_ms"][side]), result["p99_ms"]
     for key in ("throughput_ratio", "cpu_ratio", "p99_ratio"):
