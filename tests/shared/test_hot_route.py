@@ -1,8 +1,8 @@
 """HotRoute (shared/hot_path.py): a hot route answered without FastAPI's dependency solving
 must answer every request exactly as the same route with its dependencies solved would:
 the same caller checks in the same order, the same problems, the same Idempotency-Key rules,
-the same OpenAPI. The heartbeat is the route that uses it; each case is asked of it and of
-a request that FastAPI solves (the session read), side by side where they share a rule."""
+the same OpenAPI. Heartbeat, end and accept use it; each case is asked of the heartbeat and of
+return, whose identical caller dependency FastAPI still solves, and the answers compared."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ async def test_the_heartbeat_checks_its_caller_as_a_solved_route_does(
         "requester": requester.headers,
         "long idempotency key": {**worker.headers, "Idempotency-Key": "k" * 256},
     }
-    accept = f"/v1/work/projects/{project.id}/accept"  # the same dependency, solved by FastAPI
+    # Return has the same caller dependency, solved by FastAPI (it also takes BackgroundTasks);
+    # the caller is refused before the assignment is looked at.
+    solved_path = "/v1/assignments/" + "0" * 20 + "/return"
     answers, solved = {}, {}
     for name, headers in cases.items():
         resp = await tasks_client.post(path, headers=headers)
@@ -42,7 +44,7 @@ async def test_the_heartbeat_checks_its_caller_as_a_solved_route_does(
             "application/problem+json" if resp.status_code >= 400 else "application/json"
         )
         if resp.status_code >= 400:
-            other = await tasks_client.post(accept, headers=headers)
+            other = await tasks_client.post(solved_path, headers=headers)
             solved[name] = (other.status_code, other.json().get("code"))
             assert other.json()["detail"] == resp.json()["detail"], name
     assert answers == {

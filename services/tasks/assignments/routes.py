@@ -3,8 +3,9 @@
 Every POST here takes `Idempotency-Key`: a worker app retrying after a timeout gets the first
 answer again (the same assignment, not a second one). Accept, submit and return are the site's
 busiest requests: they run on the hot pool in autocommit (`call.run`, on a connection taken
-for the action only), with the caller and the key resolved by one dependency (shared.hot_path).
-The transitions themselves live in services/tasks/lifecycle.
+for the action only), with the caller and the key resolved by one dependency (shared.hot_path);
+accept, which needs nothing else, by HotRoute without FastAPI's dependency solving. The
+transitions themselves live in services/tasks/lifecycle.
 """
 
 from __future__ import annotations
@@ -39,17 +40,20 @@ from shared.errors import (
     ValidationFailed,
     error_responses,
 )
-from shared.hot_path import WorkerCallDep
+from shared.hot_path import HotRoute, WorkerCallDep
 from shared.pagination import Page, PageDep
 
 router = APIRouter(tags=["assignments"])
+# Accept takes only its path, the worker and the Request: answered without FastAPI's
+# per-request dependency solving (shared/hot_path.py, HotRoute). Included into `router` below.
+queue = APIRouter(tags=["assignments"], route_class=HotRoute)
 
 StatusFilter = Annotated[
     AssignmentStatus | None, Query(alias="status", description="Only this status.")
 ]
 
 
-@router.post(
+@queue.post(
     "/v1/work/projects/{project_id}/accept",
     operation_id="accept_work",
     status_code=status.HTTP_201_CREATED,
@@ -161,3 +165,6 @@ async def list_project_assignments(
         status=status_filter,
         page=page,
     )
+
+
+router.include_router(queue)
