@@ -303,7 +303,7 @@ async def record_work_activity(
 
 # Events on sessions named by id (heartbeats, the worker's end): the statement above for MANY
 # sessions at once, one event per session, so that concurrent heartbeats share one statement
-# and one commit (services/tasks/sessions/heartbeats.py) instead of paying for one each. The
+# and one commit (service.session_events, shared/coalescing.py) instead of one each. The
 # same rules, per session; what changes is that several sessions may draw on one budget row:
 # - `ev`: the events ($1 session ids, unique; $2 the caller of each; $3 each one's clock
 #   stamp; $4 whether it is the worker's end).
