@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 
 from bench.load import LoadJob, LoadResult, LoadRunner
@@ -577,38 +576,15 @@ class Bench:
             "worker", max(0, per_project - len(have))
         )
         projects = [
-            await self.api.published_project(
-                self.requester,
-                f"hourly {i}",
-                1,
-                f"hb{i}",
-                task_type="transcription",
-                labels=None,
-                reward=None,
-                pay_model="hourly",
-                hourly_rate="0.01",
-                budget_hours=HOURLY_BUDGET_HOURS,
-                idle_timeout_seconds=3_600,
+            await self.api.published_hourly_project(
+                self.requester, f"hourly {i}", f"hb{i}", budget_hours=HOURLY_BUDGET_HOURS
             )
             for i in range(c.heartbeat_projects)
         ]
         pairs = [(w, p) for w in crowd for p in projects]  # worker-major: spread over projects
 
         async def open_one(i: int) -> tuple[str, str]:
-            worker, project = pairs[i]
-            path = f"/v1/work/projects/{project['id']}/sessions"
-            for attempt in range(5):
-                try:
-                    resp = await self.api.call("tasks", "POST", path, worker, expect=(201, 409))
-                except httpx.TransportError:  # a keep-alive connection closed under the call
-                    await asyncio.sleep(0.1 * (attempt + 1))
-                    continue
-                body = resp.json()
-                # 409 session_already_open: an earlier try got through; that session is ours.
-                return worker["api_key"], body["id"] if resp.status_code == 201 else body[
-                    "session_id"
-                ]
-            raise RuntimeError(f"could not open a session in {project['id']}")
+            return await self.api.open_work_session(*pairs[i])
 
         small = await bounded_gather(c.heartbeat_sessions_small, open_one, concurrency=16)
         await self._seed_timer("heartbeat_sessions_small", started)

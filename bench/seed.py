@@ -197,3 +197,44 @@ class Api:
         project = await self.create_project(requester, title, **fields)
         await self.upload_many(requester, project["id"], tag, tasks)
         return await self.publish(requester, project["id"])
+
+    async def published_hourly_project(
+        self, requester: dict[str, Any], title: str, tag: str, *, budget_hours: int
+    ) -> dict[str, Any]:
+        """An hourly transcription project at 0.01/h (the cheapest rate, so a big budget costs
+        little), an idle timeout of an hour (a bench's sessions never go idle between beats),
+        one task, published: what the heartbeat figures open their sessions in."""
+        return await self.published_project(
+            requester,
+            title,
+            1,
+            tag,
+            task_type="transcription",
+            labels=None,
+            reward=None,
+            pay_model="hourly",
+            hourly_rate="0.01",
+            budget_hours=budget_hours,
+            idle_timeout_seconds=3_600,
+        )
+
+    async def open_work_session(
+        self, worker: dict[str, Any], project: dict[str, Any]
+    ) -> tuple[str, str]:
+        """(the worker's API key, the id of their open session in the hourly project), retried
+        when a keep-alive connection closes under the call (409 `session_already_open` then
+        means an earlier try got through: that session is theirs)."""
+        path = f"/v1/work/projects/{project['id']}/sessions"
+        for attempt in range(5):
+            try:
+                resp = await self.call("tasks", "POST", path, worker, expect=(201, 409))
+            except httpx.TransportError:
+                await asyncio.sleep(0.1 * (attempt + 1))
+                continue
+            body = resp.json()
+            if resp.status_code == 201:
+                return worker["api_key"], body["id"]
+            if body.get("code") == "session_already_open":
+                return worker["api_key"], body["session_id"]
+            raise RuntimeError(f"opening a session in {project['id']}: {resp.text[:300]}")
+        raise RuntimeError(f"could not open a session in {project['id']}")

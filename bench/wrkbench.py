@@ -666,18 +666,8 @@ class WrkBench:
             self.requester, int((hourly_cents + accept_tasks * SLOT_COST_CENTS) * 1.1)
         )
         projects = [
-            await self.api.published_project(
-                self.requester,
-                f"wrk hourly {i}",
-                1,
-                f"wrkhb{i}",
-                task_type="transcription",
-                labels=None,
-                reward=None,
-                pay_model="hourly",
-                hourly_rate="0.01",
-                budget_hours=HOURLY_BUDGET_HOURS,
-                idle_timeout_seconds=3_600,
+            await self.api.published_hourly_project(
+                self.requester, f"wrk hourly {i}", f"wrkhb{i}", budget_hours=HOURLY_BUDGET_HOURS
             )
             for i in range(c.heartbeat_projects)
         ]
@@ -687,7 +677,7 @@ class WrkBench:
         small_count = min(c.heartbeat_sessions_small, c.heartbeat_sessions_large)
         small = await bounded_gather(
             small_count,
-            lambda i: self._open_session(*pairs[i]),
+            lambda i: self.api.open_work_session(*pairs[i]),
             concurrency=c.session_open_concurrency,
         )
         seed_seconds = {"small_sessions": round(time.perf_counter() - started, 1)}
@@ -697,7 +687,7 @@ class WrkBench:
         started = time.perf_counter()
         rest = await bounded_gather(
             c.heartbeat_sessions_large - small_count,
-            lambda i: self._open_session(*pairs[small_count + i]),
+            lambda i: self.api.open_work_session(*pairs[small_count + i]),
             concurrency=c.session_open_concurrency,
         )
         large = small + rest
@@ -771,24 +761,6 @@ class WrkBench:
         c = self.config
         phases = c.rounds * (c.warmup_seconds + c.seconds)
         return max(200, math.ceil(phases * c.assumed_max_accepts_per_second))
-
-    async def _open_session(
-        self, worker: dict[str, Any], project: dict[str, Any]
-    ) -> tuple[str, str]:
-        path = f"/v1/work/projects/{project['id']}/sessions"
-        for attempt in range(5):
-            try:
-                resp = await self.api.call("tasks", "POST", path, worker, expect=(201, 409))
-            except httpx.TransportError:  # a keep-alive connection closed under the call
-                await asyncio.sleep(0.1 * (attempt + 1))
-                continue
-            body = resp.json()
-            if resp.status_code == 201:
-                return worker["api_key"], body["id"]
-            if body.get("code") == "session_already_open":  # an earlier try got through
-                return worker["api_key"], body["session_id"]
-            raise RuntimeError(f"opening a session in {project['id']}: {resp.text[:300]}")
-        raise RuntimeError(f"could not open a session in {project['id']}")
 
     def _heartbeat_runs(self, label: str, sessions: list[tuple[str, str]]) -> list[WrkRun]:
         """`rounds` paced heartbeat phases (after one warm-up) over these sessions."""
