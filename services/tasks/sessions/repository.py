@@ -307,10 +307,13 @@ async def record_work_activity(
 # same rules, per session; what changes is that several sessions may draw on one budget row:
 # - `ev`: the events ($1 session ids, unique; $2 the caller of each; $3 each one's clock
 #   stamp; $4 whether it is the worker's end).
-# - `locked`: the named sessions, locked by primary key (`id = ANY($1)` and nothing else, so
-#   the only index a plan can use is the primary key: with `status = 'open'` here, a generic
-#   plan made on a small table walked the open sessions' partial index and merged). `old`
-#   then keeps the caller's open, live ones, read from the locked rows' latest versions.
+# - `locked`: the named sessions not ended, locked by primary key. Ended sessions are never
+#   locked here: a timesheet's approval holds its (ended) sessions, and a stale heartbeat must
+#   not hold one while it waits for a timesheet or budget row. `ended_at IS NULL` says "not
+#   ended" (a CHECK ties it to `status`) in a form the open sessions' partial index does not
+#   match: with `status = 'open'`, a generic plan made on a small table walked that index and
+#   merged, where the primary key probes each id. `old` then keeps the caller's open, live
+#   ones, read from the locked rows' latest versions.
 # - `terms`: their projects' hourly terms, by primary key. MATERIALIZED keeps `status =
 #   'published'` out of that read, for the same reason: the published projects' partial index
 #   would otherwise be walked once per session.
@@ -335,7 +338,7 @@ WITH ev AS (
     SELECT s.id, s.worker_id, s.status, s.expires_at, s.timesheet_id, s.project_id,
            s.last_activity_at, s.week_start
     FROM work_sessions s
-    WHERE s.id = ANY($1::text[])
+    WHERE s.id = ANY($1::text[]) AND s.ended_at IS NULL
     ORDER BY s.id
     FOR UPDATE
 ), terms AS MATERIALIZED (

@@ -215,9 +215,39 @@ async def owed_on_open_timesheets(db: Db, project_id: str) -> list[int]:
 DUE_TIMESHEETS_SQL = """
 SELECT id FROM timesheets
 WHERE status = 'open' AND auto_approve_at < $1::timestamptz - make_interval(secs => $2::float8)
-ORDER BY auto_approve_at
+ORDER BY auto_approve_at, id
 LIMIT $3
 """
+
+# What a batch of approvals will lock, taken up front in the order every statement on these
+# rows keeps (the work sessions, then the timesheets, then the projects' budget rows, each by
+# id), so that two replicas' batches, or a batch and a heartbeat, a dispute or a requester's
+# approval, can wait on each other but never in a cycle. Approving one timesheet after another
+# would take them class by class per timesheet (sessions, timesheet, budget, then the next
+# timesheet's sessions...), and two batches sharing a project's budget row could each hold what
+# the other waits for (seen in CI: a deadlock between two replicas' batches).
+LOCK_SESSIONS_OF_TIMESHEETS_SQL = """
+SELECT id FROM work_sessions WHERE timesheet_id = ANY($1::text[]) ORDER BY id FOR UPDATE
+"""
+LOCK_TIMESHEETS_SQL = """
+SELECT id FROM timesheets WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+"""
+LOCK_BUDGETS_OF_TIMESHEETS_SQL = """
+SELECT b.project_id FROM hourly_budgets b
+WHERE b.project_id IN (SELECT project_id FROM timesheets WHERE id = ANY($1::text[]))
+ORDER BY b.project_id
+FOR UPDATE
+"""
+
+
+async def lock_for_approvals(db: Writable, timesheet_ids: list[str]) -> None:
+    for sql in (
+        LOCK_SESSIONS_OF_TIMESHEETS_SQL,
+        LOCK_TIMESHEETS_SQL,
+        LOCK_BUDGETS_OF_TIMESHEETS_SQL,
+    ):
+        await db.execute(sql, timesheet_ids)
+
 
 # ---------------------------------------------------------------------------- disputes
 

@@ -252,24 +252,29 @@ async def approve_as_requester(
 
 async def auto_approve_due(db: WriteDb, *, now: datetime, limit: int, grace_seconds: float) -> int:
     """The sweep: unreviewed timesheets past `auto_approve_at` are approved like a requester
-    approval (`approved_by: auto`). Replica-safe: approval locks the rows and is a no-op on
-    one already approved, so two replicas on one timesheet pay it once."""
+    approval (`approved_by: auto`). Replica-safe: the batch locks what its approvals will lock
+    first, in the one order (repository.lock_for_approvals), and approval is a no-op on a
+    timesheet already approved, so two replicas on one timesheet pay it once."""
     ids = [
         r["id"] for r in await db.fetch(repository.DUE_TIMESHEETS_SQL, now, grace_seconds, limit)
     ]
+    if not ids:
+        return 0
+    await repository.lock_for_approvals(db, ids)
     approved = 0
     for timesheet_id in ids:
-        async with db.savepoint():
-            try:
+        try:
+            async with db.savepoint():
                 approved += int(await approve(db, timesheet_id=timesheet_id, now=now, by="auto"))
-            except TimesheetNotFinal:
-                continue  # a session still live past the deadline: next pass
-            except Exception:
-                # A timesheet that cannot be paid (a broken invariant, logged for the operator)
-                # must not hold back the others of the batch: its savepoint is rolled back
-                # and the next pass tries it again.
-                log.exception("timesheet %s: auto-approval failed", timesheet_id)
-                continue
+        except TimesheetNotFinal:
+            continue  # a session still live past the deadline: next pass
+        except Exception:
+            # A timesheet that cannot be paid (a broken invariant, logged for the operator) must
+            # not hold back the others of the batch: its savepoint is rolled back (the error
+            # leaves the block, so a failed statement's transaction state goes with it) and the
+            # next pass tries it again.
+            log.exception("timesheet %s: auto-approval failed", timesheet_id)
+            continue
     return approved
 
 
