@@ -152,7 +152,9 @@ def test_heartbeat_cpu_and_latency_are_measured(report: dict) -> None:
             assert _positive(per_unit.get(component)), (name, component, per_unit)
         assert per_unit["pg:tasks"] <= per_unit["postgres"]
         tasks_pg = result[name]["tasks_plus_postgres_ms_per_unit"]
-        assert per_unit["tasks"] < tasks_pg <= per_unit["tasks"] + per_unit["postgres"] + 1e-3
+        # Each of the three figures is rounded to 3 decimals on its own: they may disagree by
+        # up to 0.0015 (a CI run once saw 0.794 against 0.469 + 0.324 + 0.001 in floats).
+        assert per_unit["tasks"] < tasks_pg <= per_unit["tasks"] + per_unit["postgres"] + 2e-3
     # The service's own counters: every beat of an unpaced phase went through a statement.
     for run in (r for r in report["runs"] if r["extra"].get("set") == "large"):
         assert run["extra"]["statements"] > 0, run
